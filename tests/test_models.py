@@ -1,0 +1,123 @@
+"""The models built exactly as WORKLOADS.md describes: parameter counts, shapes, training."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchd import catalog
+from benchd.workloads.datasets import layout
+from benchd.workloads.datasets.formats import get_format
+from benchd.workloads.models import dcgan, siamese, transformer, vae
+from benchd.workloads.training import TrainerSpec, build_trainer
+from benchd.workloads.training.base import parameter_count
+from benchd.workloads.training.transformer import batchify
+
+from .test_catalog import PUBLISHED_PARAMETERS
+
+
+def test_dcgan_modules_counts_and_shapes() -> None:
+    generator, discriminator = dcgan.Generator(), dcgan.Discriminator()
+    assert parameter_count(generator) == 3_576_704
+    assert parameter_count(discriminator) == 2_765_568
+    assert not any(isinstance(m, torch.nn.Conv2d) and m.bias is not None for m in discriminator.modules())
+    images = generator(torch.randn(2, 100, 1, 1))
+    assert images.shape == (2, 3, 64, 64)
+    assert images.min() >= -1 and images.max() <= 1
+    assert discriminator(images).shape == (2,)
+
+
+def test_dcgan_initialisation() -> None:
+    torch.manual_seed(0)
+    generator = dcgan.Generator()
+    generator.apply(dcgan.init_weights)
+    conv = generator.main[3]
+    norm = generator.main[4]
+    assert abs(conv.weight.std().item() - 0.02) < 0.002
+    assert abs(norm.weight.mean().item() - 1.0) < 0.01
+    assert torch.all(norm.bias == 0)
+
+
+def test_siamese_counts_and_shapes() -> None:
+    model = siamese.SiameseNetwork()
+    assert parameter_count(model) == 11_432_897
+    assert model.tower[0].in_channels == 1
+    out = model(torch.rand(3, 1, 28, 28) * 255, torch.rand(3, 1, 28, 28) * 255)
+    assert out.shape == (3,)
+    assert torch.all((out > 0) & (out < 1))
+    assert torch.all(model.head[0].bias == 0.01)
+
+
+@pytest.mark.parametrize("preset", catalog.get_workload("transformer").presets, ids=lambda p: p.name)
+def test_transformer_counts_for_the_real_vocabulary(preset: catalog.Preset) -> None:
+    options = preset.options
+    with torch.device("meta"):
+        model = transformer.TransformerLM(33_278, options["emsize"], options["nlayers"], options["nhid"])
+    assert parameter_count(model) == PUBLISHED_PARAMETERS[("transformer", preset.name)]
+
+
+def test_transformer_shapes_and_causality() -> None:
+    torch.manual_seed(0)
+    model = transformer.TransformerLM(50, 16, 2, 32).eval()
+    tokens = torch.randint(0, 50, (10, 3))
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(10)
+    out = model(tokens, mask)
+    assert out.shape == (10, 3, 50)
+    assert torch.allclose(out.exp().sum(-1), torch.ones(10, 3), atol=1e-4)
+    changed = tokens.clone()
+    changed[-1] = (changed[-1] + 1) % 50
+    # A later token cannot influence earlier positions.
+    assert torch.allclose(model(changed, mask)[:-1], out[:-1], atol=1e-5)
+
+
+def test_batchify_cuts_columns_and_drops_the_remainder() -> None:
+    data = batchify(torch.arange(23), 4)
+    assert data.shape == (5, 4)
+    assert data[:, 1].tolist() == [5, 6, 7, 8, 9]
+
+
+def test_step_counts_match_published_for_the_real_token_count() -> None:
+    for batch, steps in ((20, 2984), (200, 299)):
+        rows = 2_088_628 // batch
+        assert len(range(0, rows - 1, 35)) == steps
+
+
+def test_vae_counts_and_loss() -> None:
+    model = vae.VAE()
+    assert parameter_count(model) == 652_824
+    x = torch.rand(4, 1, 28, 28)
+    recon, mu, logvar = model(x)
+    assert recon.shape == (4, 784) and mu.shape == (4, 20) and logvar.shape == (4, 20)
+    zero_kl = vae.loss(x.view(4, 784), x, torch.zeros(4, 20), torch.zeros(4, 20))
+    expected = torch.nn.functional.binary_cross_entropy(x.view(4, 784), x.view(4, 784), reduction="sum")
+    assert torch.isclose(zero_kl, expected)
+
+
+@pytest.mark.parametrize(
+    ("workload", "batch", "options"),
+    [
+        ("vae", 32, {}),
+        ("siamese", 8, {}),
+        ("transformer", 4, {"emsize": 32, "nlayers": 1, "nhid": 32}),
+        ("dcgan", 8, {}),
+    ],
+)
+def test_a_few_training_steps_change_the_loss(
+    small_data_dir: Path, workload: str, batch: int, options: dict
+) -> None:
+    torch.manual_seed(0)
+    dataset = catalog.get_workload(workload).dataset
+    data_path = layout.dataset_path(small_data_dir, get_format(dataset))
+    trainer = build_trainer(TrainerSpec(workload, batch, options, 1.0, 0, 0, data_path, torch.device("cpu")))
+    losses = []
+    for step, data in enumerate(trainer.batches()):
+        loss, count = trainer.step(data)
+        assert count > 0
+        losses.append(loss.item())
+        if step == 3:
+            break
+    assert all(math.isfinite(v) for v in losses)
+    assert len(set(losses)) > 1

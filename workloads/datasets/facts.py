@@ -1,0 +1,15 @@
+"""Published sizes of the real datasets (WORKLOADS.md), shared by readers, generators and the catalog.
+
+Kept free of imports so the parent can use them without loading numpy or torch.
+"""
+
+LSUN_CLASSROOM_IMAGES = 168_103
+
+MNIST_TRAIN_IMAGES = 60_000
+MNIST_TEST_IMAGES = 10_000
+MNIST_SIDE = 28
+
+WIKITEXT2_TRAIN_TOKENS = 2_088_628
+WIKITEXT2_VALID_TOKENS = 217_646
+WIKITEXT2_TEST_TOKENS = 245_569
+WIKITEXT2_VOCAB = 33_278

@@ -1,0 +1,1 @@
+"""Model definitions, written from the facts in WORKLOADS.md."""
