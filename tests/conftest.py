@@ -1,0 +1,21 @@
+"""Shared fixtures: small synthetic datasets made once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchd.workloads.datasets import layout
+from benchd.workloads.datasets.formats import NAMES, get_format
+
+SMALL_SCALE = 0.01
+
+
+@pytest.fixture(scope="session")
+def small_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory holding all three datasets at 1% of their real size."""
+    data_dir = tmp_path_factory.mktemp("benchd-data")
+    for name in NAMES:
+        layout.ensure(data_dir, get_format(name), scale=SMALL_SCALE, seed=0)
+    return data_dir

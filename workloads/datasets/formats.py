@@ -1,0 +1,23 @@
+"""Which dataset module serves which dataset name (imported only when asked for)."""
+
+from __future__ import annotations
+
+import importlib
+
+from benchd.workloads.datasets.layout import DatasetFormat
+
+_MODULES = {
+    "lsun-classroom": "benchd.workloads.datasets.lsun",
+    "mnist": "benchd.workloads.datasets.mnist",
+    "wikitext-2": "benchd.workloads.datasets.wikitext",
+}
+
+NAMES = tuple(_MODULES)
+
+
+def get_format(name: str) -> DatasetFormat:
+    try:
+        module = _MODULES[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(NAMES)}") from None
+    return importlib.import_module(module)  # type: ignore[return-value]

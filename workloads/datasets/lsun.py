@@ -1,0 +1,133 @@
+"""LSUN classroom as an LMDB of encoded images, and a synthetic twin.
+
+The official release stores one image per key (a 40-character hex id), the
+value being the encoded image (WebP; JPEG and PNG are accepted too), about
+256 px on the short side. The synthetic twin writes the same: WebP scenes of
+the same size, so decoding costs what it costs on the real data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+import os
+from pathlib import Path
+
+import lmdb
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from benchd.workloads.datasets import facts
+from benchd.workloads.datasets.layout import DatasetError, ProgressCallback
+
+NAME = "lsun-classroom"
+RELATIVE_PATH = "lsun/classroom_train_lmdb"
+
+_SHORT_SIDE = 256
+_CHUNK = 256
+_WEBP_QUALITY = 75
+_GRAIN = 24  # film-grain amplitude: brings file size and decode cost near real photos'
+_BYTES_PER_IMAGE_ESTIMATE = 22_000
+
+
+def open_env(path: Path) -> lmdb.Environment:
+    """Read-only, lock-free, as many readers (DataLoader workers) open it at once."""
+    if not (path / "data.mdb").is_file():
+        raise DatasetError(path / "data.mdb", "missing: not an LMDB directory")
+    try:
+        return lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False)
+    except lmdb.Error as exc:
+        raise DatasetError(path / "data.mdb", f"cannot be opened as LMDB ({exc})") from None
+
+
+def decode(value: bytes, where: Path) -> Image.Image:
+    try:
+        with Image.open(io.BytesIO(value)) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DatasetError(where, f"an entry is not a decodable image ({exc})") from None
+
+
+def read_keys(env: lmdb.Environment) -> list[bytes]:
+    with env.begin(write=False) as txn:
+        return list(txn.cursor().iternext(keys=True, values=False))
+
+
+def count_samples(path: Path) -> int:
+    env = open_env(path)
+    try:
+        entries = env.stat()["entries"]
+        if entries == 0:
+            raise DatasetError(path / "data.mdb", "holds no images")
+        with env.begin(write=False) as txn:
+            _key, value = next(iter(txn.cursor()))
+        decode(value, path / "data.mdb")
+        return entries
+    finally:
+        env.close()
+
+
+def synthetic_image(index: int, seed: int) -> Image.Image:
+    """A classroom-like scene: wall and floor, a board, rows of desks, texture."""
+    rng = np.random.default_rng([seed, index])
+    width = int(rng.integers(_SHORT_SIDE, 400))
+    height = _SHORT_SIDE
+    wall = rng.integers(120, 230, size=3)
+    floor = rng.integers(40, 140, size=3)
+    horizon = int(rng.integers(height // 3, 2 * height // 3))
+    shade = np.linspace(0.8, 1.1, height, dtype=np.float32)[:, None, None]
+    scene = np.empty((height, width, 3), dtype=np.float32)
+    scene[:horizon] = wall
+    scene[horizon:] = floor
+    scene *= shade
+    board_left = int(rng.integers(0, width // 2))
+    board_top = int(rng.integers(10, max(11, horizon - 60)))
+    scene[board_top : board_top + 50, board_left : board_left + width // 3] = rng.integers(0, 80, 3)
+    for _ in range(int(rng.integers(4, 12))):
+        top = int(rng.integers(horizon, height - 10))
+        left = int(rng.integers(0, width - 20))
+        scene[top : top + 12, left : left + int(rng.integers(20, 60))] = rng.integers(60, 200, 3)
+    scene += rng.integers(-_GRAIN, _GRAIN + 1, size=scene.shape, dtype=np.int16)
+    return Image.fromarray(np.clip(scene, 0, 255).astype(np.uint8))
+
+
+def image_key(index: int, seed: int) -> bytes:
+    return hashlib.sha1(f"benchd-synthetic-{seed}-{index}".encode()).hexdigest().encode()
+
+
+def _encode_chunk(args: tuple[int, int, int]) -> list[tuple[bytes, bytes]]:
+    start, stop, seed = args
+    items = []
+    for index in range(start, stop):
+        buffer = io.BytesIO()
+        synthetic_image(index, seed).save(buffer, format="WEBP", quality=_WEBP_QUALITY, method=0)
+        items.append((image_key(index, seed), buffer.getvalue()))
+    return items
+
+
+def image_count(scale: float) -> int:
+    return max(1, round(facts.LSUN_CLASSROOM_IMAGES * scale))
+
+
+def estimate_bytes(scale: float) -> int:
+    return image_count(scale) * _BYTES_PER_IMAGE_ESTIMATE
+
+
+def generate(path: Path, scale: float, seed: int, progress: ProgressCallback) -> None:
+    """Encode on every core; one writer fills the LMDB in chunk order, so output is deterministic."""
+    total = image_count(scale)
+    chunks = [(start, min(start + _CHUNK, total), seed) for start in range(0, total, _CHUNK)]
+    env = lmdb.open(str(path), map_size=max(1 << 26, estimate_bytes(scale) * 4), subdir=True)
+    done = 0
+    try:
+        with multiprocessing.get_context("spawn").Pool(os.cpu_count() or 1) as pool:
+            for items in pool.imap(_encode_chunk, chunks):
+                with env.begin(write=True) as txn:
+                    for key, value in items:
+                        txn.put(key, value)
+                done += len(items)
+                progress(done, total)
+        env.sync(True)
+    finally:
+        env.close()
