@@ -1,0 +1,59 @@
+"""A purpose-built child for the runner's tests: the real harness entry, a misbehaving body.
+
+Run as `python tests/fault_child.py --spec JSON --events-fd N` with the spec's
+`fault` naming what to do after the `started` event.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+from benchd import protocol
+from benchd.protocol import EventWriter
+from benchd.workloads.harness import main
+
+
+def misbehave(spec: dict, events: EventWriter) -> None:
+    fault = spec["fault"]
+    if fault == "orphan":
+        # A grandchild that inherits the event pipe, like a DataLoader worker.
+        grandchild = subprocess.Popen(["sleep", "60"], pass_fds=(events._fd,))
+        events.emit(protocol.STARTED, grandchild_pid=grandchild.pid)
+        events.emit(protocol.FINISHED)
+        return
+    events.emit(protocol.STARTED, device="cpu", device_name="test")
+    events.emit(protocol.EPOCH_START, epoch=0)
+    if fault == "none":
+        events.emit(protocol.EPOCH_END, epoch=0, duration=0.5, samples=10, steps=1, data_wait=0.0, loss=1.0)
+        events.emit(protocol.FINISHED)
+    elif fault == "cuda_oom":
+        import torch
+
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    elif fault == "mps_oom":
+        raise RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB, other allocations: 1 GB)")
+    elif fault == "error":
+        raise NotImplementedError("The operator 'aten::foo' is not currently implemented for the MPS device")
+    elif fault == "hang":
+        threading.Event().wait()
+    elif fault == "sigkill":
+        print("about to be killed", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif fault == "segfault":
+        ctypes.string_at(0)
+    elif fault == "exit_silently":
+        os._exit(3)
+    elif fault == "garbage":
+        os.write(events._fd, b"this is not json\n")
+        threading.Event().wait()
+    else:
+        raise ValueError(f"unknown fault {fault!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(body=misbehave))
