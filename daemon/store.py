@@ -1,0 +1,387 @@
+"""The results store: SQLite in the data directory, the source of truth for every run.
+
+A run row exists from the moment a run is queued or started, and moves through
+`queued` -> `running` -> `finished`; its outcome is set exactly once, when it
+finishes. Epochs are written as they end, so a crash loses at most the epoch
+in flight. The schema is versioned with PRAGMA user_version and changed only
+by appending migrations: a newer benchd upgrades an older file in place.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+QUEUED = "queued"
+RUNNING = "running"
+FINISHED = "finished"
+
+BASIS_FIRST = "first-epoch"
+BASIS_MEDIAN = "median-after-first"
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workload TEXT NOT NULL,
+        preset TEXT NOT NULL,
+        config TEXT NOT NULL,
+        batch_size INTEGER NOT NULL,
+        fraction REAL NOT NULL,
+        epochs_requested INTEGER NOT NULL,
+        seed INTEGER NOT NULL,
+        requested_device TEXT NOT NULL,
+        state TEXT NOT NULL,
+        outcome TEXT,
+        message TEXT,
+        stderr_tail TEXT,
+        log_path TEXT,
+        device TEXT,
+        device_type TEXT,
+        device_name TEXT,
+        device_total_memory_bytes INTEGER,
+        precision TEXT,
+        torch_version TEXT,
+        benchd_version TEXT NOT NULL,
+        driver_version TEXT,
+        data_kind TEXT,
+        data_samples INTEGER,
+        data_path TEXT,
+        parameters INTEGER,
+        samples_per_epoch INTEGER,
+        steps_per_epoch INTEGER,
+        sample_unit TEXT,
+        peak_host_rss_bytes INTEGER,
+        queued_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL
+    );
+    CREATE INDEX runs_by_workload ON runs (workload, preset, id);
+    CREATE INDEX runs_by_state ON runs (state);
+    CREATE TABLE epochs (
+        run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        duration_seconds REAL NOT NULL,
+        samples INTEGER NOT NULL,
+        steps INTEGER NOT NULL,
+        data_wait_seconds REAL NOT NULL,
+        peak_allocated_bytes INTEGER,
+        peak_reserved_bytes INTEGER,
+        loss REAL,
+        start_t REAL NOT NULL,
+        end_t REAL NOT NULL,
+        PRIMARY KEY (run_id, idx)
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(Exception):
+    """The store cannot be opened or is from a newer benchd."""
+
+
+@dataclass(frozen=True)
+class Epoch:
+    index: int
+    duration_seconds: float
+    samples: int
+    steps: int
+    data_wait_seconds: float
+    peak_allocated_bytes: int | None
+    peak_reserved_bytes: int | None
+    loss: float | None
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples / self.duration_seconds if self.duration_seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "samples_per_second": self.samples_per_second}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The run's representative figures and which epochs they come from."""
+
+    basis: str
+    epoch_seconds: float
+    samples_per_second: float
+    epochs: tuple[int, ...]
+
+
+def summarize(epochs: list[Epoch]) -> Summary | None:
+    """Median of the epochs after the first when there are several; the first when alone.
+
+    The first epoch pays one-time costs (autotuning, allocator growth), so it
+    only stands for the run when it is all there is.
+    """
+    if not epochs:
+        return None
+    chosen = epochs[1:] if len(epochs) > 1 else epochs[:1]
+    return Summary(
+        basis=BASIS_MEDIAN if len(epochs) > 1 else BASIS_FIRST,
+        epoch_seconds=statistics.median(e.duration_seconds for e in chosen),
+        samples_per_second=statistics.median(e.samples_per_second for e in chosen),
+        epochs=tuple(e.index for e in chosen),
+    )
+
+
+@dataclass
+class Run:
+    id: int
+    workload: str
+    preset: str
+    config: dict[str, Any]
+    fraction: float
+    requested_device: str
+    state: str
+    outcome: str | None
+    message: str | None
+    stderr_tail: str | None
+    log_path: str | None
+    device: str | None
+    device_type: str | None
+    device_name: str | None
+    precision: str | None
+    torch_version: str | None
+    benchd_version: str
+    driver_version: str | None
+    data_kind: str | None
+    data_samples: int | None
+    parameters: int | None
+    samples_per_epoch: int | None
+    sample_unit: str | None
+    peak_host_rss_bytes: int | None
+    queued_at: float
+    started_at: float | None
+    finished_at: float | None
+    epochs: list[Epoch] = field(default_factory=list)
+
+    @property
+    def summary(self) -> Summary | None:
+        return summarize(self.epochs)
+
+    @property
+    def peak_device_bytes(self) -> int | None:
+        values = [e.peak_reserved_bytes for e in self.epochs if e.peak_reserved_bytes is not None]
+        return max(values) if values else None
+
+    def to_json(self) -> dict[str, Any]:
+        summary = self.summary
+        data = {k: v for k, v in asdict(self).items() if k != "epochs"}
+        data["data"] = data.pop("data_kind")
+        data["epochs"] = [e.to_json() for e in self.epochs]
+        data["summary"] = asdict(summary) if summary else None
+        data["peak_device_bytes"] = self.peak_device_bytes
+        return data
+
+
+_RUN_COLUMNS = (
+    "id, workload, preset, config, fraction, requested_device, state, outcome, message, stderr_tail, "
+    "log_path, device, device_type, device_name, precision, torch_version, benchd_version, "
+    "driver_version, data_kind, data_samples, parameters, samples_per_epoch, sample_unit, "
+    "peak_host_rss_bytes, queued_at, started_at, finished_at"
+)
+
+
+class ResultsStore:
+    """Thread-safe access to one SQLite file (one connection, serialised by a lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=5000")
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{path}: cannot open the results store ({exc})") from None
+        self._lock = threading.Lock()
+        self._migrate()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: schema version {version} is newer than this benchd understands "
+                    f"({SCHEMA_VERSION}); upgrade benchd"
+                )
+            for number in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    def create_run(
+        self,
+        config: dict[str, Any],
+        *,
+        requested_device: str,
+        benchd_version: str,
+        sample_unit: str,
+        data: dict[str, Any] | None,
+        state: str = QUEUED,
+    ) -> int:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (workload, preset, config, batch_size, fraction, epochs_requested, seed, "
+                "requested_device, state, benchd_version, sample_unit, data_kind, data_samples, data_path, "
+                "queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    config["workload"],
+                    config["preset"],
+                    json.dumps(config, sort_keys=True),
+                    config["batch_size"],
+                    config["fraction"],
+                    config["epochs"],
+                    config["seed"],
+                    requested_device,
+                    state,
+                    benchd_version,
+                    sample_unit,
+                    data and data["kind"],
+                    data and data["samples"],
+                    data and data["path"],
+                    time.time(),
+                ),
+            )
+            return int(cursor.lastrowid)
+
+    def mark_running(self, run_id: int, log_path: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET state = ?, started_at = ?, log_path = ? WHERE id = ?",
+                (RUNNING, time.time(), log_path, run_id),
+            )
+
+    def record_started(self, run_id: int, event: dict[str, Any]) -> None:
+        """What the child found: the device it actually ran on and the model it built."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET device = ?, device_type = ?, device_name = ?, "
+                "device_total_memory_bytes = ?, precision = ?, torch_version = ?, driver_version = ?, "
+                "parameters = ?, "
+                "samples_per_epoch = ?, steps_per_epoch = ? WHERE id = ?",
+                (
+                    event.get("device"),
+                    event.get("device_type"),
+                    event.get("device_name"),
+                    event.get("device_total_memory_bytes"),
+                    event.get("precision"),
+                    event.get("torch_version"),
+                    event.get("driver_version"),
+                    event.get("parameters"),
+                    event.get("samples_per_epoch"),
+                    event.get("steps_per_epoch"),
+                    run_id,
+                ),
+            )
+
+    def add_epoch(self, run_id: int, event: dict[str, Any], start_t: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO epochs (run_id, idx, duration_seconds, samples, steps, data_wait_seconds, "
+                "peak_allocated_bytes, peak_reserved_bytes, loss, start_t, end_t) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    event["epoch"],
+                    event["duration"],
+                    event["samples"],
+                    event["steps"],
+                    event["data_wait"],
+                    event.get("peak_allocated_bytes"),
+                    event.get("peak_reserved_bytes"),
+                    event.get("loss"),
+                    start_t,
+                    event["t"],
+                ),
+            )
+
+    def finish(
+        self,
+        run_id: int,
+        outcome: str,
+        *,
+        message: str | None = None,
+        stderr_tail: str | None = None,
+        peak_host_rss_bytes: int | None = None,
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET state = ?, outcome = ?, message = ?, stderr_tail = ?, "
+                "peak_host_rss_bytes = ?, finished_at = ? WHERE id = ? AND state != ?",
+                (FINISHED, outcome, message, stderr_tail, peak_host_rss_bytes, time.time(), run_id, FINISHED),
+            )
+
+    def get_run(self, run_id: int) -> Run | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            epoch_rows = self._db.execute(
+                "SELECT idx, duration_seconds, samples, steps, data_wait_seconds, peak_allocated_bytes, "
+                "peak_reserved_bytes, loss FROM epochs WHERE run_id = ? ORDER BY idx",
+                (run_id,),
+            ).fetchall()
+        run = _run_from_row(row)
+        run.epochs = [Epoch(*r) for r in epoch_rows]
+        return run
+
+    def list_runs(
+        self, *, workload: str | None = None, outcome: str | None = None, limit: int = 50
+    ) -> list[Run]:
+        clauses, params = [], []
+        if workload is not None:
+            clauses.append("workload = ?")
+            params.append(workload)
+        if outcome is not None:
+            clauses.append("outcome = ?")
+            params.append(outcome)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock:
+            ids = [
+                r[0]
+                for r in self._db.execute(
+                    f"SELECT id FROM runs {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+                ).fetchall()
+            ]
+        return [run for run in (self.get_run(i) for i in ids) if run is not None]
+
+
+def _run_from_row(row: tuple[Any, ...]) -> Run:
+    names = [name.strip() for name in _RUN_COLUMNS.split(",")]
+    values = dict(zip(names, row, strict=True))
+    values["config"] = json.loads(values["config"])
+    return Run(**values)

@@ -1,0 +1,100 @@
+"""The results store: lifecycle of a run, migrations, and the representative epoch."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from benchd.store import BASIS_FIRST, BASIS_MEDIAN, SCHEMA_VERSION, Epoch, ResultsStore, StoreError, summarize
+
+CONFIG = {
+    "workload": "vae",
+    "preset": "bs128",
+    "batch_size": 128,
+    "options": {},
+    "epochs": 3,
+    "fraction": 0.5,
+    "workers": 0,
+    "seed": 1,
+}
+DATA = {"kind": "synthetic", "samples": 60000, "path": "/data/mnist"}
+
+
+def epoch_event(index: int, duration: float) -> dict:
+    return {
+        "event": "epoch_end",
+        "t": 100.0 + index,
+        "epoch": index,
+        "duration": duration,
+        "samples": 1000,
+        "steps": 8,
+        "data_wait": 0.1,
+        "peak_allocated_bytes": 10 + index,
+        "peak_reserved_bytes": 20 + index,
+        "loss": 1.5,
+    }
+
+
+def test_run_lifecycle(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "s.sqlite3")
+    run_id = store.create_run(
+        CONFIG, requested_device="cpu", benchd_version="9", sample_unit="images", data=DATA
+    )
+    run = store.get_run(run_id)
+    assert run is not None and run.state == "queued" and run.outcome is None
+    store.mark_running(run_id, "/logs/run.log")
+    store.record_started(run_id, {"device": "cpu", "device_type": "cpu", "device_name": "X", "parameters": 5})
+    for index, duration in enumerate([3.0, 1.0, 2.0]):
+        store.add_epoch(run_id, epoch_event(index, duration), start_t=99.0 + index)
+    store.finish(run_id, "ok", peak_host_rss_bytes=123)
+    store.finish(run_id, "error", message="late")  # an outcome is set once
+    run = store.get_run(run_id)
+    assert run is not None
+    assert (run.state, run.outcome, run.message) == ("finished", "ok", None)
+    assert run.device_name == "X" and run.parameters == 5 and run.data_kind == "synthetic"
+    assert [e.duration_seconds for e in run.epochs] == [3.0, 1.0, 2.0]
+    assert run.peak_device_bytes == 22
+    as_json = run.to_json()
+    assert as_json["data"] == "synthetic"
+    assert as_json["summary"]["basis"] == BASIS_MEDIAN
+    assert as_json["summary"]["epoch_seconds"] == 1.5
+    assert [r.id for r in store.list_runs(workload="vae", outcome="ok")] == [run_id]
+    assert store.list_runs(outcome="error") == []
+
+
+def test_summary_basis() -> None:
+    def epoch(i: int, d: float) -> Epoch:
+        return Epoch(i, d, 100, 1, 0.0, None, None, None)
+
+    assert summarize([]) is None
+    single = summarize([epoch(0, 4.0)])
+    assert single is not None and single.basis == BASIS_FIRST and single.epoch_seconds == 4.0
+    several = summarize([epoch(0, 9.0), epoch(1, 2.0), epoch(2, 4.0), epoch(3, 3.0)])
+    assert several is not None
+    assert several.epoch_seconds == 3.0 and several.epochs == (1, 2, 3)
+    assert several.samples_per_second == pytest.approx(100 / 3.0)
+
+
+def test_schema_is_versioned_and_reopens(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = ResultsStore(path)
+    run_id = store.create_run(
+        CONFIG, requested_device="cpu", benchd_version="9", sample_unit="images", data=None
+    )
+    store.close()
+    reopened = ResultsStore(path)
+    assert reopened.schema_version == SCHEMA_VERSION
+    assert reopened.get_run(run_id) is not None
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_a_newer_schema_is_refused_not_clobbered(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError, match="newer than this benchd understands"):
+        ResultsStore(path)
