@@ -1,0 +1,218 @@
+"""The `benchd` command line.
+
+Bad input exits with code 2 and one line on stderr, before anything is
+written; a run that fails exits 1; every run ok exits 0. Heavy modules are
+imported inside the commands so `benchd --help` stays instant and torch-free.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from benchd import __version__
+
+EXIT_FAILED_RUN = 1
+EXIT_BAD_INPUT = 2
+
+app = typer.Typer(
+    name="benchd",
+    help="Measure how fast this machine trains four PyTorch workloads.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(
+    help="Inspect and prepare the datasets under the data directory.", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data directory (datasets, results store, logs). Default: BENCHD_DATA_DIR or the platform's.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def fail(message: str) -> NoReturn:
+    """Report bad input the way every command does: one line, exit 2, no traceback."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"benchd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """benchd: training microbenchmarks as a service."""
+
+
+def _data_dir(option: Path | None) -> Path:
+    from benchd.paths import DataDirError, default_data_dir, ensure_writable
+
+    try:
+        return ensure_writable(option if option is not None else default_data_dir())
+    except DataDirError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def workloads(json_output: JsonOption = False) -> None:
+    """List the workloads and their presets with parameter counts."""
+    from benchd import report
+
+    if json_output:
+        typer.echo(json.dumps(report.workloads_json(), indent=2))
+    else:
+        report.print_table(report.workloads_table())
+
+
+@app.command()
+def run(
+    workload: Annotated[str, typer.Argument(help="dcgan, siamese, transformer or vae.")],
+    preset: Annotated[
+        list[str] | None,
+        typer.Option("--preset", "-p", help="Preset to run (repeatable, or `all`). Default: all."),
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs per run.")] = 1,
+    fraction: Annotated[float, typer.Option(help="Fraction of each epoch to run, in (0, 1].")] = 1.0,
+    batch_size: Annotated[int | None, typer.Option(help="Override the preset's batch size.")] = None,
+    emsize: Annotated[int | None, typer.Option(help="Transformer: embedding size.")] = None,
+    nlayers: Annotated[int | None, typer.Option(help="Transformer: encoder layers.")] = None,
+    nhid: Annotated[int | None, typer.Option(help="Transformer: feed-forward width.")] = None,
+    workers: Annotated[int | None, typer.Option(help="DataLoader worker processes.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for weights, shuffling and synthetic pairs.")] = 1,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N, mps or xpu.")] = "auto",
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds before a run is stopped as `timeout`.")
+    ] = None,
+    data_dir: DataDirOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Run WORKLOAD's presets in the foreground, print the results table and store the runs."""
+    from benchd import catalog, devices, report
+    from benchd.execution import RunRequest, execute, queue_run
+    from benchd.paths import store_path
+    from benchd.progress import RunProgress, prepare_dataset
+    from benchd.store import ResultsStore, StoreError
+    from benchd.workloads.datasets.layout import DatasetError
+
+    try:
+        spec = catalog.get_workload(workload)
+        presets = catalog.resolve_presets(spec, preset or [])
+        configs = [
+            catalog.build_config(
+                spec,
+                p,
+                epochs=epochs,
+                fraction=fraction,
+                batch_size=batch_size,
+                options={"emsize": emsize, "nlayers": nlayers, "nhid": nhid},
+                workers=workers,
+                seed=seed,
+            )
+            for p in presets
+        ]
+    except catalog.CatalogError as exc:
+        fail(str(exc))
+    if timeout is not None and timeout <= 0:
+        fail(f"timeout must be positive, got {timeout}")
+    directory = _data_dir(data_dir)
+    try:
+        store = ResultsStore(store_path(directory))
+    except StoreError as exc:
+        fail(str(exc))
+    try:
+        resolved = devices.probe().resolve(device)
+    except devices.DeviceError as exc:
+        fail(str(exc))
+    except devices.ProbeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILED_RUN) from None
+    try:
+        data = prepare_dataset(directory, spec.dataset).to_json()
+    except DatasetError as exc:
+        fail(str(exc))
+
+    run_ids = []
+    try:
+        for config in configs:
+            request = RunRequest(config, resolved, data, timeout)
+            run_id = queue_run(store, request)
+            run_ids.append(run_id)
+            with RunProgress(f"{config.workload} {config.preset}", config.epochs) as progress:
+                execute(store, directory, run_id, request, on_event=progress.on_event)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: the run in progress was recorded as cancelled", err=True)
+        raise typer.Exit(130) from None
+    runs = [r for r in (store.get_run(i) for i in run_ids) if r is not None]
+    if json_output:
+        typer.echo(json.dumps([r.to_json() for r in runs], indent=2))
+    else:
+        report.print_table(report.runs_table(runs))
+    if any(r.outcome != "ok" for r in runs):
+        raise typer.Exit(EXIT_FAILED_RUN)
+
+
+@data_app.command("prepare")
+def data_prepare(
+    datasets: Annotated[
+        list[str] | None,
+        typer.Argument(help="lsun-classroom, mnist, wikitext-2 or all (default: all)."),
+    ] = None,
+    scale: Annotated[
+        float, typer.Option(help="Size of a synthetic set relative to the real one, in (0, 1].")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic generators.")] = 0,
+    data_dir: DataDirOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Generate any missing dataset as a synthetic set in the real on-disk format."""
+    from benchd.progress import prepare_dataset
+    from benchd.workloads.datasets.formats import NAMES
+    from benchd.workloads.datasets.layout import DatasetError
+
+    names = list(NAMES) if not datasets or "all" in datasets else list(dict.fromkeys(datasets))
+    unknown = [n for n in names if n not in NAMES]
+    if unknown:
+        fail(f"unknown dataset {unknown[0]!r}; valid datasets: {', '.join(NAMES)}, all")
+    if not 0.0 < scale <= 1.0:
+        fail(f"scale must be in (0, 1], got {scale}")
+    directory = _data_dir(data_dir)
+    infos = []
+    for name in names:
+        try:
+            infos.append(prepare_dataset(directory, name, scale=scale, seed=seed))
+        except DatasetError as exc:
+            fail(str(exc))
+    if json_output:
+        typer.echo(json.dumps([i.to_json() for i in infos], indent=2))
+    else:
+        for info in infos:
+            typer.echo(f"{info.name}: {info.kind}, {info.samples:,} samples, {info.path}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except BrokenPipeError:  # `benchd runs | head`
+        sys.stderr.close()

@@ -1,0 +1,103 @@
+"""One run from start to outcome: the child's events written to the store as they arrive.
+
+Shared by `benchd run` (foreground) and, later, the daemon's queue, so both
+record runs the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchd import __version__, protocol
+from benchd.catalog import RunConfig, get_workload
+from benchd.paths import run_log_path
+from benchd.runner import CANCELLED, ERROR, HARNESS_COMMAND, CancelToken, ChildResult, run_child
+from benchd.store import ResultsStore
+
+EventCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run as the parent decided it: configuration, resolved device, the dataset found."""
+
+    config: RunConfig
+    device: str
+    data: dict[str, Any]
+    timeout: float | None = None
+
+    def child_spec(self) -> dict[str, Any]:
+        return {
+            **self.config.to_json(),
+            "device": self.device,
+            "data_path": self.data["path"],
+        }
+
+
+def queue_run(store: ResultsStore, request: RunRequest) -> int:
+    return store.create_run(
+        request.config.to_json(),
+        requested_device=request.device,
+        benchd_version=__version__,
+        sample_unit=get_workload(request.config.workload).sample_unit,
+        data=request.data,
+    )
+
+
+def execute(
+    store: ResultsStore,
+    data_dir: Path,
+    run_id: int,
+    request: RunRequest,
+    *,
+    cancel: CancelToken | None = None,
+    on_event: EventCallback | None = None,
+    command: Sequence[str] = HARNESS_COMMAND,
+) -> ChildResult:
+    """Run the child and record everything; the run always ends with exactly one outcome.
+
+    An exception here (Ctrl-C in the foreground) still finishes the run row
+    before it propagates, so the store never keeps a run that nobody runs.
+    """
+    log_path = run_log_path(data_dir, run_id)
+    store.mark_running(run_id, str(log_path))
+    epoch_starts: dict[int, float] = {}
+
+    def record(event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == protocol.STARTED:
+            store.record_started(run_id, event)
+        elif kind == protocol.EPOCH_START:
+            epoch_starts[event["epoch"]] = event["t"]
+        elif kind == protocol.EPOCH_END:
+            start = epoch_starts.get(event["epoch"], event["t"] - event["duration"])
+            store.add_epoch(run_id, event, start)
+        if on_event is not None:
+            on_event(event)
+
+    try:
+        result = run_child(
+            request.child_spec(),
+            log_path=log_path,
+            on_event=record,
+            timeout=request.timeout,
+            cancel=cancel,
+            command=command,
+        )
+    except KeyboardInterrupt:
+        store.finish(run_id, CANCELLED, message="interrupted from the terminal")
+        raise
+    except BaseException as exc:
+        store.finish(run_id, ERROR, message=f"benchd failed while following the run: {exc}")
+        raise
+    store.finish(
+        run_id,
+        result.outcome,
+        message=result.message,
+        stderr_tail=result.stderr_tail,
+        peak_host_rss_bytes=result.peak_rss_bytes,
+    )
+    return result

@@ -1,0 +1,79 @@
+"""Progress bars on stderr, so stdout stays clean for tables and JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from benchd import protocol
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+
+
+def prepare_dataset(data_dir: Path, name: str, scale: float = 1.0, seed: int = 0):
+    """Find the dataset or generate it, with a bar while generating."""
+    from benchd.workloads.datasets import layout
+    from benchd.workloads.datasets.formats import get_format
+
+    fmt = get_format(name)
+    existing = layout.describe(data_dir, fmt)
+    if existing is not None:
+        return existing
+    with _progress() as bar:
+        task = bar.add_task(f"generating synthetic {name}", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return layout.ensure(data_dir, fmt, scale=scale, seed=seed, progress=advance)
+
+
+class RunProgress:
+    """One bar per epoch, fed by the child's events."""
+
+    def __init__(self, label: str, epochs: int) -> None:
+        self.label = label
+        self.epochs = epochs
+        self.bar = _progress()
+        self.task: Any = None
+
+    def __enter__(self) -> RunProgress:
+        self.bar.__enter__()
+        self.task = self.bar.add_task(f"{self.label}: starting", total=None)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.bar.__exit__(exc_type, exc, traceback)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == protocol.STARTED:
+            self.steps = event["steps_per_epoch"]
+            self.bar.update(
+                self.task, description=f"{self.label} on {event['device_name']}", total=1, completed=1
+            )
+        elif kind == protocol.EPOCH_START:
+            description = f"{self.label} epoch {event['epoch'] + 1}/{self.epochs}"
+            self.task = self.bar.add_task(description, total=self.steps)
+        elif kind == protocol.PROGRESS:
+            self.bar.update(self.task, completed=event["step"])
+        elif kind == protocol.EPOCH_END:
+            self.bar.update(self.task, completed=event["steps"])

@@ -1,0 +1,158 @@
+"""The `benchd` command line as a user meets it: real subprocesses, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchd import __version__
+from benchd.paths import store_path
+from benchd.store import ResultsStore
+
+
+def benchd(*args: str, data_dir: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "BENCHD_DATA_DIR"}
+    if data_dir is not None:
+        env["BENCHD_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "benchd", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_import_and_help_do_not_import_torch() -> None:
+    code = (
+        "import sys; import benchd, benchd.cli, benchd.runner, benchd.store, benchd.catalog;"
+        "from typer.testing import CliRunner;"
+        "result = CliRunner().invoke(benchd.cli.app, ['--help']);"
+        "assert result.exit_code == 0, result.output;"
+        "result = CliRunner().invoke(benchd.cli.app, ['workloads', '--json']);"
+        "assert result.exit_code == 0, result.output;"
+        "heavy = sorted(m for m in ('torch', 'torchvision', 'numpy') if m in sys.modules);"
+        "print(heavy)"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
+
+
+def test_version() -> None:
+    result = benchd("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"benchd {__version__}"
+
+
+def test_workloads_json() -> None:
+    result = benchd("workloads", "--json")
+    assert result.returncode == 0
+    rows = json.loads(result.stdout)
+    assert len(rows) == 11
+    vae = next(r for r in rows if r["workload"] == "vae" and r["preset"] == "bs5120")
+    assert {k: vae[k] for k in ("workload", "preset", "parameters", "batch_size")} == {
+        "workload": "vae",
+        "preset": "bs5120",
+        "parameters": 652_824,
+        "batch_size": 5120,
+    }
+
+
+def assert_bad_input(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["run", "resnet"], ["unknown workload 'resnet'", "dcgan, siamese, transformer, vae"]),
+        (["run", "vae", "--preset", "bs64"], ["unknown preset 'bs64'", "bs128, bs5120"]),
+        (["run", "vae", "--batch-size", "0"], ["batch size must be at least 1"]),
+        (["run", "vae", "--fraction", "0"], ["fraction must be in (0, 1]"]),
+        (["run", "vae", "--fraction", "1.5"], ["fraction must be in (0, 1]"]),
+        (["run", "vae", "--epochs", "0"], ["epochs must be between 1"]),
+        (["run", "vae", "--nhid", "8"], ["--nhid applies only"]),
+        (["data", "prepare", "imagenet"], ["unknown dataset 'imagenet'"]),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, args: list[str], fragments: list[str]) -> None:
+    assert_bad_input(benchd(*args, data_dir=tmp_path), *fragments)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_unwritable_data_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = benchd("run", "vae", "--data-dir", str(blocker / "data"))
+    assert_bad_input(result, "is not writable", str(blocker / "data"))
+
+
+def test_unknown_device_lists_the_available_ones(tmp_path: Path) -> None:
+    result = benchd("run", "vae", "--device", "cuda:1", data_dir=tmp_path)
+    assert_bad_input(result, "device 'cuda:1' is not available", "available: ", "cpu")
+    assert store_path(tmp_path).exists()
+    assert ResultsStore(store_path(tmp_path)).list_runs() == []
+
+
+def test_corrupt_dataset_names_the_file(tmp_path: Path, small_data_dir: Path) -> None:
+    shutil.copytree(small_data_dir / "datasets" / "mnist", tmp_path / "datasets" / "mnist")
+    images = tmp_path / "datasets" / "mnist" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:5000])
+    result = benchd("run", "vae", "--device", "cpu", data_dir=tmp_path)
+    assert_bad_input(result, str(images), "header promises")
+    assert ResultsStore(store_path(tmp_path)).list_runs() == []
+
+
+def test_run_vae_end_to_end_json_and_store(tmp_path: Path) -> None:
+    result = benchd("run", "vae", "--fraction", "0.05", "--device", "cpu", "--json", data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(result.stdout)
+    assert [(r["workload"], r["preset"]) for r in runs] == [("vae", "bs128"), ("vae", "bs5120")]
+    for run in runs:
+        assert run["outcome"] == "ok"
+        assert run["device"] == "cpu" and run["device_name"]
+        assert run["parameters"] == 652_824
+        assert run["data"] == "synthetic"  # generated on first use, at the real size
+        assert run["data_samples"] == 60_000
+        assert run["fraction"] == 0.05
+        (epoch,) = run["epochs"]
+        assert epoch["index"] == 0 and epoch["duration_seconds"] > 0
+        assert epoch["samples"] == run["samples_per_epoch"]
+    assert runs[0]["epochs"][0]["samples"] == 24 * 128  # ceil(469 * 0.05) batches
+    stored = ResultsStore(store_path(tmp_path)).list_runs()
+    assert sorted(r.id for r in stored) == sorted(r["id"] for r in runs)
+    assert all(r.outcome == "ok" and len(r.epochs) == 1 for r in stored)
+
+
+def test_run_prints_the_results_table(small_data_dir: Path) -> None:
+    result = benchd(
+        "run", "transformer", "-p", "b20-e200-l2-h200", "--fraction", "0.05", "--epochs", "2",
+        "--device", "cpu", data_dir=small_data_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "b20-e200-l2-h200" in result.stdout
+    assert "median of 1" in result.stdout
+    assert "tokens" in result.stdout
+    assert "synthetic" in result.stdout
+
+
+def test_failed_run_exits_1(small_data_dir: Path) -> None:
+    result = benchd(
+        "run", "transformer", "-p", "b20-e200-l2-h200", "--timeout", "0.5", "--device", "cpu", "--json",
+        data_dir=small_data_dir,
+    )  # fmt: skip
+    assert result.returncode == 1
+    (run,) = json.loads(result.stdout)
+    assert run["outcome"] == "timeout"
