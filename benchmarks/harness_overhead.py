@@ -51,7 +51,8 @@ def bare_epochs_in_fresh_process(
     data_path: Path, workload: str, batch: int, fraction: float, epochs: int
 ) -> list[float]:
     call = f"bare_epochs(Path({str(data_path)!r}), {workload!r}, {batch}, {fraction}, {epochs})"
-    code = f"import json; from pathlib import Path; from harness_overhead import bare_epochs; print(json.dumps({call}))"
+    imports = "import json; from pathlib import Path; from harness_overhead import bare_epochs"
+    code = f"{imports}; print(json.dumps({call}))"
     completed = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
     )
