@@ -8,6 +8,7 @@ imported inside the commands so `benchd --help` stays instant and torch-free.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -45,6 +46,20 @@ def fail(message: str) -> NoReturn:
     """Report bad input the way every command does: one line, exit 2, no traceback."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _interrupt_on_termination() -> None:
+    """Treat SIGTERM and SIGHUP like Ctrl-C, so the child is stopped and the run recorded.
+
+    The child runs in its own session: without this, killing `benchd run` would
+    leave it training on, unrecorded.
+    """
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_interrupt)
 
 
 def _version_callback(value: bool) -> None:
@@ -153,6 +168,7 @@ def run(
         fail(str(exc))
 
     run_ids = []
+    _interrupt_on_termination()
     try:
         for config in configs:
             request = RunRequest(config, resolved, data, timeout)

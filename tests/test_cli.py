@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -156,3 +159,31 @@ def test_failed_run_exits_1(small_data_dir: Path) -> None:
     assert result.returncode == 1
     (run,) = json.loads(result.stdout)
     assert run["outcome"] == "timeout"
+
+
+def test_sigterm_stops_the_child_and_records_the_run_as_cancelled(small_data_dir: Path) -> None:
+    env = {**os.environ, "BENCHD_DATA_DIR": str(small_data_dir)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchd", "run", "siamese", "-p", "bs64", "--epochs", "50", "--device", "cpu"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    store = ResultsStore(store_path(small_data_dir))
+    try:
+        deadline = time.monotonic() + 120
+        running = None
+        while running is None and time.monotonic() < deadline:
+            running = next((r for r in store.list_runs(limit=5) if r.state == "running" and r.epochs), None)
+            if running is None:
+                threading.Event().wait(0.1)
+        assert running is not None, "the run never completed an epoch"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 130
+    finally:
+        process.kill()
+    run = store.get_run(running.id)
+    assert run is not None
+    assert (run.state, run.outcome) == ("finished", "cancelled")
+    log = Path(run.log_path or "")
+    assert log.exists()
