@@ -90,3 +90,20 @@ class SampledLoader:
             drop_last=drop_last,
             collate_fn=already_batched if batched_dataset else None,
         )
+
+
+class LoaderTrainer(Trainer):
+    """A trainer whose epoch is one pass of a SampledLoader: size and batches come from it."""
+
+    data: SampledLoader
+
+    @property
+    def samples_per_epoch(self) -> int:  # type: ignore[override]
+        return self.data.samples
+
+    @property
+    def steps_per_epoch(self) -> int:  # type: ignore[override]
+        return self.data.steps
+
+    def batches(self) -> Iterable[Any]:
+        return self.data.loader

@@ -11,7 +11,7 @@ from torchvision import transforms
 
 from benchd.workloads.datasets import lsun
 from benchd.workloads.models.dcgan import LATENT, Discriminator, Generator, init_weights
-from benchd.workloads.training.base import SampledLoader, Trainer, TrainerSpec, parameter_count
+from benchd.workloads.training.base import LoaderTrainer, SampledLoader, TrainerSpec, parameter_count
 
 IMAGE_SIZE = 64
 REAL, FAKE = 1.0, 0.0
@@ -63,7 +63,7 @@ def image_transform() -> transforms.Compose:
     )
 
 
-class DcganTrainer(Trainer):
+class DcganTrainer(LoaderTrainer):
     def __init__(self, spec: TrainerSpec) -> None:
         if spec.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -77,11 +77,6 @@ class DcganTrainer(Trainer):
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.parameters = parameter_count(self.generator, self.discriminator)
-        self.samples_per_epoch = self.data.samples
-        self.steps_per_epoch = self.data.steps
-
-    def batches(self):
-        return self.data.loader
 
     def step(self, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
         real = batch.to(self.device, non_blocking=True)

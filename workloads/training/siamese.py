@@ -6,11 +6,11 @@ import torch
 from torch import nn
 
 from benchd.workloads.models.siamese import SiameseNetwork
-from benchd.workloads.training.base import SampledLoader, Trainer, TrainerSpec, parameter_count
+from benchd.workloads.training.base import LoaderTrainer, SampledLoader, TrainerSpec, parameter_count
 from benchd.workloads.training.mnist_data import SiamesePairs, load_train_images
 
 
-class SiameseTrainer(Trainer):
+class SiameseTrainer(LoaderTrainer):
     def __init__(self, spec: TrainerSpec) -> None:
         images, labels = load_train_images(spec.data_path)
         pairs = SiamesePairs(images, labels, spec.seed)
@@ -21,12 +21,7 @@ class SiameseTrainer(Trainer):
         self.optimizer = torch.optim.Adadelta(self.model.parameters(), lr=1.0)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=1, gamma=0.7)
         self.parameters = parameter_count(self.model)
-        self.samples_per_epoch = self.data.samples
-        self.steps_per_epoch = self.data.steps
         self.model.train()
-
-    def batches(self):
-        return self.data.loader
 
     def step(self, batch) -> tuple[torch.Tensor, int]:
         first, second, targets = (t.to(self.device, non_blocking=True) for t in batch)

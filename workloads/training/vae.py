@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 
 from benchd.workloads.models.vae import VAE, loss
-from benchd.workloads.training.base import SampledLoader, Trainer, TrainerSpec, parameter_count
+from benchd.workloads.training.base import LoaderTrainer, SampledLoader, TrainerSpec, parameter_count
 from benchd.workloads.training.mnist_data import ScaledImages, load_train_images
 
 
-class VaeTrainer(Trainer):
+class VaeTrainer(LoaderTrainer):
     def __init__(self, spec: TrainerSpec) -> None:
         images, _labels = load_train_images(spec.data_path)
         self.data = SampledLoader(ScaledImages(images), spec, batched_dataset=True)
@@ -17,12 +17,7 @@ class VaeTrainer(Trainer):
         self.model = VAE().to(spec.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.parameters = parameter_count(self.model)
-        self.samples_per_epoch = self.data.samples
-        self.steps_per_epoch = self.data.steps
         self.model.train()
-
-    def batches(self):
-        return self.data.loader
 
     def step(self, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
         x = batch.to(self.device, non_blocking=True)
