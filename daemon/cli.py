@@ -163,7 +163,7 @@ def run(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_FAILED_RUN) from None
     try:
-        data = prepare_dataset(directory, spec.dataset).to_json()
+        prepare_dataset(directory, spec.dataset)  # in the foreground, with a bar, before any run
     except DatasetError as exc:
         fail(str(exc))
 
@@ -171,11 +171,11 @@ def run(
     _interrupt_on_termination()
     try:
         for config in configs:
-            request = RunRequest(config, resolved, data, timeout)
+            request = RunRequest(config, resolved, directory, timeout)
             run_id = queue_run(store, request)
             run_ids.append(run_id)
             with RunProgress(f"{config.workload} {config.preset}", config.epochs) as progress:
-                execute(store, directory, run_id, request, on_event=progress.on_event)
+                execute(store, run_id, request, on_event=progress.on_event)
     except KeyboardInterrupt:
         typer.echo("interrupted: the run in progress was recorded as cancelled", err=True)
         raise typer.Exit(130) from None

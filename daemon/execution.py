@@ -22,18 +22,23 @@ EventCallback = Callable[[dict[str, Any]], None]
 
 @dataclass(frozen=True)
 class RunRequest:
-    """A run as the parent decided it: configuration, resolved device, the dataset found."""
+    """A run as the parent decided it: configuration, device, where the data lives.
+
+    The child finds (or generates) the dataset itself and reports which it
+    used in its `started` event, so the daemon never loads dataset libraries.
+    """
 
     config: RunConfig
     device: str
-    data: dict[str, Any]
+    data_dir: Path
     timeout: float | None = None
 
     def child_spec(self) -> dict[str, Any]:
         return {
             **self.config.to_json(),
             "device": self.device,
-            "data_path": self.data["path"],
+            "data_dir": str(self.data_dir),
+            "dataset": get_workload(self.config.workload).dataset,
         }
 
 
@@ -43,13 +48,12 @@ def queue_run(store: ResultsStore, request: RunRequest) -> int:
         requested_device=request.device,
         benchd_version=__version__,
         sample_unit=get_workload(request.config.workload).sample_unit,
-        data=request.data,
+        timeout=request.timeout,
     )
 
 
 def execute(
     store: ResultsStore,
-    data_dir: Path,
     run_id: int,
     request: RunRequest,
     *,
@@ -62,7 +66,7 @@ def execute(
     An exception here (Ctrl-C in the foreground) still finishes the run row
     before it propagates, so the store never keeps a run that nobody runs.
     """
-    log_path = run_log_path(data_dir, run_id)
+    log_path = run_log_path(request.data_dir, run_id)
     store.mark_running(run_id, str(log_path))
     epoch_starts: dict[int, float] = {}
 

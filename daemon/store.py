@@ -81,6 +81,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, idx)
     );
     """,
+    """
+    ALTER TABLE runs ADD COLUMN timeout_seconds REAL;
+    ALTER TABLE runs ADD COLUMN origin TEXT NOT NULL DEFAULT 'cli';
+    CREATE INDEX runs_by_outcome ON runs (workload, preset, outcome, id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -165,6 +170,8 @@ class Run:
     queued_at: float
     started_at: float | None
     finished_at: float | None
+    timeout_seconds: float | None
+    origin: str
     epochs: list[Epoch] = field(default_factory=list)
 
     @property
@@ -190,7 +197,7 @@ _RUN_COLUMNS = (
     "id, workload, preset, config, fraction, requested_device, state, outcome, message, stderr_tail, "
     "log_path, device, device_type, device_name, precision, torch_version, benchd_version, "
     "driver_version, data_kind, data_samples, parameters, samples_per_epoch, sample_unit, "
-    "peak_host_rss_bytes, queued_at, started_at, finished_at"
+    "peak_host_rss_bytes, queued_at, started_at, finished_at, timeout_seconds, origin"
 )
 
 
@@ -250,14 +257,14 @@ class ResultsStore:
         requested_device: str,
         benchd_version: str,
         sample_unit: str,
-        data: dict[str, Any] | None,
-        state: str = QUEUED,
+        timeout: float | None = None,
+        origin: str = "cli",
     ) -> int:
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO runs (workload, preset, config, batch_size, fraction, epochs_requested, seed, "
-                "requested_device, state, benchd_version, sample_unit, data_kind, data_samples, data_path, "
-                "queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "requested_device, state, benchd_version, sample_unit, timeout_seconds, origin, queued_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     config["workload"],
                     config["preset"],
@@ -267,12 +274,11 @@ class ResultsStore:
                     config["epochs"],
                     config["seed"],
                     requested_device,
-                    state,
+                    QUEUED,
                     benchd_version,
                     sample_unit,
-                    data and data["kind"],
-                    data and data["samples"],
-                    data and data["path"],
+                    timeout,
+                    origin,
                     time.time(),
                 ),
             )
@@ -286,13 +292,14 @@ class ResultsStore:
             )
 
     def record_started(self, run_id: int, event: dict[str, Any]) -> None:
-        """What the child found: the device it actually ran on and the model it built."""
+        """What the child found: the device it ran on, the model it built, the data it used."""
+        data = event.get("data") or {}
         with self._transaction() as db:
             db.execute(
                 "UPDATE runs SET device = ?, device_type = ?, device_name = ?, "
                 "device_total_memory_bytes = ?, precision = ?, torch_version = ?, driver_version = ?, "
-                "parameters = ?, "
-                "samples_per_epoch = ?, steps_per_epoch = ? WHERE id = ?",
+                "parameters = ?, samples_per_epoch = ?, steps_per_epoch = ?, "
+                "data_kind = ?, data_samples = ?, data_path = ? WHERE id = ?",
                 (
                     event.get("device"),
                     event.get("device_type"),
@@ -304,6 +311,9 @@ class ResultsStore:
                     event.get("parameters"),
                     event.get("samples_per_epoch"),
                     event.get("steps_per_epoch"),
+                    data.get("kind"),
+                    data.get("samples"),
+                    data.get("path"),
                     run_id,
                 ),
             )

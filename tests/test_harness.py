@@ -70,7 +70,8 @@ def test_real_workload_emits_the_documented_events(small_data_dir: Path) -> None
         "seed": 7,
         "workers": 0,
         "device": "auto",
-        "data_path": str(small_data_dir / "datasets" / "mnist"),
+        "data_dir": str(small_data_dir),
+        "dataset": "mnist",
     }
     assert harness.guarded(harness.run_workload, spec, protocol.EventWriter(write_fd)) == 0
     os.close(write_fd)
@@ -79,6 +80,7 @@ def test_real_workload_emits_the_documented_events(small_data_dir: Path) -> None
     assert names == ["started", "epoch_start", "epoch_end", "epoch_start", "epoch_end", "finished"]
     started = events[0]
     assert started["device"] == "cpu" and started["parameters"] == 652_824 and started["seed"] == 7
+    assert started["data"]["kind"] == "synthetic" and started["data"]["samples"] == 600
     assert started["samples_per_epoch"] == 320  # 5 of the 10 batches of 600 images
     assert all(e["samples"] == 320 for e in events if e["event"] == "epoch_end")
     times = [e["t"] for e in events]

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from benchd.store import BASIS_FIRST, BASIS_MEDIAN, SCHEMA_VERSION, Epoch, ResultsStore, StoreError, summarize
+from benchd.store import (
+    BASIS_FIRST,
+    BASIS_MEDIAN,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Epoch,
+    ResultsStore,
+    StoreError,
+    summarize,
+)
 
 CONFIG = {
     "workload": "vae",
@@ -19,7 +28,7 @@ CONFIG = {
     "workers": 0,
     "seed": 1,
 }
-DATA = {"kind": "synthetic", "samples": 60000, "path": "/data/mnist"}
+DATA = {"name": "mnist", "kind": "synthetic", "samples": 60000, "path": "/data/mnist", "scale": 1.0}
 
 
 def epoch_event(index: int, duration: float) -> dict:
@@ -39,13 +48,13 @@ def epoch_event(index: int, duration: float) -> dict:
 
 def test_run_lifecycle(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path / "s.sqlite3")
-    run_id = store.create_run(
-        CONFIG, requested_device="cpu", benchd_version="9", sample_unit="images", data=DATA
-    )
+    run_id = store.create_run(CONFIG, requested_device="cpu", benchd_version="9", sample_unit="images")
     run = store.get_run(run_id)
     assert run is not None and run.state == "queued" and run.outcome is None
     store.mark_running(run_id, "/logs/run.log")
-    store.record_started(run_id, {"device": "cpu", "device_type": "cpu", "device_name": "X", "parameters": 5})
+    store.record_started(
+        run_id, {"device": "cpu", "device_type": "cpu", "device_name": "X", "parameters": 5, "data": DATA}
+    )
     for index, duration in enumerate([3.0, 1.0, 2.0]):
         store.add_epoch(run_id, epoch_event(index, duration), start_t=99.0 + index)
     store.finish(run_id, "ok", peak_host_rss_bytes=123)
@@ -80,9 +89,7 @@ def test_summary_basis() -> None:
 def test_schema_is_versioned_and_reopens(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
     store = ResultsStore(path)
-    run_id = store.create_run(
-        CONFIG, requested_device="cpu", benchd_version="9", sample_unit="images", data=None
-    )
+    run_id = store.create_run(CONFIG, requested_device="cpu", benchd_version="9", sample_unit="images")
     store.close()
     reopened = ResultsStore(path)
     assert reopened.schema_version == SCHEMA_VERSION
@@ -98,3 +105,22 @@ def test_a_newer_schema_is_refused_not_clobbered(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StoreError, match="newer than this benchd understands"):
         ResultsStore(path)
+
+
+def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0])
+    db.execute(
+        "INSERT INTO runs (workload, preset, config, batch_size, fraction, epochs_requested, seed, "
+        "requested_device, state, outcome, benchd_version, queued_at) "
+        "VALUES ('vae', 'bs128', '{}', 128, 1.0, 1, 1, 'cpu', 'finished', 'ok', '0.0.1', 1.0)"
+    )
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    store = ResultsStore(path)
+    assert store.schema_version == SCHEMA_VERSION
+    run = store.get_run(1)
+    assert run is not None
+    assert (run.outcome, run.origin, run.timeout_seconds) == ("ok", "cli", None)

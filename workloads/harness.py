@@ -33,9 +33,13 @@ def run_workload(spec: dict[str, Any], events: EventWriter) -> None:
     import torch
 
     from benchd.workloads import device as devices
+    from benchd.workloads.datasets import layout
+    from benchd.workloads.datasets.formats import get_format
     from benchd.workloads.training import TrainerSpec, build_trainer
 
     info = devices.resolve(spec["device"])
+    # Generates a synthetic set on first use, as the daemon never does work this heavy itself.
+    data = layout.ensure(Path(spec["data_dir"]), get_format(spec["dataset"]))
     device = torch.device(info.id)
     seed = int(spec["seed"])
     random.seed(seed)
@@ -49,7 +53,7 @@ def run_workload(spec: dict[str, Any], events: EventWriter) -> None:
             fraction=float(spec["fraction"]),
             workers=int(spec["workers"]),
             seed=seed,
-            data_path=Path(spec["data_path"]),
+            data_path=Path(data.path),
             device=device,
         )
     )
@@ -66,6 +70,7 @@ def run_workload(spec: dict[str, Any], events: EventWriter) -> None:
         samples_per_epoch=trainer.samples_per_epoch,
         steps_per_epoch=trainer.steps_per_epoch,
         seed=seed,
+        data=data.to_json(),
     )
     peaks = devices.AllocatorPeaks(device)
     for epoch in range(int(spec["epochs"])):
