@@ -1,0 +1,333 @@
+"""The daemon's configuration: a TOML file, then BENCHD_* environment variables, then flags.
+
+Each layer overrides the one before it, key by key. Everything is validated
+at start; an error names the key (as `section.key`) and why it is wrong, so a
+typo in a config file stops the daemon before it does anything.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from benchd import catalog
+from benchd.cron import CronError, CronExpression
+from benchd.paths import default_data_dir
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+DEFAULT_PORT = 9655  # marked free in Prometheus's default port allocation list
+ENV_CONFIG = "BENCHD_CONFIG"
+
+# Environment variables and the keys they set.
+ENV_KEYS = {
+    "BENCHD_DATA_DIR": "data_dir",
+    "BENCHD_HOST": "server.host",
+    "BENCHD_PORT": "server.port",
+    "BENCHD_TOKEN": "server.token",
+    "BENCHD_QUEUE_SIZE": "runs.queue_size",
+    "BENCHD_TIMEOUT": "runs.timeout",
+    "BENCHD_GRACE": "runs.grace",
+    "BENCHD_JITTER": "schedule.jitter",
+    "BENCHD_START_DELAY": "schedule.start_delay",
+    "BENCHD_BUSY_CHECK": "busy_check.enabled",
+    "BENCHD_MAX_CPU_LOAD": "busy_check.max_cpu_load",
+}
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+class ConfigError(ValueError):
+    """A configuration value that is missing, unknown or out of range; names the key."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"config {key}: {reason}")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When and how one workload's presets run on their own."""
+
+    workload: str
+    presets: tuple[str, ...]
+    interval_seconds: float | None
+    cron: CronExpression | None
+    epochs: int
+    fraction: float
+    timeout_seconds: float
+    device: str
+
+    def period_seconds(self, now: datetime) -> float:
+        if self.cron is not None:
+            return self.cron.typical_interval(now)
+        assert self.interval_seconds is not None
+        return self.interval_seconds
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    host: str
+    port: int
+    token: str | None
+    queue_size: int
+    timeout_seconds: float
+    grace_seconds: float
+    jitter_seconds: float
+    start_delay_seconds: float
+    busy_check: bool
+    max_cpu_load: float
+    skip_when_gpu_busy: bool
+    schedules: tuple[Schedule, ...]
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# The embedded default: every workload, every preset, once a day; the heavy
+# three on a tenth of an epoch so a CPU-only host is not kept busy for hours.
+DEFAULT_WORKLOADS: dict[str, dict[str, Any]] = {
+    "vae": {"interval": "6h"},
+    "siamese": {"interval": "24h", "fraction": 0.1},
+    "transformer": {"interval": "24h", "fraction": 0.1},
+    "dcgan": {"interval": "24h", "fraction": 0.1},
+}
+
+EXAMPLE = f"""# benchd configuration. Precedence: this file < BENCHD_* environment variables < flags.
+# Durations are seconds or a number with a unit: 500ms, 30s, 5m, 6h, 1d.
+
+# Where datasets, the results store and run logs live (BENCHD_DATA_DIR).
+# data_dir = "/var/lib/benchd"
+
+[server]
+host = "127.0.0.1"       # BENCHD_HOST; any non-loopback address requires a token
+port = {DEFAULT_PORT}             # BENCHD_PORT
+# token = "change-me"     # BENCHD_TOKEN; required by POST and DELETE when set
+
+[runs]
+queue_size = 32          # queued runs beyond this are refused (HTTP 429)
+timeout = "1h"           # default per-run timeout
+grace = "10s"            # between SIGTERM and SIGKILL when a run is stopped
+
+[schedule]
+jitter = "5m"            # random delay added to each scheduled run
+start_delay = "1m"       # nothing scheduled runs earlier than this after start
+
+[busy_check]
+enabled = true           # skip (and record) a scheduled run when the host is busy
+max_cpu_load = 0.5       # CPU use (0-1, all cores, over one second) at or above which the host is busy
+gpu_processes = true     # busy when other processes use the GPU
+
+# One table per scheduled workload. With a [workloads] table in the file, only
+# the workloads listed run on a schedule (all can still be triggered).
+[workloads.vae]
+presets = ["bs128", "bs5120"]   # or "all"
+interval = "6h"                 # or: cron = "30 3 * * *"
+epochs = 2
+fraction = 1.0
+# timeout = "30m"
+# device = "auto"               # auto, cpu, cuda, cuda:1, mps, xpu
+
+[workloads.transformer]
+presets = ["b20-e200-l2-h200"]
+cron = "0 4 * * *"
+fraction = 0.25
+"""
+
+
+def parse_duration(key: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(key, f"{value!r} is not a duration")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ConfigError(key, f"{value!r} is not a duration (use seconds or 500ms, 30s, 5m, 6h, 1d)")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds < 0:
+        raise ConfigError(key, f"{value!r} is negative")
+    return seconds
+
+
+def _number(key: str, value: Any, kind: type, low: float, high: float | None = None) -> Any:
+    if isinstance(value, str):
+        try:
+            value = kind(value)
+        except ValueError:
+            raise ConfigError(key, f"{value!r} is not a {kind.__name__}") from None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (kind is int and value != int(value))
+    ):
+        raise ConfigError(key, f"{value!r} is not a {kind.__name__}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(key, f"{value!r} must be {bound}")
+    return kind(value)
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return value.lower() in ("1", "true", "yes", "on")
+    raise ConfigError(key, f"{value!r} is not true or false")
+
+
+def _table(key: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, "must be a table")
+    return value
+
+
+def _reject_unknown(prefix: str, table: Mapping[str, Any], known: set[str]) -> None:
+    for name in table:
+        if name not in known:
+            raise ConfigError(f"{prefix}{name}", f"unknown key; known keys: {', '.join(sorted(known))}")
+
+
+def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Schedule:
+    key = f"workloads.{name}"
+    try:
+        workload = catalog.get_workload(name)
+    except catalog.CatalogError as exc:
+        raise ConfigError(key, str(exc)) from None
+    _reject_unknown(
+        f"{key}.", table, {"presets", "interval", "cron", "epochs", "fraction", "timeout", "device"}
+    )
+    presets_value = table.get("presets", "all")
+    names = [presets_value] if isinstance(presets_value, str) else presets_value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{key}.presets", 'must be a list of preset names or "all"')
+    try:
+        presets = tuple(p.name for p in catalog.resolve_presets(workload, names))
+    except catalog.CatalogError as exc:
+        raise ConfigError(f"{key}.presets", str(exc)) from None
+    if ("interval" in table) == ("cron" in table):
+        raise ConfigError(key, "needs exactly one of interval or cron")
+    interval = cron = None
+    if "interval" in table:
+        interval = parse_duration(f"{key}.interval", table["interval"])
+        if interval <= 0:
+            raise ConfigError(f"{key}.interval", "must be positive")
+    else:
+        try:
+            cron = CronExpression.parse(str(table["cron"]))
+        except CronError as exc:
+            raise ConfigError(f"{key}.cron", str(exc)) from None
+    epochs = _number(f"{key}.epochs", table.get("epochs", 1), int, 1, catalog.MAX_EPOCHS)
+    fraction = _number(f"{key}.fraction", table.get("fraction", 1.0), float, 0.0, 1.0)
+    if fraction == 0:
+        raise ConfigError(f"{key}.fraction", "must be in (0, 1]")
+    timeout = parse_duration(f"{key}.timeout", table.get("timeout", default_timeout))
+    device = table.get("device", "auto")
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", device):
+        raise ConfigError(f"{key}.device", f"{device!r} is not auto, cpu, cuda, cuda:N, mps, xpu or xpu:N")
+    return Schedule(name, presets, interval, cron, epochs, fraction, timeout, device)
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def load_layers(
+    config_path: Path | None, environ: Mapping[str, str], flags: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Merge file, environment and flags (each `dotted.key: value`) into one tree."""
+    tree: dict[str, Any] = {}
+    path = config_path or (Path(environ[ENV_CONFIG]) if environ.get(ENV_CONFIG) else None)
+    if path is not None:
+        try:
+            tree = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigError("file", f"{path}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("file", f"{path}: not valid TOML ({exc})") from None
+    for variable, dotted in ENV_KEYS.items():
+        if environ.get(variable):
+            _set_dotted(tree, dotted, environ[variable])
+    for dotted, value in flags.items():
+        if value is not None:
+            _set_dotted(tree, dotted, value)
+    return tree
+
+
+def settings_from_tree(tree: Mapping[str, Any]) -> Settings:
+    _reject_unknown("", tree, {"data_dir", "server", "runs", "schedule", "busy_check", "workloads"})
+    server = _table("server", tree.get("server", {}))
+    _reject_unknown("server.", server, {"host", "port", "token"})
+    runs = _table("runs", tree.get("runs", {}))
+    _reject_unknown("runs.", runs, {"queue_size", "timeout", "grace"})
+    schedule = _table("schedule", tree.get("schedule", {}))
+    _reject_unknown("schedule.", schedule, {"jitter", "start_delay"})
+    busy = _table("busy_check", tree.get("busy_check", {}))
+    _reject_unknown("busy_check.", busy, {"enabled", "max_cpu_load", "gpu_processes"})
+    workloads = _table("workloads", tree.get("workloads", DEFAULT_WORKLOADS))
+
+    host = str(server.get("host", "127.0.0.1"))
+    token = server.get("token") or None
+    if token is not None and (not isinstance(token, str) or len(token) < 16):
+        raise ConfigError("server.token", "must be a string of at least 16 characters")
+    if token is None and not is_loopback(host):
+        raise ConfigError(
+            "server.token", f"is required to listen on the non-loopback address {host} (set BENCHD_TOKEN)"
+        )
+    timeout = parse_duration("runs.timeout", runs.get("timeout", "1h"))
+    if timeout <= 0:
+        raise ConfigError("runs.timeout", "must be positive")
+    data_dir = tree.get("data_dir")
+    return Settings(
+        data_dir=Path(str(data_dir)).expanduser() if data_dir else default_data_dir(),
+        host=host,
+        port=_number("server.port", server.get("port", DEFAULT_PORT), int, 0, 65535),
+        token=token,
+        queue_size=_number("runs.queue_size", runs.get("queue_size", 32), int, 1, 10_000),
+        timeout_seconds=timeout,
+        grace_seconds=parse_duration("runs.grace", runs.get("grace", "10s")),
+        jitter_seconds=parse_duration("schedule.jitter", schedule.get("jitter", "5m")),
+        start_delay_seconds=parse_duration("schedule.start_delay", schedule.get("start_delay", "1m")),
+        busy_check=_boolean("busy_check.enabled", busy.get("enabled", True)),
+        max_cpu_load=_number("busy_check.max_cpu_load", busy.get("max_cpu_load", 0.5), float, 0.0),
+        skip_when_gpu_busy=_boolean("busy_check.gpu_processes", busy.get("gpu_processes", True)),
+        schedules=tuple(
+            _schedule(name, _table(f"workloads.{name}", table), timeout) for name, table in workloads.items()
+        ),
+    )
+
+
+def load_settings(
+    config_path: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    return settings_from_tree(
+        load_layers(config_path, os.environ if environ is None else environ, flags or {})
+    )

@@ -1,0 +1,98 @@
+"""Configuration layers, validation that names the key, and cron expressions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from benchd.config import DEFAULT_PORT, EXAMPLE, ConfigError, load_settings, parse_duration
+from benchd.cron import CronError, CronExpression
+
+
+def settings(tmp_path: Path, text: str, env: dict[str, str] | None = None, flags: dict | None = None):
+    path = tmp_path / "benchd.toml"
+    path.write_text(text)
+    return load_settings(path, flags, env or {})
+
+
+def test_embedded_defaults_schedule_every_workload(tmp_path: Path) -> None:
+    defaults = load_settings(None, None, {"HOME": str(tmp_path)})
+    assert (defaults.host, defaults.port, defaults.token) == ("127.0.0.1", DEFAULT_PORT, None)
+    assert {s.workload for s in defaults.schedules} == {"dcgan", "siamese", "transformer", "vae"}
+    vae = next(s for s in defaults.schedules if s.workload == "vae")
+    assert vae.presets == ("bs128", "bs5120") and vae.interval_seconds == 6 * 3600
+
+
+def test_the_printed_example_is_valid(tmp_path: Path) -> None:
+    example = settings(tmp_path, EXAMPLE)
+    assert [s.workload for s in example.schedules] == ["vae", "transformer"]
+    assert example.schedules[1].cron is not None
+
+
+def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
+    text = "[server]\nport = 1111\n[runs]\nqueue_size = 3\n[workloads]\n"
+    assert settings(tmp_path, text).port == 1111
+    assert settings(tmp_path, text, env={"BENCHD_PORT": "2222"}).port == 2222
+    assert settings(tmp_path, text, env={"BENCHD_PORT": "2222"}, flags={"server.port": 3333}).port == 3333
+    assert settings(tmp_path, text).queue_size == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("[server]\nport = 70000\n", "server.port", "between 0 and 65535"),
+        ("[server]\nprot = 1\n", "server.prot", "unknown key"),
+        ('[runs]\ntimeout = "5 weeks"\n', "runs.timeout", "not a duration"),
+        ('[busy_check]\nenabled = "maybe"\n', "busy_check.enabled", "not true or false"),
+        ('[workloads.resnet]\ninterval = "1h"\n', "workloads.resnet", "unknown workload"),
+        ('[workloads.vae]\npresets = ["bs64"]\ninterval = "1h"\n', "workloads.vae.presets", "unknown preset"),
+        ('[workloads.vae]\ninterval = "1h"\ncron = "* * * * *"\n', "workloads.vae", "exactly one of"),
+        ('[workloads.vae]\ncron = "61 * * * *"\n', "workloads.vae.cron", "outside 0-59"),
+        ('[workloads.vae]\ninterval = "1h"\nfraction = 0\n', "workloads.vae.fraction", "(0, 1]"),
+        ('[workloads.vae]\ninterval = "1h"\ndevice = "tpu"\n', "workloads.vae.device", "is not auto"),
+        ('[server]\nhost = "0.0.0.0"\n', "server.token", "non-loopback"),
+        ('[server]\ntoken = "short"\n', "server.token", "at least 16"),
+        ('data_dir = "x"\n[server\n', "file", "not valid TOML"),
+    ],
+)
+def test_errors_name_the_key_and_reason(tmp_path: Path, text: str, key: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings(tmp_path, text)
+    assert caught.value.key == key
+    assert reason in str(caught.value)
+    assert str(caught.value).startswith(f"config {key}: ")
+
+
+def test_token_allows_any_address(tmp_path: Path) -> None:
+    loaded = settings(tmp_path, '[server]\nhost = "0.0.0.0"\n', env={"BENCHD_TOKEN": "x" * 20})
+    assert loaded.host == "0.0.0.0" and not loaded.loopback
+
+
+def test_durations() -> None:
+    assert parse_duration("k", "500ms") == 0.5
+    assert parse_duration("k", "5m") == 300
+    assert parse_duration("k", 7) == 7
+    assert parse_duration("k", "1d") == 86400
+    with pytest.raises(ConfigError):
+        parse_duration("k", True)
+
+
+def test_cron_next_times() -> None:
+    friday_noon = datetime(2026, 11, 27, 12, 0)
+    assert CronExpression.parse("30 3 * * 1-5").next_after(friday_noon) == datetime(2026, 11, 30, 3, 30)
+    assert CronExpression.parse("*/15 * * * *").next_after(friday_noon) == datetime(2026, 11, 27, 12, 15)
+    assert CronExpression.parse("0 0 29 2 *").next_after(friday_noon) == datetime(2028, 2, 29, 0, 0)
+    assert CronExpression.parse("0 9 * * 7").next_after(friday_noon) == datetime(2026, 11, 29, 9, 0)
+    # Both day fields restricted: either matches (the 1st, or any Monday).
+    both = CronExpression.parse("0 0 1 * 1")
+    assert both.next_after(friday_noon) == datetime(2026, 11, 30, 0, 0)
+    assert both.next_after(datetime(2026, 11, 30, 1, 0)) == datetime(2026, 12, 1, 0, 0)
+    assert CronExpression.parse("0 */6 * * *").typical_interval(friday_noon) == 6 * 3600
+
+
+@pytest.mark.parametrize("text", ["* * * *", "60 * * * *", "* 24 * * *", "a * * * *", "*/0 * * * *"])
+def test_cron_rejects_bad_expressions(text: str) -> None:
+    with pytest.raises(CronError):
+        CronExpression.parse(text)
