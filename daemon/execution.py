@@ -14,7 +14,15 @@ from typing import Any
 from benchd import __version__, protocol
 from benchd.catalog import RunConfig, get_workload
 from benchd.paths import run_log_path
-from benchd.runner import CANCELLED, ERROR, HARNESS_COMMAND, CancelToken, ChildResult, run_child
+from benchd.runner import (
+    CANCELLED,
+    DEFAULT_GRACE_SECONDS,
+    ERROR,
+    HARNESS_COMMAND,
+    CancelToken,
+    ChildResult,
+    run_child,
+)
 from benchd.store import ResultsStore
 
 EventCallback = Callable[[dict[str, Any]], None]
@@ -42,13 +50,14 @@ class RunRequest:
         }
 
 
-def queue_run(store: ResultsStore, request: RunRequest) -> int:
+def queue_run(store: ResultsStore, request: RunRequest, origin: str = "cli") -> int:
     return store.create_run(
         request.config.to_json(),
         requested_device=request.device,
         benchd_version=__version__,
         sample_unit=get_workload(request.config.workload).sample_unit,
         timeout=request.timeout,
+        origin=origin,
     )
 
 
@@ -60,6 +69,7 @@ def execute(
     cancel: CancelToken | None = None,
     on_event: EventCallback | None = None,
     command: Sequence[str] = HARNESS_COMMAND,
+    grace: float = DEFAULT_GRACE_SECONDS,
 ) -> ChildResult:
     """Run the child and record everything; the run always ends with exactly one outcome.
 
@@ -90,6 +100,7 @@ def execute(
             timeout=request.timeout,
             cancel=cancel,
             command=command,
+            grace=grace,
         )
     except KeyboardInterrupt:
         store.finish(run_id, CANCELLED, message="interrupted from the terminal")

@@ -183,6 +183,16 @@ class Run:
         values = [e.peak_reserved_bytes for e in self.epochs if e.peak_reserved_bytes is not None]
         return max(values) if values else None
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Run:
+        """The inverse of to_json, for clients that read runs from the API."""
+        names = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in data.items() if k in names and k != "epochs"}
+        values["data_kind"] = data.get("data")
+        epoch_names = set(Epoch.__dataclass_fields__)
+        epochs = [Epoch(**{k: v for k, v in e.items() if k in epoch_names}) for e in data.get("epochs", [])]
+        return cls(**values, epochs=epochs)
+
     def to_json(self) -> dict[str, Any]:
         summary = self.summary
         data = {k: v for k, v in asdict(self).items() if k != "epochs"}
@@ -368,6 +378,17 @@ class ResultsStore:
         run = _run_from_row(row)
         run.epochs = [Epoch(*r) for r in epoch_rows]
         return run
+
+    def runs_in_state(self, state: str) -> list[Run]:
+        with self._lock:
+            ids = [
+                r[0] for r in self._db.execute("SELECT id FROM runs WHERE state = ? ORDER BY id", (state,))
+            ]
+        return [run for run in (self.get_run(i) for i in ids) if run is not None]
+
+    def finished_runs(self) -> list[Run]:
+        """Every finished run, oldest first: what the daemon's counters are rebuilt from."""
+        return self.runs_in_state(FINISHED)
 
     def list_runs(
         self, *, workload: str | None = None, outcome: str | None = None, limit: int = 50

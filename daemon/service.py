@@ -1,0 +1,272 @@
+"""The daemon's run queue: one run at a time per device, runs queued durably in the store.
+
+Every queued run already has its row in the store, so a restart finds it and
+queues it again; a run that was running when the daemon died is marked
+`interrupted`. One worker thread per device takes runs in order.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchd import protocol
+from benchd.catalog import RunConfig
+from benchd.execution import RunRequest, execute, queue_run
+from benchd.runner import CANCELLED, HARNESS_COMMAND, CancelToken
+from benchd.store import QUEUED, RUNNING, ResultsStore, Run
+
+INTERRUPTED = "interrupted"
+
+
+class QueueFullError(Exception):
+    """The queue holds as many runs as it may."""
+
+
+class ShuttingDownError(Exception):
+    """The daemon is stopping and takes no new runs."""
+
+
+class RunNotFoundError(KeyError):
+    """No run with that id."""
+
+
+class RunFinishedError(Exception):
+    """The run has already ended; there is nothing to cancel."""
+
+
+@dataclass
+class ActiveRun:
+    """What a scrape or a status call may know about the run in progress."""
+
+    run_id: int
+    config: RunConfig
+    device: str
+    cancel: CancelToken
+    epoch: int | None = None
+    step: int = 0
+    steps: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.run_id,
+            "workload": self.config.workload,
+            "preset": self.config.preset,
+            "device": self.device,
+            "epoch": self.epoch,
+            "epochs": self.config.epochs,
+            "step": self.step,
+            "steps": self.steps,
+        }
+
+
+@dataclass
+class _Queued:
+    run_id: int
+    request: RunRequest
+
+
+@dataclass
+class _DeviceLane:
+    queue: collections.deque[_Queued] = field(default_factory=collections.deque)
+    active: ActiveRun | None = None
+    worker: threading.Thread | None = None
+
+
+FinishedCallback = Callable[[Run], None]
+
+
+class RunService:
+    def __init__(
+        self,
+        store: ResultsStore,
+        *,
+        queue_size: int,
+        grace: float,
+        on_finished: FinishedCallback,
+        command: Sequence[str] = HARNESS_COMMAND,
+    ) -> None:
+        self._store = store
+        self._queue_size = queue_size
+        self._grace = grace
+        self._on_finished = on_finished
+        self._command = command
+        self._lock = threading.Condition()
+        self._lanes: dict[str, _DeviceLane] = {}
+        self._accepting = True
+
+    # -- intake -------------------------------------------------------------
+
+    def submit(self, request: RunRequest, origin: str) -> tuple[int, bool]:
+        return self.submit_many([request], origin)[0]
+
+    def submit_many(self, requests: list[RunRequest], origin: str) -> list[tuple[int, bool]]:
+        """Queue all the runs or none; an identical run already queued is returned as (its id, True)."""
+        with self._lock:
+            if not self._accepting:
+                raise ShuttingDownError("the daemon is shutting down")
+            twins = [self._queued_twin(r) for r in requests]
+            new = sum(1 for twin in twins if twin is None)
+            if new and self.queue_length() + new > self._queue_size:
+                raise QueueFullError(
+                    f"the queue cannot take {new} more run(s) ({self._queue_size} at most); try again later"
+                )
+            results = []
+            for request, twin in zip(requests, twins, strict=True):
+                if twin is not None:
+                    results.append((twin, True))
+                    continue
+                run_id = queue_run(self._store, request, origin)
+                self._enqueue(self._lanes.setdefault(request.device, _DeviceLane()), _Queued(run_id, request))
+                results.append((run_id, False))
+            return results
+
+    def _queued_twin(self, request: RunRequest) -> int | None:
+        lane = self._lanes.get(request.device)
+        if lane is None:
+            return None
+        return next((q.run_id for q in lane.queue if q.request.config == request.config), None)
+
+    def resume(self, run_id: int, request: RunRequest) -> None:
+        """Queue a run found `queued` in the store at start."""
+        with self._lock:
+            self._enqueue(self._lanes.setdefault(request.device, _DeviceLane()), _Queued(run_id, request))
+
+    def _enqueue(self, lane: _DeviceLane, item: _Queued) -> None:
+        lane.queue.append(item)
+        if lane.worker is None:
+            lane.worker = threading.Thread(
+                target=self._work, args=(item.request.device,), name=f"benchd-worker-{item.request.device}"
+            )
+            lane.worker.start()
+        self._lock.notify_all()
+
+    # -- views ----------------------------------------------------------------
+
+    def queue_length(self) -> int:
+        with self._lock:
+            return sum(len(lane.queue) for lane in self._lanes.values())
+
+    def active_runs(self) -> list[ActiveRun]:
+        with self._lock:
+            return [lane.active for lane in self._lanes.values() if lane.active is not None]
+
+    def queued_runs(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                {"id": q.run_id, "workload": q.request.config.workload, "preset": q.request.config.preset,
+                 "device": device}
+                for device, lane in self._lanes.items()
+                for q in lane.queue
+            ]  # fmt: skip
+
+    def device_busy(self, device: str) -> bool:
+        """Whether benchd itself has a run in progress or waiting on `device`."""
+        with self._lock:
+            lane = self._lanes.get(device)
+            return lane is not None and (lane.active is not None or bool(lane.queue))
+
+    def progress(self, run_id: int) -> ActiveRun | None:
+        with self._lock:
+            return next((a for a in self.active_runs() if a.run_id == run_id), None)
+
+    # -- cancellation and shutdown --------------------------------------------
+
+    def cancel(self, run_id: int) -> str:
+        """Cancel a queued run at once, or ask a running one to stop; returns the run's new state."""
+        with self._lock:
+            for lane in self._lanes.values():
+                for queued in lane.queue:
+                    if queued.run_id == run_id:
+                        lane.queue.remove(queued)
+                        self._store.finish(run_id, CANCELLED, message="cancelled before it started")
+                        self._report(run_id)
+                        return CANCELLED
+                if lane.active is not None and lane.active.run_id == run_id:
+                    lane.active.cancel.cancel()
+                    return "cancelling"
+        run = self._store.get_run(run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        raise RunFinishedError(f"run {run_id} already ended with outcome {run.outcome}")
+
+    def shutdown(self, timeout: float) -> None:
+        """Stop intake, stop the running children, and wait for their outcomes to be recorded.
+
+        Runs still waiting stay `queued` in the store and are resumed by the next start.
+        """
+        with self._lock:
+            self._accepting = False
+            for lane in self._lanes.values():
+                lane.queue.clear()
+                if lane.active is not None:
+                    lane.active.cancel.cancel()
+            workers = [lane.worker for lane in self._lanes.values() if lane.worker is not None]
+            self._lock.notify_all()
+        for worker in workers:
+            worker.join(timeout)
+
+    # -- the worker -------------------------------------------------------------
+
+    def _work(self, device: str) -> None:
+        lane = self._lanes[device]
+        while True:
+            with self._lock:
+                while self._accepting and not lane.queue:
+                    self._lock.wait()
+                if not self._accepting:
+                    lane.worker = None
+                    return
+                item = lane.queue.popleft()
+                lane.active = ActiveRun(item.run_id, item.request.config, device, CancelToken())
+                active = lane.active
+            try:
+                execute(
+                    self._store,
+                    item.run_id,
+                    item.request,
+                    cancel=active.cancel,
+                    on_event=lambda event, a=active: self._follow(a, event),
+                    command=self._command,
+                    grace=self._grace,
+                )
+            finally:
+                with self._lock:
+                    lane.active = None
+                self._report(item.run_id)
+
+    def _follow(self, active: ActiveRun, event: dict[str, Any]) -> None:
+        with self._lock:
+            kind = event["event"]
+            if kind == protocol.STARTED:
+                active.steps = event.get("steps_per_epoch")
+            elif kind == protocol.EPOCH_START:
+                active.epoch, active.step = event["epoch"], 0
+            elif kind in (protocol.PROGRESS, protocol.EPOCH_END):
+                active.step = event.get("step", event.get("steps", active.step))
+
+    def _report(self, run_id: int) -> None:
+        run = self._store.get_run(run_id)
+        if run is not None:
+            self._on_finished(run)
+
+
+def recover(store: ResultsStore, service: RunService, data_dir: Path) -> list[int]:
+    """After a start: runs left `running` become `interrupted` (their ids are returned);
+    runs left `queued` are queued again."""
+    interrupted = []
+    for run in store.runs_in_state(RUNNING):
+        if run.origin == "cli":  # a foreground `benchd run` owns its own runs
+            continue
+        store.finish(run.id, INTERRUPTED, message="the daemon stopped while this run was in progress")
+        interrupted.append(run.id)
+    for run in store.runs_in_state(QUEUED):
+        if run.origin == "cli":
+            continue
+        config = RunConfig(**{k: v for k, v in run.config.items() if k in RunConfig.__dataclass_fields__})
+        service.resume(run.id, RunRequest(config, run.requested_device, data_dir, run.timeout_seconds))
+    return interrupted
