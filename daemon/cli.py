@@ -30,6 +30,8 @@ data_app = typer.Typer(
     help="Inspect and prepare the datasets under the data directory.", no_args_is_help=True
 )
 app.add_typer(data_app, name="data")
+config_app = typer.Typer(help="The daemon's configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 DataDirOption = Annotated[
     Path | None,
@@ -226,9 +228,56 @@ def data_prepare(
             typer.echo(f"{info.name}: {info.kind}, {info.samples:,} samples, {info.path}")
 
 
+@app.command()
+def serve(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML config file. Default: BENCHD_CONFIG, else embedded defaults."),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default 9655).")] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Run the daemon: scheduled and triggered benchmarks, HTTP API and /metrics."""
+    import logging
+    import os
+
+    from benchd.config import ConfigError, load_settings
+    from benchd.paths import DataDirError
+    from benchd.store import StoreError
+
+    os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
+    flags = {"server.host": host, "server.port": port, "data_dir": str(data_dir) if data_dir else None}
+    try:
+        settings = load_settings(config, flags)
+    except ConfigError as exc:
+        fail(str(exc))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from benchd.server import DaemonLockError
+    from benchd.server import serve as run_server
+
+    try:
+        code = run_server(settings)
+    except (DataDirError, StoreError, DaemonLockError) as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
+
+
+@config_app.command("example")
+def config_example() -> None:
+    """Print a commented example configuration file."""
+    from benchd.config import EXAMPLE
+
+    typer.echo(EXAMPLE, nl=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
         app()
     except BrokenPipeError:  # `benchd runs | head`
         sys.stderr.close()
+
+
+# The daemon's client commands register themselves on `app`.
+from benchd import cli_remote  # noqa: E402, F401

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from benchd import protocol
 
 
-def _progress() -> Progress:
+def progress_bars() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -32,7 +32,7 @@ def prepare_dataset(data_dir: Path, name: str, scale: float = 1.0, seed: int = 0
     existing = layout.describe(data_dir, fmt)
     if existing is not None:
         return existing
-    with _progress() as bar:
+    with progress_bars() as bar:
         task = bar.add_task(f"generating synthetic {name}", total=None)
 
         def advance(done: int, total: int) -> None:
@@ -47,7 +47,7 @@ class RunProgress:
     def __init__(self, label: str, epochs: int) -> None:
         self.label = label
         self.epochs = epochs
-        self.bar = _progress()
+        self.bar = progress_bars()
         self.task: Any = None
 
     def __enter__(self) -> RunProgress:

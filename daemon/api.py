@@ -1,0 +1,281 @@
+"""The daemon's HTTP interface: health, readiness, /metrics and the JSON API under /api/v1.
+
+Bad input gets a 4xx with {"error": message} and changes nothing. Off
+loopback, every mutating route needs the configured bearer token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any, Protocol
+
+from prometheus_client import make_asgi_app
+from prometheus_client.registry import Collector
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from benchd import catalog, report
+from benchd.devices import DeviceError, Probe
+from benchd.execution import RunRequest
+from benchd.openapi import openapi_document
+from benchd.service import QueueFullError, RunFinishedError, RunNotFoundError, RunService, ShuttingDownError
+from benchd.store import ResultsStore
+
+MAX_BODY_BYTES = 64 * 1024
+MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+OUTCOMES = ("ok", "oom", "error", "timeout", "cancelled", "skipped", "interrupted")
+RUN_FIELDS = {
+    "workload", "preset", "presets", "device", "epochs", "fraction", "batch_size",
+    "emsize", "nlayers", "nhid", "workers", "timeout",
+}  # fmt: skip
+
+
+class Daemon(Protocol):
+    """What the API needs from the running daemon."""
+
+    store: ResultsStore
+    service: RunService
+    collector: Collector
+    token: str | None
+    default_timeout: float
+
+    def probe(self) -> Probe | None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class _AsgiEndpoint:
+    """Lets a plain ASGI callable serve one exact route (no trailing-slash redirect)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+class GuardMiddleware(BaseHTTPMiddleware):
+    """Bearer token on mutating routes (constant-time compare) and a cap on body size."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        super().__init__(app)
+        self.token = token
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if request.method in MUTATING_METHODS:
+            if self.token is not None:
+                given = request.headers.get("authorization", "")
+                expected = f"Bearer {self.token}"
+                if not hmac.compare_digest(given.encode(), expected.encode()):
+                    return error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+            length = request.headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+                return error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        return await call_next(request)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        payload = json.loads(body or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"body is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise ApiError(422, "body must be a JSON object")
+    return payload
+
+
+def _integer(payload: dict[str, Any], key: str) -> int | None:
+    value = payload.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(422, f"{key} must be an integer, got {value!r}")
+    return value
+
+
+def _number(payload: dict[str, Any], key: str) -> float | None:
+    value = payload.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ApiError(422, f"{key} must be a number, got {value!r}")
+    return float(value)
+
+
+def _or_default(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def parse_run_request(payload: dict[str, Any], probe: Probe, daemon: Daemon) -> list[RunRequest]:
+    """Turn a POST body into run requests, or raise ApiError naming the first problem."""
+    unknown = sorted(set(payload) - RUN_FIELDS)
+    if unknown:
+        raise ApiError(422, f"unknown field {unknown[0]!r}; fields: {', '.join(sorted(RUN_FIELDS))}")
+    if not isinstance(payload.get("workload"), str):
+        raise ApiError(422, "workload is required (a string)")
+    presets = payload.get("presets", payload.get("preset", "all"))
+    names = [presets] if isinstance(presets, str) else presets
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ApiError(422, "presets must be a preset name or a list of them")
+    device = payload.get("device", "auto")
+    if not isinstance(device, str):
+        raise ApiError(422, "device must be a string")
+    timeout = _number(payload, "timeout")
+    if timeout is not None and timeout <= 0:
+        raise ApiError(422, f"timeout must be positive, got {timeout}")
+    try:
+        workload = catalog.get_workload(payload["workload"])
+        configs = [
+            catalog.build_config(
+                workload,
+                preset,
+                epochs=_or_default(_integer(payload, "epochs"), 1),
+                fraction=_or_default(_number(payload, "fraction"), 1.0),
+                batch_size=_integer(payload, "batch_size"),
+                options={k: _integer(payload, k) for k in ("emsize", "nlayers", "nhid")},
+                workers=_integer(payload, "workers"),
+            )
+            for preset in catalog.resolve_presets(workload, names)
+        ]
+        resolved = probe.resolve(device)
+    except (catalog.CatalogError, DeviceError) as exc:
+        raise ApiError(422, str(exc)) from None
+    return [
+        RunRequest(c, resolved, daemon.store.path.parent, timeout or daemon.default_timeout) for c in configs
+    ]
+
+
+def create_app(daemon: Daemon) -> Starlette:
+    from benchd.metrics import build_registry
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        status = daemon.status()
+        if status["ready"]:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "starting", "reason": status["not_ready_reason"]}, status_code=503)
+
+    async def workloads(_request: Request) -> Response:
+        return JSONResponse({"workloads": report.workloads_json()})
+
+    async def create_runs(request: Request) -> Response:
+        payload = await _json_body(request)
+        probe = daemon.probe()
+        if probe is None:
+            raise ApiError(503, "devices are still being probed; try again in a few seconds")
+        requests = parse_run_request(payload, probe, daemon)
+        submitted = daemon.service.submit_many(requests, origin="api")
+        created = [
+            {"id": run_id, "workload": r.config.workload, "preset": r.config.preset, "device": r.device,
+             "duplicate": duplicate}
+            for r, (run_id, duplicate) in zip(requests, submitted, strict=True)
+        ]  # fmt: skip
+        return JSONResponse({"runs": created}, status_code=202)
+
+    async def list_runs(request: Request) -> Response:
+        query = request.query_params
+        workload = query.get("workload")
+        if workload is not None and workload not in catalog.WORKLOADS:
+            raise ApiError(
+                400, f"unknown workload {workload!r}; valid workloads: {', '.join(catalog.WORKLOADS)}"
+            )
+        outcome = query.get("outcome")
+        if outcome is not None and outcome not in OUTCOMES:
+            raise ApiError(400, f"unknown outcome {outcome!r}; valid outcomes: {', '.join(OUTCOMES)}")
+        limit_text = query.get("limit", "50")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+            raise ApiError(400, f"limit must be an integer from 1 to 1000, got {limit_text!r}")
+        runs = daemon.store.list_runs(workload=workload, outcome=outcome, limit=int(limit_text))
+        return JSONResponse({"runs": [r.to_json() for r in runs]})
+
+    def _run_id(request: Request) -> int:
+        text = request.path_params["run_id"]
+        if not text.isdigit():
+            raise ApiError(400, f"run id must be a positive integer, got {text!r}")
+        return int(text)
+
+    async def get_run(request: Request) -> Response:
+        run_id = _run_id(request)
+        run = daemon.store.get_run(run_id)
+        if run is None:
+            raise ApiError(404, f"no run {run_id}")
+        body = run.to_json()
+        active = daemon.service.progress(run_id)
+        body["progress"] = active.to_json() if active is not None else None
+        return JSONResponse(body)
+
+    async def cancel_run(request: Request) -> Response:
+        run_id = _run_id(request)
+        try:
+            state = daemon.service.cancel(run_id)
+        except RunNotFoundError:
+            raise ApiError(404, f"no run {run_id}") from None
+        except RunFinishedError as exc:
+            raise ApiError(409, str(exc)) from None
+        return JSONResponse({"id": run_id, "state": state}, status_code=202)
+
+    async def status(_request: Request) -> Response:
+        return JSONResponse(daemon.status())
+
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    async def api_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error(exc.status, exc.message)
+
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return error(exc.status_code, exc.detail, dict(exc.headers or {}))
+
+    async def queue_full(_request: Request, exc: Exception) -> Response:
+        return error(429, str(exc))
+
+    async def shutting_down(_request: Request, exc: Exception) -> Response:
+        return error(503, str(exc))
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", _AsgiEndpoint(make_asgi_app(build_registry(daemon.collector)))),
+        Route("/api/v1/openapi.json", openapi),
+        Route("/api/v1/workloads", workloads),
+        Route("/api/v1/runs", list_runs, methods=["GET"]),
+        Route("/api/v1/runs", create_runs, methods=["POST"]),
+        Route("/api/v1/runs/{run_id}", get_run, methods=["GET"]),
+        Route("/api/v1/runs/{run_id}", cancel_run, methods=["DELETE"]),
+        Route("/api/v1/status", status),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(GuardMiddleware, token=daemon.token)],
+        exception_handlers={
+            HTTPException: http_error,
+            ApiError: api_error,
+            QueueFullError: queue_full,
+            ShuttingDownError: shutting_down,
+        },
+    )

@@ -1,0 +1,185 @@
+"""The Prometheus metrics contract (docs/metrics.md), computed from what the daemon holds.
+
+A custom collector, so a scrape reads in-memory state and nothing else: no
+store query, no sensor, no benchmark. Labels stay low-cardinality (workload,
+preset, device, outcome); names, versions and drivers live on info metrics.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from benchd import __version__
+from benchd.scoreboard import Scoreboard
+from benchd.service import RunService
+
+SERIES_LABELS = ["workload", "preset", "device"]
+
+
+@dataclass
+class DaemonFacts:
+    """Slow-changing facts filled in by the daemon as it learns them."""
+
+    torch_version: str | None = None
+    devices: list[dict] | None = None
+    probe_error: str | None = None
+    store_ok: bool = True
+    schedule_periods: dict[tuple[str, str], float] | None = None
+
+
+class BenchdCollector(Collector):
+    def __init__(self, scoreboard: Scoreboard, service: RunService, facts: Callable[[], DaemonFacts]) -> None:
+        self._scoreboard = scoreboard
+        self._service = service
+        self._facts = facts
+
+    def collect(self) -> Iterator[Metric]:
+        facts = self._facts()
+        outcomes, series, seen_devices = self._scoreboard.snapshot()
+        yield from self._info(facts, seen_devices)
+
+        runs = CounterMetricFamily(
+            "benchd_runs", "Runs that ended, by outcome.", labels=[*SERIES_LABELS, "outcome"]
+        )
+        for (workload, preset, device, outcome), count in sorted(outcomes.items()):
+            runs.add_metric([workload, preset, device, outcome], count)
+        yield runs
+
+        families = {
+            "success": GaugeMetricFamily(
+                "benchd_last_run_success", "1 if the last run ended ok, else 0.", labels=SERIES_LABELS
+            ),
+            "finished": GaugeMetricFamily(
+                "benchd_last_run_timestamp_seconds",
+                "When the last run ended (Unix time).",
+                labels=SERIES_LABELS,
+            ),
+            "succeeded": GaugeMetricFamily(
+                "benchd_last_success_timestamp_seconds",
+                "When the last ok run ended (Unix time).",
+                labels=SERIES_LABELS,
+            ),
+            "epoch": GaugeMetricFamily(
+                "benchd_last_epoch_duration_seconds",
+                "Representative epoch duration of the last ok run (median after the first epoch).",
+                labels=SERIES_LABELS,
+            ),
+            "fraction": GaugeMetricFamily(
+                "benchd_epoch_fraction_ratio",
+                "Fraction of a full epoch the last ok run's epochs covered.",
+                labels=SERIES_LABELS,
+            ),
+            "throughput": GaugeMetricFamily(
+                "benchd_throughput_samples_per_second",
+                "Training samples per second of the last ok run (images, pairs or tokens: see unit).",
+                labels=[*SERIES_LABELS, "unit"],
+            ),
+            "device_memory": GaugeMetricFamily(
+                "benchd_peak_device_memory_bytes",
+                "Peak allocator memory reserved on the device by the last ok run.",
+                labels=SERIES_LABELS,
+            ),
+            "host_memory": GaugeMetricFamily(
+                "benchd_peak_host_memory_bytes",
+                "Peak resident memory of the last ok run's child process.",
+                labels=SERIES_LABELS,
+            ),
+        }
+        histogram = HistogramMetricFamily(
+            "benchd_epoch_duration_seconds", "Duration of every recorded epoch.", labels=SERIES_LABELS
+        )
+        in_progress = GaugeMetricFamily(
+            "benchd_run_in_progress", "1 while a run of this series is in progress.", labels=SERIES_LABELS
+        )
+        active = {(a.config.workload, a.config.preset, a.device) for a in self._service.active_runs()}
+        for key in sorted(set(series) | active):
+            labels = list(key)
+            in_progress.add_metric(labels, 1.0 if key in active else 0.0)
+            state = series.get(key)
+            if state is None:
+                continue
+            histogram.add_metric(labels, state.epochs.cumulative(), state.epochs.total)
+            if state.last_outcome is not None:
+                families["success"].add_metric(labels, 1.0 if state.last_outcome == "ok" else 0.0)
+                families["finished"].add_metric(labels, state.last_finished_at or 0.0)
+            if state.last_success_at is not None:
+                families["succeeded"].add_metric(labels, state.last_success_at)
+                self._add_present(families["epoch"], labels, state.epoch_seconds)
+                self._add_present(families["fraction"], labels, state.fraction)
+                self._add_present(
+                    families["throughput"], [*labels, state.sample_unit or ""], state.samples_per_second
+                )
+                self._add_present(families["device_memory"], labels, state.peak_device_bytes)
+                self._add_present(families["host_memory"], labels, state.peak_host_bytes)
+        yield from families.values()
+        yield histogram
+        yield in_progress
+
+        queue = GaugeMetricFamily("benchd_queue_length", "Runs waiting to start.")
+        queue.add_metric([], self._service.queue_length())
+        yield queue
+
+        interval = GaugeMetricFamily(
+            "benchd_schedule_interval_seconds",
+            "Seconds between scheduled runs (for cron, between the next two).",
+            labels=["workload", "preset"],
+        )
+        for (workload, preset), seconds in sorted((facts.schedule_periods or {}).items()):
+            interval.add_metric([workload, preset], seconds)
+        yield interval
+
+        health = GaugeMetricFamily(
+            "benchd_collector_up", "1 if the collector works, 0 if it is failing.", labels=["collector"]
+        )
+        health.add_metric(["store"], 1.0 if facts.store_ok else 0.0)
+        health.add_metric(["device_probe"], 0.0 if facts.probe_error else 1.0)
+        yield health
+
+    @staticmethod
+    def _add_present(family: GaugeMetricFamily, labels: list[str], value: float | None) -> None:
+        """A figure nobody measured is absent from the scrape, never 0."""
+        if value is not None:
+            family.add_metric(labels, float(value))
+
+    def _info(self, facts: DaemonFacts, seen_devices: dict[str, dict[str, str]]) -> Iterator[Metric]:
+        build = InfoMetricFamily("benchd_build", "benchd, Python and torch versions.")
+        build.add_metric(
+            [],
+            {
+                "version": __version__,
+                "python_version": platform.python_version(),
+                "torch_version": facts.torch_version or "unknown",
+            },
+        )
+        yield build
+        devices = InfoMetricFamily("benchd_device", "Devices benchd can run on, and those it ran on.")
+        known: dict[str, dict[str, str]] = dict(seen_devices)
+        for device in facts.devices or []:
+            known.setdefault(
+                device["id"],
+                {"device": device["id"], "type": device["type"], "name": device["name"], "driver_version": "",
+                 "torch_version": facts.torch_version or ""},
+            )  # fmt: skip
+        for _device, labels in sorted(known.items()):
+            devices.add_metric([], labels)
+        yield devices
+
+
+def build_registry(collector: BenchdCollector) -> CollectorRegistry:
+    """Our collector plus the daemon's own process figures (its footprint matters too)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    ProcessCollector(registry=registry)
+    return registry

@@ -1,0 +1,221 @@
+"""The OpenAPI document of the daemon's HTTP API, served at /api/v1/openapi.json.
+
+Written out rather than generated so that it is the contract, reviewed like
+one: a test checks it is valid OpenAPI and that every route is described.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchd import __version__
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    reasons = {
+        400: "Malformed request.",
+        401: "Missing or wrong bearer token.",
+        404: "No such run.",
+        409: "The run already ended.",
+        413: "Request body too large.",
+        422: "Invalid run request: the message names the field and the reason; nothing was queued.",
+        429: "The queue is full; nothing was queued.",
+        503: "Not ready yet (devices being probed) or shutting down.",
+    }
+    return {str(code): _json(_ERROR, reasons[code]) for code in codes}
+
+
+_RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+_BEARER = [{"bearer": []}]
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "benchd",
+            "version": __version__,
+            "description": "Queue training benchmarks and read their results. Metrics are at /metrics.",
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}},
+                },
+                "RunRequest": {
+                    "type": "object",
+                    "required": ["workload"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "workload": {"type": "string", "enum": ["dcgan", "siamese", "transformer", "vae"]},
+                        "preset": {"type": "string"},
+                        "presets": {
+                            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
+                        },
+                        "device": {"type": "string", "default": "auto"},
+                        "epochs": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1},
+                        "fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1},
+                        "batch_size": {"type": "integer", "minimum": 1},
+                        "emsize": {"type": "integer", "minimum": 2},
+                        "nlayers": {"type": "integer", "minimum": 1},
+                        "nhid": {"type": "integer", "minimum": 1},
+                        "workers": {"type": "integer", "minimum": 0},
+                        "timeout": {"type": "number", "exclusiveMinimum": 0},
+                    },
+                },
+                "QueuedRun": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "workload": {"type": "string"},
+                        "preset": {"type": "string"},
+                        "device": {"type": "string"},
+                        "duplicate": {
+                            "type": "boolean",
+                            "description": "An identical run was already queued.",
+                        },
+                    },
+                },
+                "Run": {
+                    "type": "object",
+                    "description": "A run as `benchd run --json` prints it, plus live progress.",
+                    "additionalProperties": True,
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "workload": {"type": "string"},
+                        "preset": {"type": "string"},
+                        "state": {"type": "string", "enum": ["queued", "running", "finished"]},
+                        "outcome": {
+                            "type": ["string", "null"],
+                            "enum": [
+                                "ok",
+                                "oom",
+                                "error",
+                                "timeout",
+                                "cancelled",
+                                "skipped",
+                                "interrupted",
+                                None,
+                            ],
+                        },
+                        "epochs": {"type": "array", "items": {"type": "object"}},
+                        "progress": {"type": ["object", "null"]},
+                    },
+                },
+            },
+        },
+        "paths": {
+            "/healthz": {
+                "get": {"summary": "Liveness", "responses": {"200": _json({"type": "object"}, "Alive.")}}
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: store open and devices probed",
+                    "responses": {"200": _json({"type": "object"}, "Ready."), **_errors(503)},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (docs/metrics.md)",
+                    "responses": {"200": {"description": "Exposition", "content": {"text/plain": {}}}},
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": _json({"type": "object"}, "OpenAPI.")},
+                }
+            },
+            "/api/v1/workloads": {
+                "get": {
+                    "summary": "Workloads and presets with parameter counts",
+                    "responses": {"200": _json({"type": "object"}, "As `benchd workloads --json`.")},
+                }
+            },
+            "/api/v1/status": {
+                "get": {
+                    "summary": "Daemon health, devices, queue, run in progress and last results",
+                    "responses": {"200": _json({"type": "object"}, "Status.")},
+                }
+            },
+            "/api/v1/runs": {
+                "get": {
+                    "summary": "List runs, newest first",
+                    "parameters": [
+                        {"name": "workload", "in": "query", "schema": {"type": "string"}},
+                        {"name": "outcome", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "runs": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}}
+                                },
+                            },
+                            "Runs.",
+                        ),
+                        **_errors(400),
+                    },
+                },
+                "post": {
+                    "summary": "Queue runs of a workload's presets",
+                    "security": _BEARER,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/RunRequest"}}
+                        },
+                    },
+                    "responses": {
+                        "202": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "runs": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/QueuedRun"},
+                                    }
+                                },
+                            },
+                            "Queued (or already queued).",
+                        ),
+                        **_errors(400, 401, 413, 422, 429, 503),
+                    },
+                },
+            },
+            "/api/v1/runs/{run_id}": {
+                "get": {
+                    "summary": "One run with its epochs and progress",
+                    "parameters": [_RUN_ID],
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/Run"}, "The run."),
+                        **_errors(400, 404),
+                    },
+                },
+                "delete": {
+                    "summary": "Cancel a queued or running run",
+                    "security": _BEARER,
+                    "parameters": [_RUN_ID],
+                    "responses": {
+                        "202": _json({"type": "object"}, "Cancelled, or being stopped."),
+                        **_errors(400, 401, 404, 409),
+                    },
+                },
+            },
+        },
+    }

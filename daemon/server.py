@@ -1,0 +1,211 @@
+"""`benchd serve`: wires the store, queue, scheduler, metrics and HTTP server into one process.
+
+Start order: open the store, rebuild the scoreboard, mark runs a previous
+process left running as `interrupted` and re-queue the queued ones, probe
+the devices in the background (the API reports not-ready until then), start
+the scheduler, serve. SIGTERM or SIGINT: stop intake, stop the running child,
+wait for its outcome to be recorded, exit 0.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import uvicorn
+
+from benchd import __version__
+from benchd.config import Settings
+from benchd.devices import Probe, ProbeError, probe
+from benchd.metrics import BenchdCollector, DaemonFacts
+from benchd.paths import ensure_writable, store_path
+from benchd.runner import HARNESS_COMMAND
+from benchd.scheduler import Scheduler
+from benchd.scoreboard import Scoreboard
+from benchd.service import RunService, recover
+from benchd.store import ResultsStore
+
+log = logging.getLogger("benchd")
+
+LOCK_FILE = "daemon.lock"
+OUTCOMES_AT_ZERO = ("ok", "oom", "error", "timeout", "cancelled", "skipped", "interrupted")
+
+
+class DaemonLockError(Exception):
+    """Another daemon already serves this data directory."""
+
+
+def _lock_data_dir(data_dir: Path) -> TextIO:
+    """One daemon per data directory: a second would mark the first's runs `interrupted`."""
+    handle = open(data_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held open for the daemon's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise DaemonLockError(f"another benchd daemon (pid {owner}) is already serving {data_dir}") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+class Daemon:
+    """The running daemon's parts, and the facts the API and metrics read from it."""
+
+    def __init__(self, settings: Settings, command: tuple[str, ...] = HARNESS_COMMAND) -> None:
+        self.settings = settings
+        self.token = settings.token
+        self.default_timeout = settings.timeout_seconds
+        self.started_at = time.time()
+        data_dir = ensure_writable(settings.data_dir)
+        self._lock = _lock_data_dir(data_dir)
+        self.store = ResultsStore(store_path(data_dir))
+        self.scoreboard = Scoreboard()
+        for run in self.store.finished_runs():
+            self.scoreboard.record(run)
+        self.service = RunService(
+            self.store,
+            queue_size=settings.queue_size,
+            grace=settings.grace_seconds,
+            on_finished=self.scoreboard.record,
+            command=command,
+        )
+        self.facts = DaemonFacts(
+            schedule_periods={
+                (s.workload, preset): s.period_seconds(datetime.now())
+                for s in settings.schedules
+                for preset in s.presets
+            }
+        )
+        self.collector = BenchdCollector(self.scoreboard, self.service, lambda: self.facts)
+        self._probe: Probe | None = None
+        self._probed = threading.Event()
+        self.scheduler = Scheduler(settings, self.store, self.service, self._resolve, self.scoreboard.record)
+
+    def start(self) -> None:
+        interrupted = recover(self.store, self.service, self.settings.data_dir)
+        for run_id in interrupted:
+            run = self.store.get_run(run_id)
+            if run is not None:
+                self.scoreboard.record(run)
+        if interrupted:
+            log.warning("marked runs %s, left running by the previous process, as interrupted", interrupted)
+        threading.Thread(target=self._probe_devices, name="benchd-probe", daemon=True).start()
+        self.scheduler.start()
+
+    def _probe_devices(self) -> None:
+        try:
+            result = probe()
+        except ProbeError as exc:
+            self.facts.probe_error = str(exc)
+            log.error("device probe failed: %s", exc)
+        else:
+            self._probe = result
+            self.facts.torch_version = result.torch_version
+            self.facts.devices = result.devices
+            for schedule in self.settings.schedules:
+                device = self._resolve(schedule.device)
+                for preset in schedule.presets:
+                    if device is not None:
+                        self.scoreboard.ensure_series(schedule.workload, preset, device, OUTCOMES_AT_ZERO)
+        finally:
+            self._probed.set()
+
+    def _resolve(self, requested: str) -> str | None:
+        if self._probe is None:
+            return None
+        try:
+            return self._probe.resolve(requested)
+        except ValueError:
+            return None
+
+    def probe(self) -> Probe | None:
+        return self._probe
+
+    def wait_probed(self, timeout: float) -> bool:
+        return self._probed.wait(timeout)
+
+    def status(self) -> dict[str, Any]:
+        ready = self._probe is not None
+        _outcomes, series, _devices = self.scoreboard.snapshot()
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_seconds": time.time() - self.started_at,
+            "ready": ready,
+            "not_ready_reason": None if ready else (self.facts.probe_error or "devices are being probed"),
+            "devices": self.facts.devices or [],
+            "torch_version": self.facts.torch_version,
+            "queue": self.service.queued_runs(),
+            "active": [a.to_json() for a in self.service.active_runs()],
+            "last": [
+                {"workload": w, "preset": p, "device": d, "outcome": s.last_outcome,
+                 "finished_at": s.last_finished_at, "epoch_seconds": s.epoch_seconds,
+                 "samples_per_second": s.samples_per_second, "sample_unit": s.sample_unit,
+                 "fraction": s.fraction}
+                for (w, p, d), s in sorted(series.items())
+                if s.last_outcome is not None
+            ],
+        }  # fmt: skip
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+        self.service.shutdown(self.settings.grace_seconds + 30)
+        self.store.close()
+        self._lock.close()
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn, with our shutdown started by the same signal that stops it."""
+
+    def __init__(self, config: uvicorn.Config, daemon: Daemon) -> None:
+        super().__init__(config)
+        self.daemon = daemon
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if not self.should_exit:
+            log.info("signal %d: stopping intake and the run in progress", sig)
+            threading.Thread(target=self.daemon.service.shutdown, args=(0,), daemon=True).start()
+        super().handle_exit(sig, frame)
+
+
+def _ignore_signal(_signum: int, _frame: Any) -> None:
+    """Uvicorn re-raises the stop signal after a clean shutdown; we have already handled it."""
+
+
+def serve(settings: Settings, command: tuple[str, ...] = HARNESS_COMMAND) -> int:
+    import signal
+
+    from benchd.api import create_app
+
+    os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
+    daemon = Daemon(settings, command)
+    daemon.start()
+    config = uvicorn.Config(
+        create_app(daemon),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+    )
+    server = _Server(config, daemon)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _ignore_signal)
+    log.info("benchd %s serving on http://%s:%d (data in %s)", __version__, settings.host, settings.port,
+             settings.data_dir)  # fmt: skip
+    try:
+        server.run()
+    finally:
+        daemon.stop()
+    return 0 if server.started else 1
