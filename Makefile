@@ -3,8 +3,9 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint
+.PHONY: install serve run test lint promtool
 
 $(BIN)/benchd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +14,20 @@ $(BIN)/benchd: pyproject.toml
 
 install: $(BIN)/benchd
 
+serve: install
+	$(BIN)/benchd serve
+
 run: install
 	$(BIN)/benchd run vae
+
+# promtool (Debian's prometheus package) checks the metrics exposition in the tests.
+promtool:
+	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint promtool
 	$(BIN)/python -m pytest
