@@ -10,12 +10,11 @@ import hmac
 import json
 from typing import Any, Protocol
 
-from prometheus_client import make_asgi_app
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -62,34 +61,36 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-class _AsgiEndpoint:
-    """Lets a plain ASGI callable serve one exact route (no trailing-slash redirect)."""
+class GuardMiddleware:
+    """Bearer token on mutating routes (constant-time compare) and a cap on body size.
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
-
-
-class GuardMiddleware(BaseHTTPMiddleware):
-    """Bearer token on mutating routes (constant-time compare) and a cap on body size."""
+    Plain ASGI rather than BaseHTTPMiddleware: it stays out of the way of
+    scrapes, which should cost as little as possible.
+    """
 
     def __init__(self, app: ASGIApp, token: str | None) -> None:
-        super().__init__(app)
+        self.app = app
         self.token = token
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if request.method in MUTATING_METHODS:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in MUTATING_METHODS:
+            headers = Headers(scope=scope)
+            refusal = None
             if self.token is not None:
-                given = request.headers.get("authorization", "")
-                expected = f"Bearer {self.token}"
-                if not hmac.compare_digest(given.encode(), expected.encode()):
-                    return error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
-            length = request.headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-                return error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
-        return await call_next(request)
+                given = headers.get("authorization", "").encode()
+                if not hmac.compare_digest(given, f"Bearer {self.token}".encode()):
+                    refusal = error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+            length = headers.get("content-length")
+            if (
+                refusal is None
+                and length is not None
+                and (not length.isdigit() or int(length) > MAX_BODY_BYTES)
+            ):
+                refusal = error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -167,7 +168,7 @@ def parse_run_request(payload: dict[str, Any], probe: Probe, daemon: Daemon) -> 
 
 
 def create_app(daemon: Daemon) -> Starlette:
-    from benchd.metrics import build_registry
+    from benchd.metrics import CachedExposition, build_registry
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -260,7 +261,7 @@ def create_app(daemon: Daemon) -> Starlette:
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", _AsgiEndpoint(make_asgi_app(build_registry(daemon.collector)))),
+        Route("/metrics", CachedExposition(build_registry(daemon.collector))),
         Route("/api/v1/openapi.json", openapi),
         Route("/api/v1/workloads", workloads),
         Route("/api/v1/runs", list_runs, methods=["GET"]),

@@ -8,6 +8,7 @@ preset, device, outcome); names, versions and drivers live on info metrics.
 from __future__ import annotations
 
 import platform
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -19,7 +20,11 @@ from prometheus_client.core import (
     InfoMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from benchd import __version__
 from benchd.scoreboard import Scoreboard
@@ -183,3 +188,29 @@ def build_registry(collector: BenchdCollector) -> CollectorRegistry:
     registry.register(collector)
     ProcessCollector(registry=registry)
     return registry
+
+
+class CachedExposition:
+    """The /metrics endpoint: renders at most once per MAX_AGE_SECONDS for each format.
+
+    Many scrapers (several Prometheus replicas, dashboards, people) then cost
+    one rendering a second between them, and a scrape is answered from bytes
+    already made; the figures are at most that old.
+    """
+
+    MAX_AGE_SECONDS = 1.0
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+        self._rendered: dict[str, tuple[float, bytes]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        accept = Headers(scope=scope).get("accept", "")
+        encoder, content_type = choose_encoder(accept)
+        now = time.monotonic()
+        cached = self._rendered.get(content_type)
+        if cached is None or now - cached[0] > self.MAX_AGE_SECONDS:
+            cached = (now, encoder(self._registry))
+            self._rendered[content_type] = cached
+        response = Response(cached[1], media_type=None, headers={"Content-Type": content_type})
+        await response(scope, receive, send)
