@@ -121,6 +121,9 @@ def run(
     timeout: Annotated[
         float | None, typer.Option(help="Seconds before a run is stopped as `timeout`.")
     ] = None,
+    telemetry: Annotated[
+        bool, typer.Option(help="Sample temperature, power and energy during the runs.")
+    ] = True,
     data_dir: DataDirOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -130,6 +133,7 @@ def run(
     from benchd.paths import store_path
     from benchd.progress import RunProgress, prepare_dataset
     from benchd.store import ResultsStore, StoreError
+    from benchd.telemetry.sampler import Sampler
     from benchd.workloads.datasets.layout import DatasetError
 
     try:
@@ -171,16 +175,20 @@ def run(
 
     run_ids = []
     _interrupt_on_termination()
+    sampler = Sampler().start() if telemetry else None
     try:
         for config in configs:
             request = RunRequest(config, resolved, directory, timeout)
             run_id = queue_run(store, request)
             run_ids.append(run_id)
             with RunProgress(f"{config.workload} {config.preset}", config.epochs) as progress:
-                execute(store, run_id, request, on_event=progress.on_event)
+                execute(store, run_id, request, on_event=progress.on_event, sampler=sampler)
     except KeyboardInterrupt:
         typer.echo("interrupted: the run in progress was recorded as cancelled", err=True)
         raise typer.Exit(130) from None
+    finally:
+        if sampler is not None:
+            sampler.stop()
     runs = [r for r in (store.get_run(i) for i in run_ids) if r is not None]
     if json_output:
         typer.echo(json.dumps([r.to_json() for r in runs], indent=2))
@@ -261,6 +269,21 @@ def serve(
     except (DataDirError, StoreError, DaemonLockError) as exc:
         fail(str(exc))
     raise typer.Exit(code)
+
+
+@app.command()
+def doctor(data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:
+    """Check torch, devices, sensors and datasets; exit 0 when benchd can run at least on the CPU."""
+    from benchd.doctor import diagnose, render
+
+    report = diagnose(_data_dir(data_dir))
+    if json_output:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        for line in render(report):
+            typer.echo(line)
+    if not report["can_run"]:
+        raise typer.Exit(EXIT_FAILED_RUN)
 
 
 @config_app.command("example")

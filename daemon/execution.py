@@ -6,6 +6,7 @@ record runs the same way.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,10 @@ from benchd.runner import (
     run_child,
 )
 from benchd.store import ResultsStore
+from benchd.telemetry.aggregate import baseline, epoch_telemetry
+from benchd.telemetry.sampler import Sampler
+
+BASELINE_SECONDS = 1.0
 
 EventCallback = Callable[[dict[str, Any]], None]
 
@@ -50,6 +55,14 @@ class RunRequest:
         }
 
 
+def _baseline(sampler: Sampler) -> dict[str, Any]:
+    """Idle power and temperature over a short window before the child starts."""
+    started = sampler.sample_now()
+    threading.Event().wait(BASELINE_SECONDS)  # a measurement window: the sampler reads at its active rate
+    ended = sampler.sample_now()
+    return baseline([r for r in sampler.window(started, ended) if started <= r.t <= ended])
+
+
 def queue_run(store: ResultsStore, request: RunRequest, origin: str = "cli") -> int:
     return store.create_run(
         request.config.to_json(),
@@ -70,15 +83,21 @@ def execute(
     on_event: EventCallback | None = None,
     command: Sequence[str] = HARNESS_COMMAND,
     grace: float = DEFAULT_GRACE_SECONDS,
+    sampler: Sampler | None = None,
 ) -> ChildResult:
     """Run the child and record everything; the run always ends with exactly one outcome.
 
-    An exception here (Ctrl-C in the foreground) still finishes the run row
+    With a sampler, an idle baseline is taken before the child starts and each
+    epoch's sensor figures are computed over its window as it ends. An
+    exception here (Ctrl-C in the foreground) still finishes the run row
     before it propagates, so the store never keeps a run that nobody runs.
     """
     log_path = run_log_path(request.data_dir, run_id)
     store.mark_running(run_id, str(log_path))
     epoch_starts: dict[int, float] = {}
+    if sampler is not None:
+        sampler.set_active(True)
+        store.record_baseline(run_id, _baseline(sampler))
 
     def record(event: dict[str, Any]) -> None:
         kind = event["event"]
@@ -86,9 +105,15 @@ def execute(
             store.record_started(run_id, event)
         elif kind == protocol.EPOCH_START:
             epoch_starts[event["epoch"]] = event["t"]
+            if sampler is not None:
+                sampler.sample_now()  # the counters' opening values, as close to the start as we can
         elif kind == protocol.EPOCH_END:
             start = epoch_starts.get(event["epoch"], event["t"] - event["duration"])
-            store.add_epoch(run_id, event, start)
+            telemetry = None
+            if sampler is not None:
+                sampler.sample_now()
+                telemetry = epoch_telemetry(sampler.window(start, event["t"]), start, event["t"])
+            store.add_epoch(run_id, event, start, telemetry)
         if on_event is not None:
             on_event(event)
 
@@ -108,6 +133,9 @@ def execute(
     except BaseException as exc:
         store.finish(run_id, ERROR, message=f"benchd failed while following the run: {exc}")
         raise
+    finally:
+        if sampler is not None:
+            sampler.set_active(False)
     store.finish(
         run_id,
         result.outcome,

@@ -29,8 +29,30 @@ from starlette.types import Receive, Scope, Send
 from benchd import __version__
 from benchd.scoreboard import Scoreboard
 from benchd.service import RunService
+from benchd.telemetry.sampler import Sampler
 
 SERIES_LABELS = ["workload", "preset", "device"]
+
+# Run.energy_summary() keys of the last ok run, on the run's own device domain.
+EPOCH_SENSOR_METRICS = {
+    "energy_joules": ("benchd_epoch_energy_joules", "Energy per epoch of the last ok run (median)."),
+    "average_power_watts": (
+        "benchd_epoch_average_power_watts",
+        "Average power over an epoch of the last ok run (median).",
+    ),
+    "peak_power_watts": ("benchd_epoch_peak_power_watts", "Highest power sampled during the last ok run."),
+    "max_temperature_celsius": (
+        "benchd_epoch_max_temperature_celsius",
+        "Highest temperature sampled during the last ok run.",
+    ),
+}
+# Reading fields exported live, per domain.
+LIVE_SENSOR_METRICS = {
+    "temperature_celsius": ("benchd_sensor_temperature_celsius", "Latest temperature of the domain."),
+    "power_watts": ("benchd_sensor_power_watts", "Latest power draw of the domain."),
+    "memory_used_bytes": ("benchd_sensor_memory_used_bytes", "Device memory in use (all processes)."),
+    "utilization_ratio": ("benchd_sensor_utilization_ratio", "Latest utilization of the domain, 0 to 1."),
+}
 
 
 @dataclass
@@ -45,10 +67,17 @@ class DaemonFacts:
 
 
 class BenchdCollector(Collector):
-    def __init__(self, scoreboard: Scoreboard, service: RunService, facts: Callable[[], DaemonFacts]) -> None:
+    def __init__(
+        self,
+        scoreboard: Scoreboard,
+        service: RunService,
+        facts: Callable[[], DaemonFacts],
+        sampler: Sampler | None = None,
+    ) -> None:
         self._scoreboard = scoreboard
         self._service = service
         self._facts = facts
+        self._sampler = sampler
 
     def collect(self) -> Iterator[Metric]:
         facts = self._facts()
@@ -101,6 +130,10 @@ class BenchdCollector(Collector):
                 "Peak resident memory of the last ok run's child process.",
                 labels=SERIES_LABELS,
             ),
+            **{
+                key: GaugeMetricFamily(name, text, labels=SERIES_LABELS)
+                for key, (name, text) in EPOCH_SENSOR_METRICS.items()
+            },
         }
         histogram = HistogramMetricFamily(
             "benchd_epoch_duration_seconds", "Duration of every recorded epoch.", labels=SERIES_LABELS
@@ -128,6 +161,8 @@ class BenchdCollector(Collector):
                 )
                 self._add_present(families["device_memory"], labels, state.peak_device_bytes)
                 self._add_present(families["host_memory"], labels, state.peak_host_bytes)
+                for figure in EPOCH_SENSOR_METRICS:
+                    self._add_present(families[figure], labels, state.sensors.get(figure))
         yield from families.values()
         yield histogram
         yield in_progress
@@ -151,6 +186,42 @@ class BenchdCollector(Collector):
         health.add_metric(["store"], 1.0 if facts.store_ok else 0.0)
         health.add_metric(["device_probe"], 0.0 if facts.probe_error else 1.0)
         yield health
+        if self._sampler is not None:
+            yield from self._sensors(self._sampler)
+
+    @staticmethod
+    def _sensors(sampler: Sampler) -> Iterator[Metric]:
+        """Live readings (the sampler's latest) and each backend's health."""
+        up = GaugeMetricFamily(
+            "benchd_sensor_up", "1 if the sensor backend is available, 0 if not (see benchd doctor).",
+            labels=["sensor"],
+        )  # fmt: skip
+        errors = CounterMetricFamily(
+            "benchd_sensor_errors", "Failed reads per sensor backend.", labels=["sensor"]
+        )
+        for state in sampler.availability:
+            up.add_metric([state.sensor], 1.0 if state.available else 0.0)
+            if state.available:
+                errors.add_metric([state.sensor], sampler.errors.get(state.sensor, 0))
+        yield up
+        yield errors
+        live = {
+            field: GaugeMetricFamily(name, text, labels=["domain"])
+            for field, (name, text) in LIVE_SENSOR_METRICS.items()
+        }
+        energy = CounterMetricFamily(
+            "benchd_sensor_energy_joules", "Energy counter of the domain since benchd started reading it.",
+            labels=["domain"],
+        )  # fmt: skip
+        for domain, reading in sorted(sampler.latest().items()):
+            for field, family in live.items():
+                value = getattr(reading, field)
+                if value is not None:
+                    family.add_metric([domain], float(value))
+            if reading.energy_joules is not None:
+                energy.add_metric([domain], reading.energy_joules)
+        yield from live.values()
+        yield energy
 
     @staticmethod
     def _add_present(family: GaugeMetricFamily, labels: list[str], value: float | None) -> None:

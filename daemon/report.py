@@ -47,6 +47,10 @@ def _bytes(value: int | None) -> str:
     return f"{value / 1e9:.2f} GB" if value >= 1e8 else f"{value / 1e6:.0f} MB"
 
 
+def _unit(value: float | None, template: str) -> str:
+    return "-" if value is None else template.format(value)
+
+
 def _epoch_cell(run: Run) -> str:
     summary = run.summary
     if summary is None:
@@ -76,12 +80,16 @@ def runs_table(runs: list[Run]) -> Table:
         ("samples/s", "right"),
         ("peak device mem", "right"),
         ("peak host mem", "right"),
+        ("max temp", "right"),
+        ("avg power", "right"),
+        ("energy/epoch", "right"),
         ("outcome", "left"),
     ]
     for name, justify in columns:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for run in runs:
         summary = run.summary
+        sensors = run.energy_summary()
         table.add_row(
             str(run.id),
             run.workload,
@@ -93,6 +101,9 @@ def runs_table(runs: list[Run]) -> Table:
             f"{summary.samples_per_second:,.1f} {run.sample_unit}" if summary else "-",
             _bytes(run.peak_device_bytes),
             _bytes(run.peak_host_rss_bytes),
+            _unit(sensors.get("max_temperature_celsius"), "{:.0f} C"),
+            _unit(sensors.get("average_power_watts"), "{:.1f} W"),
+            _unit(sensors.get("energy_joules"), "{:,.1f} J"),
             _outcome_cell(run),
         )
     return table

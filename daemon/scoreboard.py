@@ -56,6 +56,7 @@ class SeriesState:
     fraction: float | None = None
     peak_device_bytes: int | None = None
     peak_host_bytes: int | None = None
+    sensors: dict[str, float] = field(default_factory=dict)  # Run.energy_summary() of the last ok run
     epochs: Histogram = field(default_factory=Histogram)
 
 
@@ -87,6 +88,7 @@ class Scoreboard:
                 state.fraction = run.fraction
                 state.peak_device_bytes = run.peak_device_bytes
                 state.peak_host_bytes = run.peak_host_rss_bytes
+                state.sensors = run.energy_summary()
             if run.device and run.device_name:
                 self.devices[run.device] = {
                     "device": run.device,

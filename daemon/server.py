@@ -30,6 +30,7 @@ from benchd.scheduler import Scheduler
 from benchd.scoreboard import Scoreboard
 from benchd.service import RunService, recover
 from benchd.store import ResultsStore
+from benchd.telemetry.sampler import Sampler
 
 log = logging.getLogger("benchd")
 
@@ -69,6 +70,7 @@ class Daemon:
         data_dir = ensure_writable(settings.data_dir)
         self._lock = _lock_data_dir(data_dir)
         self.store = ResultsStore(store_path(data_dir))
+        self.sampler = Sampler()
         self.scoreboard = Scoreboard()
         for run in self.store.finished_runs():
             self.scoreboard.record(run)
@@ -78,6 +80,7 @@ class Daemon:
             grace=settings.grace_seconds,
             on_finished=self.scoreboard.record,
             command=command,
+            sampler=self.sampler,
         )
         self.facts = DaemonFacts(
             schedule_periods={
@@ -86,12 +89,13 @@ class Daemon:
                 for preset in s.presets
             }
         )
-        self.collector = BenchdCollector(self.scoreboard, self.service, lambda: self.facts)
+        self.collector = BenchdCollector(self.scoreboard, self.service, lambda: self.facts, self.sampler)
         self._probe: Probe | None = None
         self._probed = threading.Event()
         self.scheduler = Scheduler(settings, self.store, self.service, self._resolve, self.scoreboard.record)
 
     def start(self) -> None:
+        self.sampler.start()
         interrupted = recover(self.store, self.service, self.settings.data_dir)
         for run_id in interrupted:
             run = self.store.get_run(run_id)
@@ -145,6 +149,7 @@ class Daemon:
             "not_ready_reason": None if ready else (self.facts.probe_error or "devices are being probed"),
             "devices": self.facts.devices or [],
             "torch_version": self.facts.torch_version,
+            "sensors": [a.to_json() for a in self.sampler.availability],
             "queue": self.service.queued_runs(),
             "active": [a.to_json() for a in self.service.active_runs()],
             "last": [
@@ -160,6 +165,7 @@ class Daemon:
     def stop(self) -> None:
         self.scheduler.stop()
         self.service.shutdown(self.settings.grace_seconds + 30)
+        self.sampler.stop()
         self.store.close()
         self._lock.close()
 

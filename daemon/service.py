@@ -19,6 +19,7 @@ from benchd.catalog import RunConfig
 from benchd.execution import RunRequest, execute, queue_run
 from benchd.runner import CANCELLED, HARNESS_COMMAND, CancelToken
 from benchd.store import QUEUED, RUNNING, ResultsStore, Run
+from benchd.telemetry.sampler import Sampler
 
 INTERRUPTED = "interrupted"
 
@@ -89,7 +90,9 @@ class RunService:
         grace: float,
         on_finished: FinishedCallback,
         command: Sequence[str] = HARNESS_COMMAND,
+        sampler: Sampler | None = None,
     ) -> None:
+        self._sampler = sampler
         self._store = store
         self._queue_size = queue_size
         self._grace = grace
@@ -233,6 +236,7 @@ class RunService:
                     on_event=lambda event, a=active: self._follow(a, event),
                     command=self._command,
                     grace=self._grace,
+                    sampler=self._sampler,
                 )
             finally:
                 with self._lock:

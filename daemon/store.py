@@ -86,6 +86,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN origin TEXT NOT NULL DEFAULT 'cli';
     CREATE INDEX runs_by_outcome ON runs (workload, preset, outcome, id);
     """,
+    """
+    ALTER TABLE epochs ADD COLUMN telemetry TEXT;
+    ALTER TABLE runs ADD COLUMN baseline TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -105,6 +109,11 @@ class Epoch:
     peak_allocated_bytes: int | None
     peak_reserved_bytes: int | None
     loss: float | None
+    telemetry: dict[str, Any] | None = None
+
+    def domain(self, name: str) -> dict[str, Any]:
+        """This epoch's sensor figures for one domain (`cpu`, `cuda:0`), empty when none."""
+        return ((self.telemetry or {}).get("domains") or {}).get(name, {})
 
     @property
     def samples_per_second(self) -> float:
@@ -172,11 +181,34 @@ class Run:
     finished_at: float | None
     timeout_seconds: float | None
     origin: str
+    baseline: dict[str, Any] | None = None
     epochs: list[Epoch] = field(default_factory=list)
 
     @property
     def summary(self) -> Summary | None:
         return summarize(self.epochs)
+
+    def energy_summary(self) -> dict[str, float]:
+        """The run's device-domain sensor figures over its representative epochs.
+
+        Energy and average power: medians, like the epoch time; temperature:
+        the maximum. Only figures that were measured appear.
+        """
+        summary = self.summary
+        if summary is None or self.device is None:
+            return {}
+        chosen = [e.domain(self.device) for e in self.epochs if e.index in summary.epochs]
+        result: dict[str, float] = {}
+        for key, pick in (
+            ("energy_joules", statistics.median),
+            ("average_power_watts", statistics.median),
+            ("peak_power_watts", max),
+            ("max_temperature_celsius", max),
+        ):
+            values = [figures[key]["value"] for figures in chosen if key in figures]
+            if values:
+                result[key] = pick(values)
+        return result
 
     @property
     def peak_device_bytes(self) -> int | None:
@@ -198,7 +230,7 @@ class Run:
         data = {k: v for k, v in asdict(self).items() if k != "epochs"}
         data["data"] = data.pop("data_kind")
         data["epochs"] = [e.to_json() for e in self.epochs]
-        data["summary"] = asdict(summary) if summary else None
+        data["summary"] = {**asdict(summary), **self.energy_summary()} if summary else None
         data["peak_device_bytes"] = self.peak_device_bytes
         return data
 
@@ -207,7 +239,7 @@ _RUN_COLUMNS = (
     "id, workload, preset, config, fraction, requested_device, state, outcome, message, stderr_tail, "
     "log_path, device, device_type, device_name, precision, torch_version, benchd_version, "
     "driver_version, data_kind, data_samples, parameters, samples_per_epoch, sample_unit, "
-    "peak_host_rss_bytes, queued_at, started_at, finished_at, timeout_seconds, origin"
+    "peak_host_rss_bytes, queued_at, started_at, finished_at, timeout_seconds, origin, baseline"
 )
 
 
@@ -328,12 +360,18 @@ class ResultsStore:
                 ),
             )
 
-    def add_epoch(self, run_id: int, event: dict[str, Any], start_t: float) -> None:
+    def record_baseline(self, run_id: int, baseline: dict[str, Any]) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET baseline = ? WHERE id = ?", (json.dumps(baseline), run_id))
+
+    def add_epoch(
+        self, run_id: int, event: dict[str, Any], start_t: float, telemetry: dict[str, Any] | None = None
+    ) -> None:
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO epochs (run_id, idx, duration_seconds, samples, steps, data_wait_seconds, "
-                "peak_allocated_bytes, peak_reserved_bytes, loss, start_t, end_t) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "peak_allocated_bytes, peak_reserved_bytes, loss, start_t, end_t, telemetry) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     event["epoch"],
@@ -346,6 +384,7 @@ class ResultsStore:
                     event.get("loss"),
                     start_t,
                     event["t"],
+                    None if telemetry is None else json.dumps(telemetry),
                 ),
             )
 
@@ -372,11 +411,11 @@ class ResultsStore:
                 return None
             epoch_rows = self._db.execute(
                 "SELECT idx, duration_seconds, samples, steps, data_wait_seconds, peak_allocated_bytes, "
-                "peak_reserved_bytes, loss FROM epochs WHERE run_id = ? ORDER BY idx",
+                "peak_reserved_bytes, loss, telemetry FROM epochs WHERE run_id = ? ORDER BY idx",
                 (run_id,),
             ).fetchall()
         run = _run_from_row(row)
-        run.epochs = [Epoch(*r) for r in epoch_rows]
+        run.epochs = [Epoch(*r[:-1], telemetry=json.loads(r[-1]) if r[-1] else None) for r in epoch_rows]
         return run
 
     def runs_in_state(self, state: str) -> list[Run]:
@@ -415,4 +454,5 @@ def _run_from_row(row: tuple[Any, ...]) -> Run:
     names = [name.strip() for name in _RUN_COLUMNS.split(",")]
     values = dict(zip(names, row, strict=True))
     values["config"] = json.loads(values["config"])
+    values["baseline"] = json.loads(values["baseline"]) if values["baseline"] else None
     return Run(**values)

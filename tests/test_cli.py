@@ -133,6 +133,12 @@ def test_run_vae_end_to_end_json_and_store(tmp_path: Path) -> None:
         (epoch,) = run["epochs"]
         assert epoch["index"] == 0 and epoch["duration_seconds"] > 0
         assert epoch["samples"] == run["samples_per_epoch"]
+        # What this machine's sensors give (CPU utilization at least), each figure with its source.
+        cpu = epoch["telemetry"]["domains"]["cpu"]
+        assert cpu["mean_utilization_ratio"]["source"] == "sampled"
+        assert 0 < cpu["mean_utilization_ratio"]["value"] <= 1
+        assert isinstance(epoch["telemetry"]["low_confidence"], bool)
+        assert isinstance(run["baseline"], dict)
     assert runs[0]["epochs"][0]["samples"] == 24 * 128  # ceil(469 * 0.05) batches
     stored = ResultsStore(store_path(tmp_path)).list_runs()
     assert sorted(r.id for r in stored) == sorted(r["id"] for r in runs)
@@ -187,3 +193,20 @@ def test_sigterm_stops_the_child_and_records_the_run_as_cancelled(small_data_dir
     assert (run.state, run.outcome) == ("finished", "cancelled")
     log = Path(run.log_path or "")
     assert log.exists()
+
+
+def test_doctor_lists_every_backend_with_a_reason(tmp_path: Path) -> None:
+    result = benchd("doctor", "--json", data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["can_run"] is True
+    assert "cpu" in [d["id"] for d in report["torch"]["devices"]]
+    assert [s["sensor"] for s in report["sensors"]] == ["nvml", "amdsmi", "apple", "cpu", "rapl"]
+    for sensor in report["sensors"]:
+        assert sensor["available"] or sensor["reason"].startswith("unavailable: ")
+    assert {d["name"]: d["status"] for d in report["datasets"]} == {
+        "lsun-classroom": "absent", "mnist": "absent", "wikitext-2": "absent"
+    }  # fmt: skip
+    assert report["disk"]["free_bytes"] > 0
+    text = benchd("doctor", data_dir=tmp_path)
+    assert text.returncode == 0 and "sensors:" in text.stdout and "cpu: available" in text.stdout

@@ -1,0 +1,75 @@
+"""`benchd doctor`: what this host can run and measure, and why not where it cannot."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from benchd.devices import ProbeError, probe
+from benchd.telemetry.sampler import Sampler
+
+
+def _datasets(data_dir: Path) -> list[dict[str, Any]]:
+    from benchd.workloads.datasets import layout
+    from benchd.workloads.datasets.formats import NAMES, get_format
+
+    found = []
+    for name in NAMES:
+        fmt = get_format(name)
+        entry: dict[str, Any] = {"name": name, "path": str(layout.dataset_path(data_dir, fmt))}
+        try:
+            info = layout.describe(data_dir, fmt)
+        except layout.DatasetError as exc:
+            entry.update(status="invalid", reason=str(exc))
+        else:
+            if info is None:
+                entry.update(status="absent", reason="a synthetic set is generated on first use")
+            else:
+                entry.update(status=info.kind, samples=info.samples)
+        found.append(entry)
+    return found
+
+
+def diagnose(data_dir: Path) -> dict[str, Any]:
+    report: dict[str, Any] = {"data_dir": str(data_dir)}
+    try:
+        found = probe()
+        report["torch"] = {
+            "version": found.torch_version,
+            "cuda": found.cuda_version,
+            "devices": found.devices,
+        }
+        report["can_run"] = True
+    except ProbeError as exc:
+        report["torch"] = {"error": str(exc)}
+        report["can_run"] = False
+    sampler = Sampler().open()
+    report["sensors"] = [state.to_json() for state in sampler.availability]
+    sampler.stop()
+    report["datasets"] = _datasets(data_dir)
+    usage = shutil.disk_usage(data_dir)
+    report["disk"] = {"free_bytes": usage.free, "total_bytes": usage.total}
+    return report
+
+
+def render(report: dict[str, Any]) -> list[str]:
+    lines = [f"data directory: {report['data_dir']} ({report['disk']['free_bytes'] / 1e9:.1f} GB free)"]
+    torch = report["torch"]
+    if "error" in torch:
+        lines.append(f"torch: {torch['error']}")
+    else:
+        lines.append(f"torch {torch['version']} (CUDA {torch['cuda'] or 'none'})")
+        lines.extend(f"  device {d['id']}: {d['name']}" for d in torch["devices"])
+    lines.append("sensors:")
+    for sensor in report["sensors"]:
+        state = "available" if sensor["available"] else sensor["reason"]
+        domains = f" ({', '.join(sensor['domains'])})" if sensor["domains"] else ""
+        lines.append(f"  {sensor['sensor']}: {state}{domains}")
+        if sensor["hint"]:
+            lines.append(f"    hint: {sensor['hint']}")
+    lines.append("datasets:")
+    for dataset in report["datasets"]:
+        detail = f"{dataset['samples']:,} samples" if "samples" in dataset else dataset.get("reason", "")
+        lines.append(f"  {dataset['name']}: {dataset['status']}, {detail}")
+    return lines
