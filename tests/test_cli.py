@@ -33,15 +33,18 @@ def benchd(*args: str, data_dir: Path | None = None, timeout: float = 600) -> su
     )
 
 
-def test_import_and_help_do_not_import_torch() -> None:
+def test_the_daemon_side_never_imports_torch() -> None:
+    """The CLI, the daemon's modules and a sampler pass leave torch and the dataset libraries unloaded."""
     code = (
         "import sys; import benchd, benchd.cli, benchd.runner, benchd.store, benchd.catalog;"
+        "import benchd.server, benchd.api, benchd.metrics, benchd.scheduler, benchd.telemetry.sampler;"
+        "sampler = benchd.telemetry.sampler.Sampler().open(); sampler.sample_now(); sampler.stop();"
         "from typer.testing import CliRunner;"
         "result = CliRunner().invoke(benchd.cli.app, ['--help']);"
         "assert result.exit_code == 0, result.output;"
         "result = CliRunner().invoke(benchd.cli.app, ['workloads', '--json']);"
         "assert result.exit_code == 0, result.output;"
-        "heavy = sorted(m for m in ('torch', 'torchvision', 'numpy') if m in sys.modules);"
+        "heavy = sorted(m for m in ('torch', 'torchvision', 'numpy', 'PIL', 'lmdb') if m in sys.modules);"
         "print(heavy)"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
