@@ -309,9 +309,9 @@ def data_import(
     """Use dataset files you already have, verified like a download."""
     from benchd.workloads.datasets.fetch import FetchError, import_dataset
 
-    (name,) = _dataset_names([dataset])
-    if name == "all":
+    if dataset == "all":
         fail("import one dataset at a time")
+    (name,) = _dataset_names([dataset])
     directory = _data_dir(data_dir)
     try:
         result = import_dataset(directory, name, path, symlink=symlink)

@@ -317,3 +317,23 @@ def _raw_mnist(tmp_path: Path) -> Path:
     for name, body in mnist_files().items():
         (source / name).write_bytes(body)  # .gz files are accepted and expanded
     return source
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["import", "all", "/tmp"], "import one dataset at a time"),
+        (["import", "imagenet", "/tmp"], "unknown dataset 'imagenet'"),
+        (["import", "mnist", "/nonexistent/path"], "/nonexistent/path: no such file or directory"),
+        (["fetch", "mnist", "wikitext-2", "--url", "http://127.0.0.1:9/x"], "--url applies to one dataset"),
+    ],
+)
+def test_data_command_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BENCHD_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "benchd", "data", *args, "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and message in line
