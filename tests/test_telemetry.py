@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import types
 from pathlib import Path
 from unittest import mock
@@ -339,3 +340,39 @@ def test_sampler_counts_errors_and_keeps_going() -> None:
     ]  # fmt: skip
     assert sampler.availability[1].reason == "unavailable: not here"
     assert sampler.window(0, float("inf"))  # the CPU still produced readings
+
+
+class SlowSensor(Sensor):
+    """Holds each read open for a moment and records how many reads overlapped."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.active = self.most = 0
+        self.guard = threading.Lock()
+
+    def open(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def read(self, t: float) -> list[Reading]:
+        with self.guard:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        threading.Event().wait(0.05)  # widens the window in which an unserialised read would overlap
+        with self.guard:
+            self.active -= 1
+        return [Reading(t=t, domain="x")]
+
+
+def test_concurrent_samples_read_one_at_a_time() -> None:
+    """The sampler thread and a run's window edges sample at once; counters (RAPL's unwrapping) need one read
+    at a time."""
+    sensor = SlowSensor()
+    sampler = Sampler([sensor]).open()
+    threads = [threading.Thread(target=sampler.sample_now) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sensor.most == 1
+    assert len(sampler.window(0, float("inf"))) == 4

@@ -37,6 +37,9 @@ class Sampler:
         self.last_error: dict[str, str] = {}
         self._buffer: collections.deque[Reading] = collections.deque(maxlen=capacity)
         self._lock = threading.Lock()
+        # Reads are serialised: the thread and a run's window edges both sample, and a counter
+        # (RAPL's unwrapping, for one) must not see two reads interleave.
+        self._read_lock = threading.Lock()
         self._active = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -86,17 +89,18 @@ class Sampler:
 
     def sample_now(self) -> float:
         """Read every sensor once, now; returns the timestamp used."""
-        t = time.monotonic()
-        readings: list[Reading] = []
-        for sensor in self._sensors:
-            try:
-                readings.extend(sensor.read(t))
-            except Exception as exc:  # any backend failure: counted, reported, never fatal
-                with self._lock:
-                    self.errors[sensor.name] += 1
-                    self.last_error[sensor.name] = f"{type(exc).__name__}: {exc}"
-        with self._lock:
-            self._buffer.extend(readings)
+        with self._read_lock:
+            t = time.monotonic()
+            readings: list[Reading] = []
+            for sensor in self._sensors:
+                try:
+                    readings.extend(sensor.read(t))
+                except Exception as exc:  # any backend failure: counted, reported, never fatal
+                    with self._lock:
+                        self.errors[sensor.name] += 1
+                        self.last_error[sensor.name] = f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                self._buffer.extend(readings)
         return t
 
     def window(self, start: float, end: float) -> list[Reading]:
