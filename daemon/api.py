@@ -25,11 +25,10 @@ from benchd.devices import DeviceError, Probe
 from benchd.execution import RunRequest
 from benchd.openapi import openapi_document
 from benchd.service import QueueFullError, RunFinishedError, RunNotFoundError, RunService, ShuttingDownError
-from benchd.store import ResultsStore
+from benchd.store import OUTCOMES, ResultsStore
 
 MAX_BODY_BYTES = 64 * 1024
 MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-OUTCOMES = ("ok", "oom", "error", "timeout", "cancelled", "skipped", "interrupted")
 RUN_FIELDS = {
     "workload", "preset", "presets", "device", "epochs", "fraction", "batch_size",
     "emsize", "nlayers", "nhid", "workers", "timeout",

@@ -29,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 from benchd import __version__
 from benchd.scoreboard import Scoreboard
 from benchd.service import RunService
+from benchd.store import OUTCOMES
 from benchd.telemetry.sampler import Sampler
 
 SERIES_LABELS = ["workload", "preset", "device"]
@@ -92,6 +93,11 @@ class BenchdCollector(Collector):
         yield runs
 
         families = {
+            "outcome": GaugeMetricFamily(
+                "benchd_last_run_outcome",
+                "1 for the outcome the last run ended with, 0 for the others (a state set).",
+                labels=[*SERIES_LABELS, "outcome"],
+            ),
             "success": GaugeMetricFamily(
                 "benchd_last_run_success", "1 if the last run ended ok, else 0.", labels=SERIES_LABELS
             ),
@@ -150,6 +156,10 @@ class BenchdCollector(Collector):
                 continue
             histogram.add_metric(labels, state.epochs.cumulative(), state.epochs.total)
             if state.last_outcome is not None:
+                for outcome in OUTCOMES:
+                    families["outcome"].add_metric(
+                        [*labels, outcome], 1.0 if outcome == state.last_outcome else 0.0
+                    )
                 families["success"].add_metric(labels, 1.0 if state.last_outcome == "ok" else 0.0)
                 families["finished"].add_metric(labels, state.last_finished_at or 0.0)
             if state.last_success_at is not None:

@@ -29,13 +29,12 @@ from benchd.runner import HARNESS_COMMAND
 from benchd.scheduler import Scheduler
 from benchd.scoreboard import Scoreboard
 from benchd.service import RunService, recover
-from benchd.store import ResultsStore
+from benchd.store import OUTCOMES, ResultsStore
 from benchd.telemetry.sampler import Sampler
 
 log = logging.getLogger("benchd")
 
 LOCK_FILE = "daemon.lock"
-OUTCOMES_AT_ZERO = ("ok", "oom", "error", "timeout", "cancelled", "skipped", "interrupted")
 
 
 class DaemonLockError(Exception):
@@ -120,7 +119,7 @@ class Daemon:
                 device = self._resolve(schedule.device)
                 for preset in schedule.presets:
                     if device is not None:
-                        self.scoreboard.ensure_series(schedule.workload, preset, device, OUTCOMES_AT_ZERO)
+                        self.scoreboard.ensure_series(schedule.workload, preset, device, OUTCOMES)
         finally:
             self._probed.set()
 

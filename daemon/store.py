@@ -24,6 +24,9 @@ QUEUED = "queued"
 RUNNING = "running"
 FINISHED = "finished"
 
+# Every outcome a run can end with (runner: the first five; daemon: skipped, interrupted).
+OUTCOMES = ("ok", "oom", "error", "timeout", "cancelled", "skipped", "interrupted")
+
 BASIS_FIRST = "first-epoch"
 BASIS_MEDIAN = "median-after-first"
 
