@@ -29,7 +29,9 @@ CONFIG: dict[str, Any] = {
 FAILED_OUTCOMES = "oom|error|timeout|interrupted"
 
 
-def _alert(name: str, expr: str, duration: str, severity: str, summary: str, description: str) -> dict[str, Any]:
+def _alert(
+    name: str, expr: str, duration: str, severity: str, summary: str, description: str
+) -> dict[str, Any]:
     return {
         "alert": name,
         "expr": expr,
