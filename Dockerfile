@@ -1,0 +1,55 @@
+# syntax=docker/dockerfile:1
+# benchd for Linux hosts with NVIDIA GPUs (default) or CPUs only:
+#   docker build -t benchd .                         (CUDA)
+#   docker build -t benchd:cpu --build-arg VARIANT=cpu .
+# macOS cannot reach MPS from a container: use the native install (docs/deploy.md).
+ARG VARIANT=cuda
+
+FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS base-cuda
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cu128
+ENV TORCH_INDEX=${TORCH_INDEX}
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv \
+ && rm -rf /var/lib/apt/lists/*
+
+FROM python:3.12-slim-bookworm AS base-cpu
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ENV TORCH_INDEX=${TORCH_INDEX}
+
+# A stage of this file, chosen by the build argument (not an image to pin).
+# hadolint ignore=DL3006
+FROM base-${VARIANT}
+ARG TORCH_VERSION=2.14.1
+ARG TORCHVISION_VERSION=0.29.1
+ENV VIRTUAL_ENV=/opt/benchd \
+    PATH=/opt/benchd/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    BENCHD_DATA_DIR=/var/lib/benchd \
+    BENCHD_HOST=0.0.0.0
+RUN python3 -m venv /opt/benchd \
+ && useradd --system --uid 10001 --create-home --home-dir /home/benchd benchd \
+ && mkdir -p /var/lib/benchd \
+ && chown benchd:benchd /var/lib/benchd
+
+# Dependencies first: these layers change only when pyproject.toml does.
+RUN pip install --no-cache-dir --index-url "${TORCH_INDEX}" \
+      "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
+COPY pyproject.toml deploy/print_requirements.py /src/
+RUN python3 /src/print_requirements.py /src/pyproject.toml > /tmp/requirements.txt \
+ && pip install --no-cache-dir -r /tmp/requirements.txt
+
+# The source last.
+COPY README.md /src/
+COPY daemon /src/daemon
+COPY workloads /src/workloads
+RUN pip install --no-cache-dir --no-deps /src
+
+USER 10001
+VOLUME ["/var/lib/benchd"]
+EXPOSE 9655
+# Off loopback the daemon requires a token: run with -e BENCHD_TOKEN=... (16+ characters).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s \
+  CMD ["benchd", "status", "--url", "http://127.0.0.1:9655"]
+ENTRYPOINT ["benchd"]
+CMD ["serve"]
