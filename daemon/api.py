@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hmac
 import json
+from pathlib import Path
 from typing import Any, Protocol
 
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -43,8 +45,11 @@ class Daemon(Protocol):
     collector: Collector
     token: str | None
     default_timeout: float
+    data_dir: Path
 
     def probe(self) -> Probe | None: ...
+
+    def not_ready_reason(self) -> str | None: ...
 
     def status(self) -> dict[str, Any]: ...
 
@@ -161,22 +166,22 @@ def parse_run_request(payload: dict[str, Any], probe: Probe, daemon: Daemon) -> 
         resolved = probe.resolve(device)
     except (catalog.CatalogError, DeviceError) as exc:
         raise ApiError(422, str(exc)) from None
-    return [
-        RunRequest(c, resolved, daemon.store.path.parent, timeout or daemon.default_timeout) for c in configs
-    ]
+    return [RunRequest(c, resolved, daemon.data_dir, timeout or daemon.default_timeout) for c in configs]
 
 
 def create_app(daemon: Daemon) -> Starlette:
+    """Handlers that touch the store or the queue's lock are plain functions, which Starlette
+    runs in its thread pool: the event loop stays free to answer scrapes and health checks."""
     from benchd.metrics import CachedExposition, build_registry
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
-        status = daemon.status()
-        if status["ready"]:
+        reason = daemon.not_ready_reason()
+        if reason is None:
             return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "starting", "reason": status["not_ready_reason"]}, status_code=503)
+        return JSONResponse({"status": "starting", "reason": reason}, status_code=503)
 
     async def workloads(_request: Request) -> Response:
         return JSONResponse({"workloads": report.workloads_json()})
@@ -187,7 +192,7 @@ def create_app(daemon: Daemon) -> Starlette:
         if probe is None:
             raise ApiError(503, "devices are still being probed; try again in a few seconds")
         requests = parse_run_request(payload, probe, daemon)
-        submitted = daemon.service.submit_many(requests, origin="api")
+        submitted = await run_in_threadpool(daemon.service.submit_many, requests, "api")
         created = [
             {"id": run_id, "workload": r.config.workload, "preset": r.config.preset, "device": r.device,
              "duplicate": duplicate}
@@ -195,7 +200,7 @@ def create_app(daemon: Daemon) -> Starlette:
         ]  # fmt: skip
         return JSONResponse({"runs": created}, status_code=202)
 
-    async def list_runs(request: Request) -> Response:
+    def list_runs(request: Request) -> Response:
         query = request.query_params
         workload = query.get("workload")
         if workload is not None and workload not in catalog.WORKLOADS:
@@ -217,7 +222,7 @@ def create_app(daemon: Daemon) -> Starlette:
             raise ApiError(400, f"run id must be a positive integer, got {text!r}")
         return int(text)
 
-    async def get_run(request: Request) -> Response:
+    def get_run(request: Request) -> Response:
         run_id = _run_id(request)
         run = daemon.store.get_run(run_id)
         if run is None:
@@ -227,7 +232,7 @@ def create_app(daemon: Daemon) -> Starlette:
         body["progress"] = active.to_json() if active is not None else None
         return JSONResponse(body)
 
-    async def cancel_run(request: Request) -> Response:
+    def cancel_run(request: Request) -> Response:
         run_id = _run_id(request)
         try:
             state = daemon.service.cancel(run_id)
@@ -237,7 +242,7 @@ def create_app(daemon: Daemon) -> Starlette:
             raise ApiError(409, str(exc)) from None
         return JSONResponse({"id": run_id, "state": state}, status_code=202)
 
-    async def status(_request: Request) -> Response:
+    def status(_request: Request) -> Response:
         return JSONResponse(daemon.status())
 
     async def openapi(_request: Request) -> Response:

@@ -49,6 +49,7 @@ class RunProgress:
         self.epochs = epochs
         self.bar = progress_bars()
         self.task: Any = None
+        self.steps: int | None = None  # known once the child reports `started`
 
     def __enter__(self) -> RunProgress:
         self.bar.__enter__()

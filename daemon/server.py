@@ -65,6 +65,7 @@ class Daemon:
         self.settings = settings
         self.token = settings.token
         self.default_timeout = settings.timeout_seconds
+        self.data_dir = settings.data_dir
         self.started_at = time.time()
         data_dir = ensure_writable(settings.data_dir)
         self._lock = _lock_data_dir(data_dir)
@@ -137,15 +138,20 @@ class Daemon:
     def wait_probed(self, timeout: float) -> bool:
         return self._probed.wait(timeout)
 
+    def not_ready_reason(self) -> str | None:
+        if self._probe is not None:
+            return None
+        return self.facts.probe_error or "devices are being probed"
+
     def status(self) -> dict[str, Any]:
-        ready = self._probe is not None
+        reason = self.not_ready_reason()
         _outcomes, series, _devices = self.scoreboard.snapshot()
         return {
             "version": __version__,
             "pid": os.getpid(),
             "uptime_seconds": time.time() - self.started_at,
-            "ready": ready,
-            "not_ready_reason": None if ready else (self.facts.probe_error or "devices are being probed"),
+            "ready": reason is None,
+            "not_ready_reason": reason,
             "devices": self.facts.devices or [],
             "torch_version": self.facts.torch_version,
             "sensors": [a.to_json() for a in self.sampler.availability],

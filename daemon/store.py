@@ -453,9 +453,11 @@ class ResultsStore:
         return [run for run in (self.get_run(i) for i in ids) if run is not None]
 
 
+_RUN_FIELDS = tuple(name.strip() for name in _RUN_COLUMNS.split(","))
+
+
 def _run_from_row(row: tuple[Any, ...]) -> Run:
-    names = [name.strip() for name in _RUN_COLUMNS.split(",")]
-    values = dict(zip(names, row, strict=True))
+    values = dict(zip(_RUN_FIELDS, row, strict=True))
     values["config"] = json.loads(values["config"])
     values["baseline"] = json.loads(values["baseline"]) if values["baseline"] else None
     return Run(**values)
