@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchd.config import settings_from_tree
+from benchd.config import settings_from_tree, tomllib  # tomli on Python 3.10
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
@@ -81,8 +81,6 @@ def test_daemonset_essentials_and_shipped_config() -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert pod["tolerations"] and pod["nodeSelector"]
     configmap = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "configmap.yaml").read_text())
-    import tomllib
-
     settings = settings_from_tree(tomllib.loads(configmap["data"]["benchd.toml"]))
     assert {s.workload for s in settings.schedules} == {"vae", "siamese", "transformer", "dcgan"}
 
