@@ -186,7 +186,6 @@ def test_lsun_synthetic_set_is_deterministic_webp(tmp_path: Path) -> None:
     assert value[8:12] == b"WEBP"
     assert len(keys[0]) == 40
     assert lsun.decode(value, Path(info.path)).size[1] == 256
-    env.close()
     assert lsun._encode_chunk((0, 2, 0)) == lsun._encode_chunk((0, 2, 0))
 
 

@@ -31,14 +31,41 @@ _GRAIN = 24  # film-grain amplitude: brings file size and decode cost near real 
 _BYTES_PER_IMAGE_ESTIMATE = 22_000
 
 
+_OPEN_ENVS: dict[tuple[int, int], lmdb.Environment] = {}
+
+
+def _close_inherited_envs() -> None:
+    """In a forked child (a DataLoader worker): close the copies of the parent's environments.
+
+    LMDB must not be used across fork, and its Python binding would refuse to
+    open the same file again while the inherited copy counts as open.
+    """
+    for env in _OPEN_ENVS.values():
+        env.close()
+    _OPEN_ENVS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_envs)
+
+
 def open_env(path: Path) -> lmdb.Environment:
-    """Read-only, lock-free, as many readers (DataLoader workers) open it at once."""
-    if not (path / "data.mdb").is_file():
-        raise DatasetError(path / "data.mdb", "missing: not an LMDB directory")
-    try:
-        return lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False)
-    except lmdb.Error as exc:
-        raise DatasetError(path / "data.mdb", f"cannot be opened as LMDB ({exc})") from None
+    """Read-only and lock-free, so any number of processes (DataLoader workers) read at once.
+
+    LMDB refuses to open one file twice in a process, so each process keeps
+    one environment per file (by device and inode, which a rename keeps) and
+    every reader in it shares that one: callers never close it.
+    """
+    data = path / "data.mdb"
+    if not data.is_file():
+        raise DatasetError(data, "missing: not an LMDB directory")
+    stat = data.stat()
+    key = (stat.st_dev, stat.st_ino)
+    if key not in _OPEN_ENVS:
+        try:
+            _OPEN_ENVS[key] = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False)
+        except lmdb.Error as exc:
+            raise DatasetError(data, f"cannot be opened as LMDB ({exc})") from None
+    return _OPEN_ENVS[key]
 
 
 def decode(value: bytes, where: Path) -> Image.Image:
@@ -56,16 +83,13 @@ def read_keys(env: lmdb.Environment) -> list[bytes]:
 
 def count_samples(path: Path) -> int:
     env = open_env(path)
-    try:
-        entries = env.stat()["entries"]
-        if entries == 0:
-            raise DatasetError(path / "data.mdb", "holds no images")
-        with env.begin(write=False) as txn:
-            _key, value = next(iter(txn.cursor()))
-        decode(value, path / "data.mdb")
-        return entries
-    finally:
-        env.close()
+    entries = env.stat()["entries"]
+    if entries == 0:
+        raise DatasetError(path / "data.mdb", "holds no images")
+    with env.begin(write=False) as txn:
+        _key, value = next(iter(txn.cursor()))
+    decode(value, path / "data.mdb")
+    return entries
 
 
 def synthetic_image(index: int, seed: int) -> Image.Image:

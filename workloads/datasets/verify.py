@@ -55,14 +55,11 @@ def _counts(name: str, path: Path) -> dict[str, int]:
         corpus = wikitext.tokenize(path)
         return {**{split: len(ids) for split, ids in corpus.ids.items()}, "vocab": len(corpus.words)}
     env = lsun.open_env(path)
-    try:
-        keys = lsun.read_keys(env)
-        step = max(1, len(keys) // LSUN_DECODE_SAMPLE)
-        with env.begin(write=False) as txn:
-            for key in keys[::step][:LSUN_DECODE_SAMPLE]:
-                lsun.decode(txn.get(key), path / "data.mdb")
-    finally:
-        env.close()
+    keys = lsun.read_keys(env)
+    step = max(1, len(keys) // LSUN_DECODE_SAMPLE)
+    with env.begin(write=False) as txn:
+        for key in keys[::step][:LSUN_DECODE_SAMPLE]:
+            lsun.decode(txn.get(key), path / "data.mdb")
     return {"images": len(keys)}
 
 
