@@ -2,8 +2,8 @@
 
 For each workload, the same model, data, seed and number of steps are timed
 as a bare training loop in a fresh process of its own (no events, no
-bookkeeping) and through `benchd run` (child process, event pipe, data-wait
-timing, progress events), alternating for several rounds so drift in the
+bookkeeping) and through `benchd run --timing device` (child process, event
+pipe, phase timing, progress events), alternating for several rounds so drift in the
 machine's speed hits both alike. Each side's figure is the median over rounds
 of the median epoch after the first. Prints one line per workload and exits
 non-zero if a ratio misses the target.
@@ -36,12 +36,14 @@ def bare_epochs(data_path: Path, workload: str, batch: int, fraction: float, epo
     from benchd.workloads.training import TrainerSpec, build_trainer
 
     torch.manual_seed(1)
-    trainer = build_trainer(TrainerSpec(workload, batch, {}, fraction, 0, 1, data_path, torch.device("cpu")))
+    trainer = build_trainer(
+        TrainerSpec(workload, batch, {}, fraction, 0, 1, data_path, torch.device("cpu"), timing="device")
+    )
     durations = []
     for _ in range(epochs):
         started = time.monotonic()
-        for batch_data in trainer.batches():
-            trainer.step(batch_data)
+        for index, batch_data in enumerate(trainer.batches()):
+            trainer.step(batch_data, index)
         durations.append(time.monotonic() - started)
         trainer.end_epoch()
     return durations
@@ -62,7 +64,8 @@ def bare_epochs_in_fresh_process(
 def harness_epochs(data_dir: Path, workload: str, preset: str, fraction: float, epochs: int) -> list[float]:
     completed = subprocess.run(
         [sys.executable, "-m", "benchd", "run", workload, "-p", preset, "--fraction", str(fraction),
-         "--epochs", str(epochs), "--device", "cpu", "--data-dir", str(data_dir), "--json"],
+         "--epochs", str(epochs), "--device", "cpu", "--timing", "device", "--data-dir", str(data_dir),
+         "--json"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     (run,) = json.loads(completed.stdout)

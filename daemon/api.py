@@ -33,7 +33,7 @@ MAX_BODY_BYTES = 64 * 1024
 MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 RUN_FIELDS = {
     "workload", "preset", "presets", "device", "epochs", "fraction", "batch_size",
-    "emsize", "nlayers", "nhid", "workers", "timeout",
+    "emsize", "nlayers", "nhid", "workers", "timeout", "timing",
 }  # fmt: skip
 
 
@@ -146,6 +146,9 @@ def parse_run_request(payload: dict[str, Any], probe: Probe, daemon: Daemon) -> 
     device = payload.get("device", "auto")
     if not isinstance(device, str):
         raise ApiError(422, "device must be a string")
+    timing = payload.get("timing", catalog.TIMING_REFERENCE)
+    if not isinstance(timing, str):
+        raise ApiError(422, f"timing must be one of {', '.join(catalog.TIMINGS)} (a string)")
     timeout = _number(payload, "timeout")
     if timeout is not None and timeout <= 0:
         raise ApiError(422, f"timeout must be positive, got {timeout}")
@@ -160,6 +163,7 @@ def parse_run_request(payload: dict[str, Any], probe: Probe, daemon: Daemon) -> 
                 batch_size=_integer(payload, "batch_size"),
                 options={k: _integer(payload, k) for k in ("emsize", "nlayers", "nhid")},
                 workers=_integer(payload, "workers"),
+                timing=timing,
             )
             for preset in catalog.resolve_presets(workload, names)
         ]

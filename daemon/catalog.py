@@ -11,12 +11,45 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 from types import MappingProxyType
+from typing import Any
 
 from benchd.workloads.datasets import facts
 
 
 class CatalogError(ValueError):
     """A workload, preset or override that does not exist or is out of range."""
+
+
+TIMING_REFERENCE = "reference"
+"""Time what the published comparison timed: its data pipeline, host reads and side work."""
+TIMING_DEVICE = "device"
+"""Time only the training steps, on data already in memory: the accelerator in isolation."""
+TIMINGS = (TIMING_REFERENCE, TIMING_DEVICE)
+
+
+@dataclass(frozen=True)
+class LoaderPolicy:
+    """How the published runs fed a workload's DataLoader, by device type and host.
+
+    The reference scripts chose workers and pinned memory from the device they
+    ran on (and the comparison ran DCGAN with no workers on macOS), so the
+    reference timing resolves workers in the child, once the device is known.
+    """
+
+    workers: int = 0
+    cuda_workers: int | None = None
+    macos_workers: int | None = None
+    pin_memory_on_cuda: bool = False
+
+    def workers_for(self, device_type: str, platform: str) -> int:
+        if device_type == "cuda" and self.cuda_workers is not None:
+            return self.cuda_workers
+        if platform == "darwin" and self.macos_workers is not None:
+            return self.macos_workers
+        return self.workers
+
+    def pin_memory(self, device_type: str) -> bool:
+        return device_type == "cuda" and self.pin_memory_on_cuda
 
 
 @dataclass(frozen=True)
@@ -38,7 +71,8 @@ class Workload:
     sample_unit: str
     presets: tuple[Preset, ...]
     option_names: tuple[str, ...] = ()
-    default_workers: int = 0
+    loader: LoaderPolicy = field(default_factory=LoaderPolicy)
+    image_size: int | None = None  # a column of the published table (DCGAN's generated images)
 
     def preset(self, name: str) -> Preset:
         for preset in self.presets:
@@ -61,8 +95,9 @@ class RunConfig:
     options: Mapping[str, int]
     epochs: int
     fraction: float
-    workers: int
+    workers: int | None  # None: as the published run did on the device it lands on
     seed: int = 1
+    timing: str = TIMING_REFERENCE
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -74,6 +109,7 @@ class RunConfig:
             "fraction": self.fraction,
             "workers": self.workers,
             "seed": self.seed,
+            "timing": self.timing,
         }
 
 
@@ -126,8 +162,8 @@ def transformer_parameters(vocab: int, emsize: int, nlayers: int, nhid: int) -> 
     attention = _linear(emsize, 3 * emsize) + _linear(emsize, emsize)
     feed_forward = _linear(emsize, nhid) + _linear(nhid, emsize)
     layer = attention + feed_forward + 2 * _affine_norm(emsize)
-    final_norm = 2 * emsize
-    return vocab * emsize + nlayers * layer + final_norm + _linear(emsize, vocab)
+    # No LayerNorm after the stack: the May-2022 model the comparison ran had none.
+    return vocab * emsize + nlayers * layer + _linear(emsize, vocab)
 
 
 def vae_parameters() -> int:
@@ -155,7 +191,8 @@ WORKLOADS: Mapping[str, Workload] = MappingProxyType(
             dataset="lsun-classroom",
             sample_unit="images",
             presets=(Preset("bs64", 64), Preset("bs1024", 1024)),
-            default_workers=2,
+            loader=LoaderPolicy(workers=2, macos_workers=0),
+            image_size=64,
         ),
         "siamese": Workload(
             name="siamese",
@@ -163,6 +200,7 @@ WORKLOADS: Mapping[str, Workload] = MappingProxyType(
             dataset="mnist",
             sample_unit="pairs",
             presets=(Preset("bs64", 64), Preset("bs1024", 1024)),
+            loader=LoaderPolicy(cuda_workers=1, pin_memory_on_cuda=True),
         ),
         "transformer": Workload(
             name="transformer",
@@ -184,11 +222,35 @@ WORKLOADS: Mapping[str, Workload] = MappingProxyType(
             dataset="mnist",
             sample_unit="images",
             presets=(Preset("bs128", 128), Preset("bs5120", 5120)),
+            loader=LoaderPolicy(cuda_workers=1, pin_memory_on_cuda=True),
         ),
     }
 )
 
 MAX_EPOCHS = 1000
+
+
+def setup(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored run config in the published table's columns, and whether it departs from its preset.
+
+    Columns: batch size, image size (DCGAN), embedding size, layers and
+    hidden units (transformer). `overridden` is true when the batch size or
+    a model option is not the preset's, so such a run is never shown as the
+    plain preset.
+    """
+    workload = get_workload(str(config["workload"]))
+    columns: dict[str, Any] = {"batch_size": config["batch_size"]}
+    if workload.image_size is not None:
+        columns["image_size"] = workload.image_size
+    options = dict(config.get("options") or {})
+    columns.update(options)
+    try:
+        preset = workload.preset(str(config["preset"]))
+    except CatalogError:
+        overridden = True
+    else:
+        overridden = config["batch_size"] != preset.batch_size or options != dict(preset.options)
+    return {**columns, "overridden": overridden}
 
 
 def get_workload(name: str) -> Workload:
@@ -216,6 +278,7 @@ def build_config(
     options: Mapping[str, int | None] | None = None,
     workers: int | None = None,
     seed: int = 1,
+    timing: str = TIMING_REFERENCE,
 ) -> RunConfig:
     """Apply overrides to a preset and check every value, naming the one that is wrong."""
     if batch_size is not None and batch_size < 1:
@@ -226,6 +289,8 @@ def build_config(
         raise CatalogError(f"epochs must be between 1 and {MAX_EPOCHS}, got {epochs}")
     if workers is not None and workers < 0:
         raise CatalogError(f"workers must be 0 or more, got {workers}")
+    if timing not in TIMINGS:
+        raise CatalogError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
     merged = dict(preset.options)
     for key, value in (options or {}).items():
         if value is None:
@@ -244,6 +309,7 @@ def build_config(
         options=MappingProxyType(merged),
         epochs=epochs,
         fraction=fraction,
-        workers=workload.default_workers if workers is None else workers,
+        workers=workers,
         seed=seed,
+        timing=timing,
     )

@@ -42,6 +42,14 @@ DataDirOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+TimingOption = Annotated[
+    str,
+    typer.Option(
+        help="reference: time what the published comparison timed (its data pipeline, host reads, "
+        "validation, images, checkpoints); device: the training steps alone on data held on the device. "
+        "See docs/workloads.md."
+    ),
+]
 
 
 def fail(message: str) -> NoReturn:
@@ -115,8 +123,12 @@ def run(
     emsize: Annotated[int | None, typer.Option(help="Transformer: embedding size.")] = None,
     nlayers: Annotated[int | None, typer.Option(help="Transformer: encoder layers.")] = None,
     nhid: Annotated[int | None, typer.Option(help="Transformer: feed-forward width.")] = None,
-    workers: Annotated[int | None, typer.Option(help="DataLoader worker processes.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="DataLoader worker processes. Default: as the published run on this device."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for weights, shuffling and synthetic pairs.")] = 1,
+    timing: TimingOption = "reference",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N, mps or xpu.")] = "auto",
     timeout: Annotated[
         float | None, typer.Option(help="Seconds before a run is stopped as `timeout`.")
@@ -149,6 +161,7 @@ def run(
                 options={"emsize": emsize, "nlayers": nlayers, "nhid": nhid},
                 workers=workers,
                 seed=seed,
+                timing=timing,
             )
             for p in presets
         ]

@@ -56,6 +56,9 @@ def trigger(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N, mps or xpu.")] = "auto",
     epochs: Annotated[int | None, typer.Option(help="Epochs per run.")] = None,
     fraction: Annotated[float | None, typer.Option(help="Fraction of each epoch, in (0, 1].")] = None,
+    timing: Annotated[
+        str | None, typer.Option(help="reference (the default) or device; see docs/workloads.md.")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the runs and print their results.")] = False,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -68,6 +71,8 @@ def trigger(
         body["epochs"] = epochs
     if fraction is not None:
         body["fraction"] = fraction
+    if timing is not None:
+        body["timing"] = timing
     queued = _call(client, "POST", "/api/v1/runs", body)["runs"]
     if not wait:
         if json_output:
@@ -137,17 +142,16 @@ def show(
     url: UrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Show one run with its epochs."""
+    """Show one run with its epochs: where each epoch's time went, by phase."""
+    from benchd import report
+
     run = _call(DaemonClient(url), "GET", f"/api/v1/runs/{run_id}")
     if json_output:
         typer.echo(json.dumps(run, indent=2))
         return
     _print_runs([run], False)
     for epoch in run["epochs"]:
-        typer.echo(
-            f"  epoch {epoch['index']}: {epoch['duration_seconds']:.3f} s, {epoch['samples']} samples, "
-            f"data wait {epoch['data_wait_seconds']:.3f} s"
-        )
+        typer.echo(f"  epoch {epoch['index']}: {report.epoch_line(epoch)}")
     if run.get("message"):
         typer.echo(f"  message: {run['message']}")
 

@@ -68,6 +68,7 @@ class Schedule:
     fraction: float
     timeout_seconds: float
     device: str
+    timing: str = catalog.TIMING_REFERENCE
 
     def period_seconds(self, now: datetime) -> float:
         if self.cron is not None:
@@ -149,6 +150,7 @@ epochs = 2
 fraction = 1.0
 # timeout = "30m"
 # device = "auto"               # auto, cpu, cuda, cuda:1, mps, xpu
+# timing = "reference"          # or "device": the training steps alone (docs/workloads.md)
 
 [workloads.transformer]
 presets = ["b20-e200-l2-h200"]
@@ -217,7 +219,7 @@ def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Sc
     except catalog.CatalogError as exc:
         raise ConfigError(key, str(exc)) from None
     _reject_unknown(
-        f"{key}.", table, {"presets", "interval", "cron", "epochs", "fraction", "timeout", "device"}
+        f"{key}.", table, {"presets", "interval", "cron", "epochs", "fraction", "timeout", "device", "timing"}
     )
     presets_value = table.get("presets", "all")
     names = [presets_value] if isinstance(presets_value, str) else presets_value
@@ -247,7 +249,10 @@ def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Sc
     device = table.get("device", "auto")
     if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", device):
         raise ConfigError(f"{key}.device", f"{device!r} is not auto, cpu, cuda, cuda:N, mps, xpu or xpu:N")
-    return Schedule(name, presets, interval, cron, epochs, fraction, timeout, device)
+    timing = table.get("timing", catalog.TIMING_REFERENCE)
+    if timing not in catalog.TIMINGS:
+        raise ConfigError(f"{key}.timing", f"{timing!r} is not one of {', '.join(catalog.TIMINGS)}")
+    return Schedule(name, presets, interval, cron, epochs, fraction, timeout, device, timing)
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -1,11 +1,12 @@
 """One run from start to outcome: the child's events written to the store as they arrive.
 
-Shared by `benchd run` (foreground) and, later, the daemon's queue, so both
-record runs the same way.
+Shared by `benchd run` (foreground) and the daemon's queue, so both record
+runs the same way.
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 
 from benchd import __version__, protocol
 from benchd.catalog import RunConfig, get_workload
-from benchd.paths import run_log_path
+from benchd.paths import run_log_path, run_scratch_path
 from benchd.runner import (
     CANCELLED,
     DEFAULT_GRACE_SECONDS,
@@ -46,12 +47,13 @@ class RunRequest:
     data_dir: Path
     timeout: float | None = None
 
-    def child_spec(self) -> dict[str, Any]:
+    def child_spec(self, scratch_dir: Path) -> dict[str, Any]:
         return {
             **self.config.to_json(),
             "device": self.device,
             "data_dir": str(self.data_dir),
             "dataset": get_workload(self.config.workload).dataset,
+            "scratch_dir": str(scratch_dir),
         }
 
 
@@ -93,6 +95,7 @@ def execute(
     before it propagates, so the store never keeps a run that nobody runs.
     """
     log_path = run_log_path(request.data_dir, run_id)
+    scratch_dir = run_scratch_path(request.data_dir, run_id)
     store.mark_running(run_id, str(log_path))
     epoch_starts: dict[int, float] = {}
     if sampler is not None:
@@ -119,7 +122,7 @@ def execute(
 
     try:
         result = run_child(
-            request.child_spec(),
+            request.child_spec(scratch_dir),
             log_path=log_path,
             on_event=record,
             timeout=request.timeout,
@@ -136,6 +139,7 @@ def execute(
     finally:
         if sampler is not None:
             sampler.set_active(False)
+        shutil.rmtree(scratch_dir, ignore_errors=True)  # the child's own cleanup did not run if it was killed
     store.finish(
         run_id,
         result.outcome,

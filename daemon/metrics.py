@@ -116,6 +116,11 @@ class BenchdCollector(Collector):
                 "Representative epoch duration of the last ok run (median after the first epoch).",
                 labels=SERIES_LABELS,
             ),
+            "phase": GaugeMetricFamily(
+                "benchd_last_epoch_phase_seconds",
+                "Where the last ok run's representative epoch went: data_wait, steps, validation, side_work.",
+                labels=[*SERIES_LABELS, "phase"],
+            ),
             "fraction": GaugeMetricFamily(
                 "benchd_epoch_fraction_ratio",
                 "Fraction of a full epoch the last ok run's epochs covered.",
@@ -165,6 +170,8 @@ class BenchdCollector(Collector):
             if state.last_success_at is not None:
                 families["succeeded"].add_metric(labels, state.last_success_at)
                 self._add_present(families["epoch"], labels, state.epoch_seconds)
+                for phase, seconds in sorted(state.phases.items()):
+                    families["phase"].add_metric([*labels, phase], seconds)
                 self._add_present(families["fraction"], labels, state.fraction)
                 self._add_present(
                     families["throughput"], [*labels, state.sample_unit or ""], state.samples_per_second

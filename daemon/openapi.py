@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchd import __version__
+from benchd.catalog import TIMING_REFERENCE, TIMINGS
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -68,8 +69,19 @@ def openapi_document() -> dict[str, Any]:
                         "emsize": {"type": "integer", "minimum": 2},
                         "nlayers": {"type": "integer", "minimum": 1},
                         "nhid": {"type": "integer", "minimum": 1},
-                        "workers": {"type": "integer", "minimum": 0},
+                        "workers": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Default: as the published run on the device the run lands on.",
+                        },
                         "timeout": {"type": "number", "exclusiveMinimum": 0},
+                        "timing": {
+                            "type": "string",
+                            "enum": list(TIMINGS),
+                            "default": TIMING_REFERENCE,
+                            "description": "reference: what the published comparison timed; "
+                            "device: the training steps alone (docs/workloads.md).",
+                        },
                     },
                 },
                 "QueuedRun": {

@@ -50,3 +50,8 @@ def store_path(data_dir: Path) -> Path:
 
 def run_log_path(data_dir: Path, run_id: int) -> Path:
     return data_dir / "logs" / f"run-{run_id}.log"
+
+
+def run_scratch_path(data_dir: Path, run_id: int) -> Path:
+    """Where a run's side work (image grids, checkpoints) writes; removed when the run ends."""
+    return data_dir / "logs" / f"run-{run_id}.scratch"

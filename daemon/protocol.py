@@ -21,6 +21,13 @@ FAILED = "failed"
 
 EVENTS = (STARTED, EPOCH_START, PROGRESS, EPOCH_END, FINISHED, FAILED)
 
+# Phases of an epoch in an `epoch_end` event's `phases` (seconds each; absent when not run).
+PHASE_DATA_WAIT = "data_wait"
+PHASE_STEPS = "steps"
+PHASE_VALIDATION = "validation"
+PHASE_SIDE_WORK = "side_work"
+PHASES = (PHASE_DATA_WAIT, PHASE_STEPS, PHASE_VALIDATION, PHASE_SIDE_WORK)
+
 # Failure kinds the child reports in a `failed` event.
 FAILURE_OOM = "oom"
 FAILURE_ERROR = "error"

@@ -59,6 +59,27 @@ def _epoch_cell(run: Run) -> str:
     return f"{summary.epoch_seconds:.3f} ({basis})"
 
 
+def _preset_cell(run: Run) -> str:
+    return f"{run.preset} (modified)" if (run.setup() or {}).get("overridden") else run.preset
+
+
+def _setup_cell(run: Run) -> str:
+    """The published table's columns: batch; image size; embedding size, layers, hidden units."""
+    columns = run.setup() or {}
+    parts = [f"bs {columns['batch_size']}"] if "batch_size" in columns else []
+    if "image_size" in columns:
+        parts.append(f"{columns['image_size']} px")
+    if "emsize" in columns:
+        parts.append(f"e{columns['emsize']} l{columns['nlayers']} h{columns['nhid']}")
+    return ", ".join(parts) or "-"
+
+
+def _data_cell(run: Run) -> str:
+    if run.data_kind == "synthetic" and run.data_scale is not None and run.data_scale != 1:
+        return f"synthetic x{run.data_scale:g}"
+    return run.data_kind or "-"
+
+
 def _outcome_cell(run: Run) -> str:
     if run.outcome == "ok":
         return "ok"
@@ -66,47 +87,76 @@ def _outcome_cell(run: Run) -> str:
     return f"{label}: {run.message}" if run.message else str(label)
 
 
+RESULT_COLUMNS = (
+    ("run", "right"),
+    ("workload", "left"),
+    ("preset", "left"),
+    ("setup", "left"),
+    ("device", "left"),
+    ("timing", "left"),
+    ("data", "left"),
+    ("workers", "right"),
+    ("fraction", "right"),
+    ("epoch s", "right"),
+    ("samples/s", "right"),
+    ("peak device mem", "right"),
+    ("peak host mem", "right"),
+    ("max temp", "right"),
+    ("avg power", "right"),
+    ("energy/epoch", "right"),
+    ("outcome", "left"),
+)
+
+
+def _result_row(run: Run) -> tuple[str, ...]:
+    summary = run.summary
+    sensors = run.energy_summary()
+    return (
+        str(run.id),
+        run.workload,
+        _preset_cell(run),
+        _setup_cell(run),
+        f"{run.device_name} ({run.device_type})" if run.device_name else run.requested_device,
+        run.timing or "-",
+        _data_cell(run),
+        "-" if run.workers is None else str(run.workers),
+        f"{run.fraction:g}",
+        _epoch_cell(run),
+        f"{summary.samples_per_second:,.1f} {run.sample_unit}" if summary else "-",
+        _bytes(run.peak_device_bytes),
+        _bytes(run.peak_host_rss_bytes),
+        _unit(sensors.get("max_temperature_celsius"), "{:.0f} C"),
+        _unit(sensors.get("average_power_watts"), "{:.1f} W"),
+        _unit(sensors.get("energy_joules"), "{:,.1f} J"),
+        _outcome_cell(run),
+    )
+
+
 def runs_table(runs: list[Run]) -> Table:
-    """One row per run: the comparison's columns, with the epoch fraction beside the time."""
+    """One row per run: the comparison's columns, with the epoch fraction beside the time.
+
+    A column no run has a figure for (sensors this host lacks, device memory
+    on a CPU) is left out rather than printed as a column of dashes.
+    """
     table = Table(title="benchd results")
-    columns = [
-        ("run", "right"),
-        ("workload", "left"),
-        ("preset", "left"),
-        ("device", "left"),
-        ("data", "left"),
-        ("fraction", "right"),
-        ("epoch s", "right"),
-        ("samples/s", "right"),
-        ("peak device mem", "right"),
-        ("peak host mem", "right"),
-        ("max temp", "right"),
-        ("avg power", "right"),
-        ("energy/epoch", "right"),
-        ("outcome", "left"),
-    ]
-    for name, justify in columns:
+    rows = [_result_row(run) for run in runs]
+    shown = [i for i in range(len(RESULT_COLUMNS)) if not rows or any(row[i] != "-" for row in rows)]
+    for i in shown:
+        name, justify = RESULT_COLUMNS[i]
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for run in runs:
-        summary = run.summary
-        sensors = run.energy_summary()
-        table.add_row(
-            str(run.id),
-            run.workload,
-            run.preset,
-            f"{run.device_name} ({run.device_type})" if run.device_name else run.requested_device,
-            run.data_kind or "-",
-            f"{run.fraction:g}",
-            _epoch_cell(run),
-            f"{summary.samples_per_second:,.1f} {run.sample_unit}" if summary else "-",
-            _bytes(run.peak_device_bytes),
-            _bytes(run.peak_host_rss_bytes),
-            _unit(sensors.get("max_temperature_celsius"), "{:.0f} C"),
-            _unit(sensors.get("average_power_watts"), "{:.1f} W"),
-            _unit(sensors.get("energy_joules"), "{:,.1f} J"),
-            _outcome_cell(run),
-        )
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
     return table
+
+
+def epoch_line(epoch: dict[str, Any]) -> str:
+    """One epoch of a run's JSON: its time, samples, and where the time went."""
+    line = f"{epoch['duration_seconds']:.3f} s, {epoch['samples']} samples"
+    phases = epoch.get("phases") or {"data_wait": epoch["data_wait_seconds"]}
+    line += ", " + ", ".join(f"{name.replace('_', ' ')} {seconds:.3f} s" for name, seconds in phases.items())
+    if epoch.get("validation_loss") is not None:
+        line += f", validation loss {epoch['validation_loss']:.3f}"
+    return line
 
 
 def print_table(table: Table) -> None:

@@ -95,7 +95,11 @@ class Scheduler(threading.Thread):
         workload = catalog.get_workload(schedule.workload)
         for preset in schedule.presets:
             config = catalog.build_config(
-                workload, workload.preset(preset), epochs=schedule.epochs, fraction=schedule.fraction
+                workload,
+                workload.preset(preset),
+                epochs=schedule.epochs,
+                fraction=schedule.fraction,
+                timing=schedule.timing,
             )
             request = RunRequest(config, device, self._settings.data_dir, schedule.timeout_seconds)
             if reason is None:

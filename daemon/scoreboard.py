@@ -57,6 +57,7 @@ class SeriesState:
     peak_device_bytes: int | None = None
     peak_host_bytes: int | None = None
     sensors: dict[str, float] = field(default_factory=dict)  # Run.energy_summary() of the last ok run
+    phases: dict[str, float] = field(default_factory=dict)  # Run.phase_summary() of the last ok run
     epochs: Histogram = field(default_factory=Histogram)
 
 
@@ -89,6 +90,7 @@ class Scoreboard:
                 state.peak_device_bytes = run.peak_device_bytes
                 state.peak_host_bytes = run.peak_host_rss_bytes
                 state.sensors = run.energy_summary()
+                state.phases = run.phase_summary()
             if run.device and run.device_name:
                 self.devices[run.device] = {
                     "device": run.device,

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchd import catalog
+
 QUEUED = "queued"
 RUNNING = "running"
 FINISHED = "finished"
@@ -93,6 +95,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE epochs ADD COLUMN telemetry TEXT;
     ALTER TABLE runs ADD COLUMN baseline TEXT;
     """,
+    """
+    ALTER TABLE runs ADD COLUMN timing TEXT;
+    ALTER TABLE runs ADD COLUMN workers INTEGER;
+    ALTER TABLE runs ADD COLUMN data_scale REAL;
+    ALTER TABLE epochs ADD COLUMN phases TEXT;
+    ALTER TABLE epochs ADD COLUMN validation_loss REAL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -113,6 +122,8 @@ class Epoch:
     peak_reserved_bytes: int | None
     loss: float | None
     telemetry: dict[str, Any] | None = None
+    phases: dict[str, float] | None = None  # seconds by phase (protocol.PHASES); None before schema 4
+    validation_loss: float | None = None
 
     def domain(self, name: str) -> dict[str, Any]:
         """This epoch's sensor figures for one domain (`cpu`, `cuda:0`), empty when none."""
@@ -185,11 +196,23 @@ class Run:
     timeout_seconds: float | None
     origin: str
     baseline: dict[str, Any] | None = None
+    timing: str | None = None  # None: stored before timings existed (steps on in-memory data)
+    workers: int | None = None  # DataLoader workers in the timed region, as the child resolved them
+    data_scale: float | None = None  # a synthetic set's size relative to the real one
     epochs: list[Epoch] = field(default_factory=list)
 
     @property
     def summary(self) -> Summary | None:
         return summarize(self.epochs)
+
+    def phase_summary(self) -> dict[str, float]:
+        """Median seconds per phase over the representative epochs; phases never run are absent."""
+        summary = self.summary
+        if summary is None:
+            return {}
+        chosen = [e.phases for e in self.epochs if e.index in summary.epochs and e.phases]
+        names = dict.fromkeys(name for phases in chosen for name in phases)
+        return {name: statistics.median(p.get(name, 0.0) for p in chosen) for name in names}
 
     def energy_summary(self) -> dict[str, float]:
         """The run's device-domain sensor figures over its representative epochs.
@@ -233,16 +256,27 @@ class Run:
         data = {k: v for k, v in asdict(self).items() if k != "epochs"}
         data["data"] = data.pop("data_kind")
         data["epochs"] = [e.to_json() for e in self.epochs]
-        data["summary"] = {**asdict(summary), **self.energy_summary()} if summary else None
+        data["summary"] = (
+            {**asdict(summary), **self.energy_summary(), "phases": self.phase_summary()} if summary else None
+        )
         data["peak_device_bytes"] = self.peak_device_bytes
+        data["setup"] = self.setup()
         return data
+
+    def setup(self) -> dict[str, Any] | None:
+        """The config in the published table's columns (catalog.setup); None if it cannot be read."""
+        try:
+            return catalog.setup(self.config)
+        except (catalog.CatalogError, KeyError, TypeError):
+            return None
 
 
 _RUN_COLUMNS = (
     "id, workload, preset, config, fraction, requested_device, state, outcome, message, stderr_tail, "
     "log_path, device, device_type, device_name, precision, torch_version, benchd_version, "
     "driver_version, data_kind, data_samples, parameters, samples_per_epoch, sample_unit, "
-    "peak_host_rss_bytes, queued_at, started_at, finished_at, timeout_seconds, origin, baseline"
+    "peak_host_rss_bytes, queued_at, started_at, finished_at, timeout_seconds, origin, baseline, "
+    "timing, workers, data_scale"
 )
 
 
@@ -344,7 +378,8 @@ class ResultsStore:
                 "UPDATE runs SET device = ?, device_type = ?, device_name = ?, "
                 "device_total_memory_bytes = ?, precision = ?, torch_version = ?, driver_version = ?, "
                 "parameters = ?, samples_per_epoch = ?, steps_per_epoch = ?, "
-                "data_kind = ?, data_samples = ?, data_path = ? WHERE id = ?",
+                "data_kind = ?, data_samples = ?, data_path = ?, data_scale = ?, timing = ?, workers = ? "
+                "WHERE id = ?",
                 (
                     event.get("device"),
                     event.get("device_type"),
@@ -359,6 +394,9 @@ class ResultsStore:
                     data.get("kind"),
                     data.get("samples"),
                     data.get("path"),
+                    data.get("scale"),
+                    event.get("timing"),
+                    event.get("workers"),
                     run_id,
                 ),
             )
@@ -373,8 +411,8 @@ class ResultsStore:
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO epochs (run_id, idx, duration_seconds, samples, steps, data_wait_seconds, "
-                "peak_allocated_bytes, peak_reserved_bytes, loss, start_t, end_t, telemetry) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "peak_allocated_bytes, peak_reserved_bytes, loss, start_t, end_t, telemetry, phases, "
+                "validation_loss) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     event["epoch"],
@@ -388,6 +426,8 @@ class ResultsStore:
                     start_t,
                     event["t"],
                     None if telemetry is None else json.dumps(telemetry),
+                    json.dumps(event["phases"]) if event.get("phases") else None,
+                    event.get("validation_loss"),
                 ),
             )
 
@@ -413,12 +453,10 @@ class ResultsStore:
             if row is None:
                 return None
             epoch_rows = self._db.execute(
-                "SELECT idx, duration_seconds, samples, steps, data_wait_seconds, peak_allocated_bytes, "
-                "peak_reserved_bytes, loss, telemetry FROM epochs WHERE run_id = ? ORDER BY idx",
-                (run_id,),
+                f"SELECT {_EPOCH_COLUMNS} FROM epochs WHERE run_id = ? ORDER BY idx", (run_id,)
             ).fetchall()
         run = _run_from_row(row)
-        run.epochs = [Epoch(*r[:-1], telemetry=json.loads(r[-1]) if r[-1] else None) for r in epoch_rows]
+        run.epochs = [_epoch_from_row(r) for r in epoch_rows]
         return run
 
     def runs_in_state(self, state: str) -> list[Run]:
@@ -454,6 +492,23 @@ class ResultsStore:
 
 
 _RUN_FIELDS = tuple(name.strip() for name in _RUN_COLUMNS.split(","))
+
+_EPOCH_COLUMNS = (
+    "idx, duration_seconds, samples, steps, data_wait_seconds, peak_allocated_bytes, "
+    "peak_reserved_bytes, loss, telemetry, phases, validation_loss"
+)
+_EPOCH_FIELDS = (
+    "index", "duration_seconds", "samples", "steps", "data_wait_seconds", "peak_allocated_bytes",
+    "peak_reserved_bytes", "loss", "telemetry", "phases", "validation_loss",
+)  # fmt: skip
+_JSON_EPOCH_FIELDS = ("telemetry", "phases")
+
+
+def _epoch_from_row(row: tuple[Any, ...]) -> Epoch:
+    values = dict(zip(_EPOCH_FIELDS, row, strict=True))
+    for name in _JSON_EPOCH_FIELDS:
+        values[name] = json.loads(values[name]) if values[name] else None
+    return Epoch(**values)
 
 
 def _run_from_row(row: tuple[Any, ...]) -> Run:

@@ -13,11 +13,11 @@ PUBLISHED_PARAMETERS = {
     ("dcgan", "bs1024"): 3_576_704 + 2_765_568,
     ("siamese", "bs64"): 11_432_897,
     ("siamese", "bs1024"): 11_432_897,
-    ("transformer", "b20-e200-l2-h200"): 13_828_878,
-    ("transformer", "b20-e500-l2-h500"): 36_322_278,
-    ("transformer", "b200-e500-l4-h500"): 39_332_278,
-    ("transformer", "b200-e500-l6-h1024"): 45_489_422,
-    ("transformer", "b200-e500-l10-h1024"): 53_607_518,
+    ("transformer", "b20-e200-l2-h200"): 13_828_478,
+    ("transformer", "b20-e500-l2-h500"): 36_321_278,
+    ("transformer", "b200-e500-l4-h500"): 39_331_278,
+    ("transformer", "b200-e500-l6-h1024"): 45_488_422,
+    ("transformer", "b200-e500-l10-h1024"): 53_606_518,
     ("vae", "bs128"): 652_824,
     ("vae", "bs5120"): 652_824,
 }
@@ -52,11 +52,32 @@ def test_overrides_apply_and_are_validated() -> None:
     )
     assert config.batch_size == 7
     assert dict(config.options) == {"emsize": 64, "nlayers": 2, "nhid": 200}
-    assert config.workers == 0
-    assert (
-        catalog.build_config(catalog.get_workload("dcgan"), catalog.get_workload("dcgan").presets[0]).workers
-        == 2
-    )
+    assert config.workers is None  # resolved in the child, from the device the run lands on
+    assert config.timing == catalog.TIMING_REFERENCE
+    assert config.to_json()["timing"] == "reference"
+
+
+@pytest.mark.parametrize(
+    ("workload", "device_type", "platform", "workers", "pinned"),
+    [
+        ("dcgan", "cuda", "linux", 2, False),
+        ("dcgan", "cpu", "linux", 2, False),
+        ("dcgan", "mps", "darwin", 0, False),
+        ("dcgan", "cpu", "darwin", 0, False),
+        ("vae", "cuda", "linux", 1, True),
+        ("vae", "cpu", "linux", 0, False),
+        ("vae", "mps", "darwin", 0, False),
+        ("siamese", "cuda", "linux", 1, True),
+        ("siamese", "xpu", "linux", 0, False),
+        ("transformer", "cuda", "linux", 0, False),
+    ],
+)
+def test_reference_loaders_follow_the_published_runs(
+    workload: str, device_type: str, platform: str, workers: int, pinned: bool
+) -> None:
+    loader = catalog.get_workload(workload).loader
+    assert loader.workers_for(device_type, platform) == workers
+    assert loader.pin_memory(device_type) is pinned
 
 
 @pytest.mark.parametrize(
@@ -69,6 +90,7 @@ def test_overrides_apply_and_are_validated() -> None:
         ({"options": {"emsize": 0}}, "emsize must be at least 1"),
         ({"options": {"emsize": 33}}, "emsize must be even"),
         ({"workers": -1}, "workers must be 0 or more"),
+        ({"timing": "wall"}, "timing must be one of reference, device, got 'wall'"),
     ],
 )
 def test_bad_overrides_name_the_problem(kwargs: dict, message: str) -> None:

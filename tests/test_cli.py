@@ -90,6 +90,7 @@ def assert_bad_input(result: subprocess.CompletedProcess, *fragments: str) -> No
         (["run", "vae", "--fraction", "1.5"], ["fraction must be in (0, 1]"]),
         (["run", "vae", "--epochs", "0"], ["epochs must be between 1"]),
         (["run", "vae", "--nhid", "8"], ["--nhid applies only"]),
+        (["run", "vae", "--timing", "wall"], ["timing must be one of reference, device, got 'wall'"]),
         (["data", "prepare", "imagenet"], ["unknown dataset 'imagenet'"]),
     ],
 )
@@ -133,7 +134,12 @@ def test_run_vae_end_to_end_json_and_store(tmp_path: Path) -> None:
         assert run["data"] == "synthetic"  # generated on first use, at the real size
         assert run["data_samples"] == 60_000
         assert run["fraction"] == 0.05
+        assert (run["timing"], run["workers"], run["config"]["timing"]) == ("reference", 0, "reference")
+        assert run["config"]["workers"] is None  # resolved by the child: none on the CPU, as published
+        assert run["setup"] == {"batch_size": run["config"]["batch_size"], "overridden": False}
         (epoch,) = run["epochs"]
+        assert set(epoch["phases"]) == {"data_wait", "steps"}
+        assert sum(epoch["phases"].values()) == pytest.approx(epoch["duration_seconds"])
         assert epoch["index"] == 0 and epoch["duration_seconds"] > 0
         assert epoch["samples"] == run["samples_per_epoch"]
         # What this machine's sensors give (CPU utilization at least), each figure with its source.
@@ -143,6 +149,7 @@ def test_run_vae_end_to_end_json_and_store(tmp_path: Path) -> None:
         assert isinstance(epoch["telemetry"]["low_confidence"], bool)
         assert isinstance(run["baseline"], dict)
     assert runs[0]["epochs"][0]["samples"] == 24 * 128  # ceil(469 * 0.05) batches
+    assert not list((tmp_path / "logs").glob("*.scratch"))  # side work leaves nothing behind
     stored = ResultsStore(store_path(tmp_path)).list_runs()
     assert sorted(r.id for r in stored) == sorted(r["id"] for r in runs)
     assert all(r.outcome == "ok" and len(r.epochs) == 1 for r in stored)

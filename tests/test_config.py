@@ -52,6 +52,7 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
         ('[workloads.vae]\ncron = "61 * * * *"\n', "workloads.vae.cron", "outside 0-59"),
         ('[workloads.vae]\ninterval = "1h"\nfraction = 0\n', "workloads.vae.fraction", "(0, 1]"),
         ('[workloads.vae]\ninterval = "1h"\ndevice = "tpu"\n', "workloads.vae.device", "is not auto"),
+        ('[workloads.vae]\ninterval = "1h"\ntiming = "wall"\n', "workloads.vae.timing", "not one of"),
         ('[server]\nhost = "0.0.0.0"\n', "server.token", "non-loopback"),
         ('[server]\ntoken = "short"\n', "server.token", "at least 16"),
         ('data_dir = "x"\n[server\n', "file", "not valid TOML"),

@@ -74,6 +74,9 @@ def test_trigger_wait_then_metrics(daemon: DaemonProcess) -> None:
     assert sample(metrics, "benchd_runs_total", outcome="ok", **series) == 1
     assert sample(metrics, "benchd_last_run_success", **series) == 1
     assert sample(metrics, "benchd_last_epoch_duration_seconds", **series) > 0
+    assert sample(metrics, "benchd_last_epoch_phase_seconds", phase="steps", **series) > 0
+    assert sample(metrics, "benchd_last_epoch_phase_seconds", phase="data_wait", **series) > 0
+    assert sample(metrics, "benchd_last_epoch_phase_seconds", phase="validation", **series) is None
     assert sample(metrics, "benchd_epoch_duration_seconds_count", **series) == 1
     assert sample(metrics, "benchd_throughput_samples_per_second", unit="images", **series) > 0
     assert sample(metrics, "benchd_peak_host_memory_bytes", **series) > 1e6
@@ -159,6 +162,8 @@ def test_kill_9_then_restart_marks_interrupted_and_restores_gauges(daemon: Daemo
         ({"workload": "vae", "epochs": "two"}, "epochs must be an integer"),
         ({"workload": "vae", "device": "cuda:7"}, "device 'cuda:7' is not available"),
         ({"workload": "vae", "colour": "red"}, "unknown field 'colour'"),
+        ({"workload": "vae", "timing": "wall"}, "timing must be one of reference, device"),
+        ({"workload": "vae", "timing": 1}, "timing must be one of reference, device"),
         ({"presets": ["bs128"]}, "workload is required"),
     ],
 )

@@ -6,6 +6,7 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
 import torch
 
 from benchd import protocol
@@ -32,7 +33,7 @@ class SlowDataTrainer(Trainer):
             threading.Event().wait(DATA_DELAY)  # stands in for slow I/O, not for synchronization
             yield torch.ones(4)
 
-    def step(self, batch):
+    def step(self, batch, index):
         self.weight += batch.sum()
         return self.weight.clone(), len(batch)
 
@@ -57,6 +58,9 @@ def test_timed_epoch_reports_duration_samples_wait_and_loss() -> None:
     assert end["duration"] >= end["data_wait"]
     assert end["loss"] == (4 + 8 + 12) / 3
     assert end["peak_allocated_bytes"] is None  # the CPU has no device allocator
+    assert end["phases"]["data_wait"] == end["data_wait"]
+    assert end["phases"]["data_wait"] + end["phases"]["steps"] == pytest.approx(end["duration"])
+    assert "validation" not in end["phases"] and end["validation_loss"] is None
 
 
 def test_real_workload_emits_the_documented_events(small_data_dir: Path) -> None:

@@ -96,6 +96,7 @@ def test_vae_counts_and_loss() -> None:
     assert torch.isclose(zero_kl, expected)
 
 
+@pytest.mark.parametrize("timing", catalog.TIMINGS)
 @pytest.mark.parametrize(
     ("workload", "batch", "options"),
     [
@@ -106,15 +107,17 @@ def test_vae_counts_and_loss() -> None:
     ],
 )
 def test_a_few_training_steps_change_the_loss(
-    small_data_dir: Path, workload: str, batch: int, options: dict
+    small_data_dir: Path, workload: str, batch: int, options: dict, timing: str
 ) -> None:
     torch.manual_seed(0)
     dataset = catalog.get_workload(workload).dataset
     data_path = layout.dataset_path(small_data_dir, get_format(dataset))
-    trainer = build_trainer(TrainerSpec(workload, batch, options, 1.0, 0, 0, data_path, torch.device("cpu")))
+    trainer = build_trainer(
+        TrainerSpec(workload, batch, options, 1.0, 0, 0, data_path, torch.device("cpu"), timing=timing)
+    )
     losses = []
     for step, data in enumerate(trainer.batches()):
-        loss, count = trainer.step(data)
+        loss, count = trainer.step(data, step)
         assert count > 0
         losses.append(loss.item())
         if step == 3:

@@ -124,3 +124,28 @@ def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
     run = store.get_run(1)
     assert run is not None
     assert (run.outcome, run.origin, run.timeout_seconds) == ("ok", "cli", None)
+    assert (run.timing, run.workers, run.data_scale) == (None, None, None)  # stored before timings existed
+    assert run.to_json()["setup"] is None  # an unreadable config is shown as unknown, not a crash
+
+
+def test_phases_and_timing_round_trip(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "s.sqlite3")
+    run_id = store.create_run(
+        {**CONFIG, "timing": "reference", "batch_size": 64}, requested_device="cpu", benchd_version="9",
+        sample_unit="images",
+    )  # fmt: skip
+    store.record_started(run_id, {"device": "cpu", "timing": "reference", "workers": 1, "data": DATA})
+    for index, (steps, wait) in enumerate(((0.9, 0.3), (0.5, 0.1), (0.7, 0.3))):
+        phases = {"steps": steps, "data_wait": wait, "validation": 0.2}
+        event = {**epoch_event(index, steps + wait + 0.2), "phases": phases, "validation_loss": 5.0 - index}
+        store.add_epoch(run_id, event, start_t=float(index))
+    store.finish(run_id, "ok")
+    run = store.get_run(run_id)
+    assert run is not None
+    assert (run.timing, run.workers, run.data_scale) == ("reference", 1, 1.0)
+    assert run.epochs[2].phases == {"steps": 0.7, "data_wait": 0.3, "validation": 0.2}
+    assert run.epochs[2].validation_loss == 3.0
+    assert run.phase_summary() == pytest.approx({"steps": 0.6, "data_wait": 0.2, "validation": 0.2})
+    shown = run.to_json()
+    assert shown["summary"]["phases"] == run.phase_summary()
+    assert shown["setup"] == {"batch_size": 64, "overridden": True}

@@ -12,10 +12,13 @@ import argparse
 import faulthandler
 import json
 import random
+import shutil
 import sys
+import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +32,26 @@ EXIT_FAILED = 1
 
 
 def run_workload(spec: dict[str, Any], events: EventWriter) -> None:
+    with _scratch_dir(spec.get("scratch_dir")) as scratch:
+        _run_in(spec, events, scratch)
+
+
+@contextmanager
+def _scratch_dir(requested: str | None) -> Iterator[Path]:
+    """Where side work writes; the parent also removes the one it named if the child dies first."""
+    path = Path(requested) if requested else Path(tempfile.mkdtemp(prefix="benchd-scratch-"))
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
     import numpy as np
     import torch
 
+    from benchd.catalog import TIMING_REFERENCE, get_workload
     from benchd.workloads import device as devices
     from benchd.workloads.datasets import layout
     from benchd.workloads.datasets.formats import get_format
@@ -45,16 +65,22 @@ def run_workload(spec: dict[str, Any], events: EventWriter) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    loader = get_workload(spec["workload"]).loader
+    timing = spec.get("timing", TIMING_REFERENCE)
+    workers = spec.get("workers")
     trainer = build_trainer(
         TrainerSpec(
             workload=spec["workload"],
             batch_size=int(spec["batch_size"]),
             options=spec.get("options", {}),
             fraction=float(spec["fraction"]),
-            workers=int(spec["workers"]),
+            workers=loader.workers_for(info.type, sys.platform) if workers is None else int(workers),
             seed=seed,
             data_path=Path(data.path),
             device=device,
+            timing=timing,
+            pin_memory=loader.pin_memory(info.type),
+            scratch_dir=scratch,
         )
     )
     events.emit(
@@ -66,6 +92,8 @@ def run_workload(spec: dict[str, Any], events: EventWriter) -> None:
         torch_version=torch.__version__,
         driver_version=devices.driver_version(device),
         precision="float32",
+        timing=timing,
+        workers=trainer.timed_workers,
         parameters=trainer.parameters,
         samples_per_epoch=trainer.samples_per_epoch,
         steps_per_epoch=trainer.steps_per_epoch,
@@ -79,8 +107,40 @@ def run_workload(spec: dict[str, Any], events: EventWriter) -> None:
     events.emit(protocol.FINISHED)
 
 
+class _PhaseClock:
+    """Seconds spent in each phase of an epoch that is not the training steps.
+
+    Each phase is bracketed by device synchronizations, so queued kernels of
+    the steps before it are not billed to it. The steps' own phase is what
+    remains of the epoch; a phase that never ran is absent, not zero.
+    """
+
+    def __init__(self, device) -> None:
+        self.device = device
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def timing(self, phase: str) -> Iterator[None]:
+        from benchd.workloads.device import synchronize
+
+        synchronize(self.device)
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            synchronize(self.device)
+            self.add(phase, time.monotonic() - started)
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+
+    def with_steps(self, duration: float) -> dict[str, float]:
+        """Every phase, the steps taking what the others leave of the epoch's duration."""
+        return {protocol.PHASE_STEPS: max(0.0, duration - sum(self.seconds.values())), **self.seconds}
+
+
 def _timed_epoch(epoch, trainer, device, peaks, events: EventWriter) -> None:
-    """One training pass, clocked between two device synchronizations."""
+    """One epoch as the timing mode defines it, clocked between two device synchronizations."""
     import torch
 
     from benchd.workloads.device import synchronize
@@ -89,6 +149,7 @@ def _timed_epoch(epoch, trainer, device, peaks, events: EventWriter) -> None:
     loss_sum = torch.zeros((), device=device)
     samples = steps = 0
     data_wait = 0.0
+    phases = _PhaseClock(device)
     end = object()
     synchronize(device)
     started = time.monotonic()
@@ -102,15 +163,26 @@ def _timed_epoch(epoch, trainer, device, peaks, events: EventWriter) -> None:
         data_wait += now - waiting
         if batch is end:
             break
-        loss, count = trainer.step(batch)
+        loss, count = trainer.step(batch, steps)
         loss_sum += loss
         samples += count
+        if trainer.side_work_due(steps):
+            with phases.timing(protocol.PHASE_SIDE_WORK):
+                trainer.side_work(steps)
         steps += 1
         if peaks.samples_per_step:
             peaks.sample()
         if now >= next_progress:
             events.emit(protocol.PROGRESS, t=now, epoch=epoch, step=steps, steps=trainer.steps_per_epoch)
             next_progress = now + PROGRESS_INTERVAL_SECONDS
+    phases.add(protocol.PHASE_DATA_WAIT, data_wait)
+    validation_loss = None
+    if trainer.has_validation:
+        with phases.timing(protocol.PHASE_VALIDATION):
+            validation_loss = trainer.validate()
+    if trainer.has_epoch_side_work:
+        with phases.timing(protocol.PHASE_SIDE_WORK):
+            trainer.epoch_side_work()
     synchronize(device)
     ended = time.monotonic()
     allocated, reserved = peaks.peaks()
@@ -123,6 +195,8 @@ def _timed_epoch(epoch, trainer, device, peaks, events: EventWriter) -> None:
         samples=samples,
         steps=steps,
         data_wait=data_wait,
+        phases=phases.with_steps(ended - started),
+        validation_loss=validation_loss,
         peak_allocated_bytes=allocated,
         peak_reserved_bytes=reserved,
         loss=mean_loss,

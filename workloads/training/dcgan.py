@@ -1,73 +1,103 @@
-"""DCGAN on LSUN classroom: BCE, Adam 2e-4 betas (0.5, 0.999), D on real then fake, then G."""
+"""DCGAN on LSUN classroom: BCE, Adam 2e-4 betas (0.5, 0.999), D on real then fake, then G.
+
+Reference timing is the published example's epoch: per step, the three
+`D(...)` means read as they are computed and a log line with both losses;
+every 100 steps the real batch and G's images of the fixed noise saved as
+PNG grids; at the end of the epoch both networks' weights saved. Those files
+go to the run's scratch directory, which the parent removes after the run.
+Device timing decodes the epoch's images once, before timing, holds them on
+the device as bytes, and times the training steps alone.
+"""
 
 from __future__ import annotations
 
-import os
+import dataclasses
+from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import transforms
+from torchvision.utils import save_image
 
 from benchd.workloads.datasets import lsun
 from benchd.workloads.models.dcgan import LATENT, Discriminator, Generator, init_weights
-from benchd.workloads.training.base import LoaderTrainer, SampledLoader, TrainerSpec, parameter_count
+from benchd.workloads.training.base import (
+    DeviceResident,
+    LoaderTrainer,
+    SampledLoader,
+    StepLog,
+    TrainerSpec,
+    epoch_size,
+    parameter_count,
+)
 
 IMAGE_SIZE = 64
 REAL, FAKE = 1.0, 0.0
+IMAGES_EVERY = 100
+LOG_LINE = (
+    "[{step}] Loss_D: {loss_d:.4f} Loss_G: {loss_g:.4f} D(x): {d_x:.4f} D(G(z)): {d_g_z1:.4f} / {d_g_z2:.4f}"
+)
 
 
 class LsunImages(Dataset):
     """Images from an LSUN LMDB, decoded and transformed one at a time as in the reference.
 
-    The key list is read once here; the LMDB environment itself is opened
-    lazily in each process that reads (DataLoader workers must not share the
-    parent's handle). No key cache is written anywhere.
+    The key list is read once here. Each process that reads (DataLoader
+    workers included) uses its own LMDB environment, which `lsun.open_env`
+    keeps per process. No key cache is written anywhere.
     """
 
     def __init__(self, path, transform) -> None:
         self.path = path
         self.transform = transform
-        env = lsun.open_env(path)
-        try:
-            self.keys = lsun.read_keys(env)
-        finally:
-            env.close()
-        self._env = None
-        self._pid = None
+        self.keys = lsun.read_keys(lsun.open_env(path))
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_env"] = state["_pid"] = None
-        return state
-
     def __getitem__(self, index: int) -> torch.Tensor:
-        if self._env is None or self._pid != os.getpid():
-            self._env, self._pid = lsun.open_env(self.path), os.getpid()
-        with self._env.begin(write=False) as txn:
+        with lsun.open_env(self.path).begin(write=False) as txn:
             value = txn.get(self.keys[index])
         return self.transform(lsun.decode(value, self.path / "data.mdb"))
 
 
-def image_transform() -> transforms.Compose:
-    return transforms.Compose(
-        [
-            transforms.Resize(IMAGE_SIZE),
-            transforms.CenterCrop(IMAGE_SIZE),
-            transforms.ToTensor(),
-            transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-        ]
-    )
+def image_transform(*, as_bytes: bool = False) -> transforms.Compose:
+    """The reference pipeline; `as_bytes` stops before ToTensor and Normalize, for device residence."""
+    steps: list = [transforms.Resize(IMAGE_SIZE), transforms.CenterCrop(IMAGE_SIZE)]
+    if as_bytes:
+        steps.append(transforms.PILToTensor())
+    else:
+        steps += [transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))]
+    return transforms.Compose(steps)
+
+
+def normalized(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> what ToTensor then Normalize(0.5, 0.5) give: floats in [-1, 1]."""
+    return images.float().div_(255.0).sub_(0.5).div_(0.5)
+
+
+def decode_epoch(spec: TrainerSpec) -> torch.Tensor:
+    """The epoch's images (a seeded random subset for a fraction), decoded once into uint8."""
+    images = LsunImages(spec.data_path, image_transform(as_bytes=True))
+    _steps, samples = epoch_size(len(images), spec.batch_size, spec.fraction)
+    chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(spec.seed))[:samples]
+    loader = DataLoader(Subset(images, chosen.tolist()), batch_size=256, num_workers=spec.workers)
+    return torch.cat(list(loader))
 
 
 class DcganTrainer(LoaderTrainer):
     def __init__(self, spec: TrainerSpec) -> None:
         if spec.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        self.data = SampledLoader(LsunImages(spec.data_path, image_transform()), spec, batched_dataset=False)
+        if spec.reference:
+            images = LsunImages(spec.data_path, image_transform())
+            self.data = SampledLoader(images, spec, batched_dataset=False)
+        else:
+            # Decoded as a subset already cut to the fraction: the resident set is the whole epoch.
+            self.data = DeviceResident(
+                decode_epoch(spec), dataclasses.replace(spec, fraction=1.0), normalized
+            )
         self.device = spec.device
         self.generator = Generator().to(spec.device)
         self.discriminator = Discriminator().to(spec.device)
@@ -77,24 +107,63 @@ class DcganTrainer(LoaderTrainer):
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.parameters = parameter_count(self.generator, self.discriminator)
+        self.log = StepLog(spec, LOG_LINE)
+        self.scratch: Path | None = spec.scratch_dir if spec.reference else None
+        self.has_epoch_side_work = self.scratch is not None
+        # The reference's fixed noise has one vector per sample of a batch.
+        self.fixed_noise = torch.randn(spec.batch_size, LATENT, 1, 1, device=spec.device)
+        self.epoch = 0
+        self.last_real: torch.Tensor | None = None
 
-    def step(self, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
+    def _mean(self, output: torch.Tensor) -> float | None:
+        """D's mean output, read to the host at once in reference timing (the example's D(x) etc.)."""
+        return output.mean().item() if self.log.enabled else None
+
+    def step(self, batch: torch.Tensor, index: int) -> tuple[torch.Tensor, int]:
         real = batch.to(self.device, non_blocking=True)
         size = real.size(0)
         real_labels = torch.full((size,), REAL, device=self.device)
         fake_labels = torch.full((size,), FAKE, device=self.device)
 
         self.discriminator.zero_grad()
-        loss_real = self.criterion(self.discriminator(real), real_labels)
+        output = self.discriminator(real)
+        loss_real = self.criterion(output, real_labels)
         loss_real.backward()
+        d_x = self._mean(output)
         noise = torch.randn(size, LATENT, 1, 1, device=self.device)
         fake = self.generator(noise)
-        loss_fake = self.criterion(self.discriminator(fake.detach()), fake_labels)
+        output = self.discriminator(fake.detach())
+        loss_fake = self.criterion(output, fake_labels)
         loss_fake.backward()
+        d_g_z1 = self._mean(output)
+        loss_d = loss_real + loss_fake
         self.opt_d.step()
 
         self.generator.zero_grad()
-        loss_g = self.criterion(self.discriminator(fake), real_labels)
+        output = self.discriminator(fake)
+        loss_g = self.criterion(output, real_labels)
         loss_g.backward()
+        d_g_z2 = self._mean(output)
         self.opt_g.step()
-        return (loss_real + loss_fake + loss_g).detach(), size
+        self.log.read(index, loss_d=loss_d, loss_g=loss_g, d_x=d_x, d_g_z1=d_g_z1, d_g_z2=d_g_z2)
+        self.last_real = real
+        return (loss_d + loss_g).detach(), size
+
+    def side_work_due(self, index: int) -> bool:
+        return self.scratch is not None and index % IMAGES_EVERY == 0
+
+    def side_work(self, index: int) -> None:
+        """The real batch and G's images of the fixed noise, as normalized PNG grids."""
+        assert self.scratch is not None and self.last_real is not None
+        save_image(self.last_real, self.scratch / "real_samples.png", normalize=True)
+        fake = self.generator(self.fixed_noise)
+        save_image(fake.detach(), self.scratch / f"fake_samples_epoch_{self.epoch:03d}.png", normalize=True)
+
+    def epoch_side_work(self) -> None:
+        """Both networks' weights, as the reference checkpointed them inside its timer."""
+        assert self.scratch is not None
+        torch.save(self.generator.state_dict(), self.scratch / f"netG_epoch_{self.epoch}.pth")
+        torch.save(self.discriminator.state_dict(), self.scratch / f"netD_epoch_{self.epoch}.pth")
+
+    def end_epoch(self) -> None:
+        self.epoch += 1

@@ -1,17 +1,24 @@
-"""MNIST as torch datasets that gather whole batches at once.
+"""MNIST for the VAE and the Siamese network, in each timing's data path.
 
-The images are small and held in memory, so batches are built by fancy
-indexing in `__getitems__` rather than sample by sample: data loading then
-costs what the data needs, not what Python's per-sample overhead adds.
+Reference timing feeds the models as the published scripts did, one sample
+at a time through a Dataset's `__getitem__`: torchvision's own MNIST class
+with `ToTensor` for the VAE, and Python-`random` pair drawing for the
+Siamese network. Device timing holds the images on the device and builds
+whole batches by indexing there.
 """
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from torchvision import datasets, transforms
 
 from benchd.workloads.datasets import mnist
+
+CLASSES = 10
 
 
 def load_train_images(path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -19,46 +26,93 @@ def load_train_images(path) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(split.images.copy()), torch.from_numpy(split.labels.astype(np.int64))
 
 
-class ScaledImages(Dataset):
-    """Images scaled to [0, 1], shape (1, 28, 28): the VAE's input."""
+class LoadedMNIST(datasets.MNIST):
+    """torchvision's MNIST over images benchd has already read.
 
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
+    torchvision's constructor insists on its own `root/MNIST/raw` layout of
+    uncompressed files, which benchd's data directory does not follow (it
+    also takes the gzipped files as published); everything else, and above
+    all `__getitem__` (PIL image, then the transform), is torchvision's.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        datasets.VisionDataset.__init__(self, root=None, transform=transforms.ToTensor())
+        self.train = True
+        self.data = images
+        self.targets = labels
+
+
+class ReferencePairs(Dataset):
+    """Pairs drawn per sample with Python's `random`, as the published Siamese example did.
+
+    A random class, a random image of it, then for an even index another
+    image of that class (never the same one; target 1) and for an odd index
+    an image of a different class (target 0). Images are raw 0-255 floats.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images = images.unsqueeze(1)
+        self.by_class = [np.flatnonzero(labels.numpy() == digit) for digit in range(CLASSES)]
+        if any(len(members) < 2 for members in self.by_class):
+            raise ValueError("every digit class needs at least two images to build pairs")
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitems__(self, indices: list[int]) -> torch.Tensor:
-        return self.images[indices].unsqueeze(1).float().div_(255.0)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        first_class = random.randrange(CLASSES)
+        members = self.by_class[first_class]
+        first = random.randrange(len(members))
+        if index % 2 == 0:
+            partners = members
+            second = random.randrange(len(members) - 1)
+            second += second >= first  # any other image of the class, uniformly
+        else:
+            other_class = random.randrange(CLASSES - 1)
+            partners = self.by_class[other_class + (other_class >= first_class)]
+            second = random.randrange(len(partners))
+        return (
+            self.images[members[first]].float(),
+            self.images[partners[second]].float(),
+            torch.tensor(float(index % 2 == 0)),
+        )
 
 
-class SiamesePairs(Dataset):
-    """Pairs of raw 0-255 images: same class (target 1) for even indices, different (0) for odd."""
+class DevicePairs:
+    """Pairs by the same rule, a whole batch at a time, drawn and gathered on the device.
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, seed: int) -> None:
-        self.images = images
-        order = torch.argsort(labels, stable=True)
-        counts = torch.bincount(labels, minlength=10)
-        self.by_class = order
-        self.class_start = torch.cumsum(counts, 0) - counts
-        self.class_count = counts
-        if (counts == 0).any():
-            raise ValueError("every digit class needs at least one image to build pairs")
-        self.generator = torch.Generator().manual_seed(seed)
+    Class membership, the random draws (from a seeded generator of the
+    device's own) and the gathers all stay where the images are, so a step
+    waits for no host-to-device copy.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, device: torch.device, seed: int) -> None:
+        counts = torch.bincount(labels, minlength=CLASSES)
+        if (counts < 2).any():
+            raise ValueError("every digit class needs at least two images to build pairs")
+        self.images = images.unsqueeze(1).to(device)
+        self.by_class = torch.argsort(labels, stable=True).to(device)
+        self.class_start = (torch.cumsum(counts, 0) - counts).to(device)
+        self.class_count = counts.to(device)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def _pick(self, classes: torch.Tensor) -> torch.Tensor:
-        offsets = (torch.rand(len(classes), generator=self.generator) * self.class_count[classes]).long()
-        return self.by_class[self.class_start[classes] + offsets]
+    def _uniform(self, bound: torch.Tensor) -> torch.Tensor:
+        return (torch.rand(len(bound), generator=self.generator, device=bound.device) * bound).long()
 
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        index = torch.as_tensor(indices)
-        same = index % 2 == 0
-        first_class = torch.randint(0, 10, (len(index),), generator=self.generator)
-        shift = torch.randint(1, 10, (len(index),), generator=self.generator)
-        second_class = torch.where(same, first_class, (first_class + shift) % 10)
-        first = self.images[self._pick(first_class)].unsqueeze(1).float()
-        second = self.images[self._pick(second_class)].unsqueeze(1).float()
-        return first, second, same.float()
+    def _classes(self, low: int, count: int, device: torch.device) -> torch.Tensor:
+        return torch.randint(low, CLASSES, (count,), generator=self.generator, device=device)
+
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        same = indices % 2 == 0
+        first_class = self._classes(0, len(indices), indices.device)
+        shift = self._classes(1, len(indices), indices.device)
+        second_class = torch.where(same, first_class, (first_class + shift) % CLASSES)
+        first = self._uniform(self.class_count[first_class])
+        second = self._uniform(self.class_count[second_class] - same.long())
+        second = second + (same & (second >= first)).long()  # a positive pair never repeats its image
+        first_image = self.by_class[self.class_start[first_class] + first]
+        second_image = self.by_class[self.class_start[second_class] + second]
+        return self.images[first_image].float(), self.images[second_image].float(), same.float()

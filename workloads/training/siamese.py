@@ -6,29 +6,50 @@ import torch
 from torch import nn
 
 from benchd.workloads.models.siamese import SiameseNetwork
-from benchd.workloads.training.base import LoaderTrainer, SampledLoader, TrainerSpec, parameter_count
-from benchd.workloads.training.mnist_data import SiamesePairs, load_train_images
+from benchd.workloads.training.base import (
+    DeviceResident,
+    LoaderTrainer,
+    SampledLoader,
+    StepLog,
+    TrainerSpec,
+    parameter_count,
+)
+from benchd.workloads.training.mnist_data import DevicePairs, ReferencePairs, load_train_images
+
+LOG_INTERVAL = 10
 
 
 class SiameseTrainer(LoaderTrainer):
     def __init__(self, spec: TrainerSpec) -> None:
         images, labels = load_train_images(spec.data_path)
-        pairs = SiamesePairs(images, labels, spec.seed)
-        self.data = SampledLoader(pairs, spec, batched_dataset=True)
+        if spec.reference:
+            # The published script shuffled only on CUDA (shuffle sat among its CUDA loader options).
+            shuffle = spec.device.type == "cuda"
+            self.data = SampledLoader(
+                ReferencePairs(images, labels), spec, batched_dataset=False, shuffle=shuffle
+            )
+        else:
+            pairs = DevicePairs(images, labels, spec.device, spec.seed)
+            self.data = DeviceResident(torch.arange(len(pairs)), spec, pairs.batch)
         self.device = spec.device
         self.model = SiameseNetwork().to(spec.device)
         self.criterion = nn.BCELoss()
         self.optimizer = torch.optim.Adadelta(self.model.parameters(), lr=1.0)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=1, gamma=0.7)
         self.parameters = parameter_count(self.model)
+        # The reference read loss.item() only for its log line, every tenth step.
+        self.log = StepLog(
+            spec, "Train step {step}: loss {loss:.6f}", read_every=LOG_INTERVAL, line_every=LOG_INTERVAL
+        )
         self.model.train()
 
-    def step(self, batch) -> tuple[torch.Tensor, int]:
+    def step(self, batch, index: int) -> tuple[torch.Tensor, int]:
         first, second, targets = (t.to(self.device, non_blocking=True) for t in batch)
         self.optimizer.zero_grad()
         value = self.criterion(self.model(first, second), targets)
         value.backward()
         self.optimizer.step()
+        self.log.read(index, loss=value)
         return value.detach(), len(targets)
 
     def end_epoch(self) -> None:

@@ -1,4 +1,11 @@
-"""Transformer LM on WikiText-2: bptt 35, NLL loss, gradient norm clipped to 0.25, SGD lr 20."""
+"""Transformer LM on WikiText-2: bptt 35, NLL loss, gradient norm clipped to 0.25, SGD lr 20.
+
+Reference timing is the example's own epoch: `train()` with a `loss.item()`
+every step and a parameter-by-parameter SGD update, then `evaluate()` over
+the validation stream at batch 10, and after it (untimed) the learning rate
+divided by 4 when validation did not improve. Device timing runs the
+training steps alone with torch's SGD and a constant learning rate.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,14 @@ from torch import nn
 
 from benchd.workloads.datasets import wikitext
 from benchd.workloads.models.transformer import TransformerLM
-from benchd.workloads.training.base import Trainer, TrainerSpec, parameter_count, steps_for_fraction
+from benchd.workloads.training.base import StepLog, Trainer, TrainerSpec, parameter_count, steps_for_fraction
 
 BPTT = 35
 LEARNING_RATE = 20.0
 CLIP = 0.25
+EVAL_BATCH_SIZE = 10
+LOG_INTERVAL = 200
+ANNEAL = 4.0
 
 
 def batchify(tokens: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -22,46 +32,93 @@ def batchify(tokens: torch.Tensor, batch_size: int) -> torch.Tensor:
     return tokens[: rows * batch_size].view(batch_size, -1).t().contiguous()
 
 
+def chunk_starts(stream: torch.Tensor, fraction: float) -> list[int]:
+    """Where each bptt chunk of a batchified stream begins, cut to the epoch's fraction."""
+    starts = list(range(0, stream.size(0) - 1, BPTT))
+    return starts[: steps_for_fraction(len(starts), fraction)]
+
+
+def chunk(stream: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs of up to bptt rows from `start`, and the next token of each as the flat target."""
+    length = min(BPTT, stream.size(0) - 1 - start)
+    return stream[start : start + length], stream[start + 1 : start + 1 + length].reshape(-1)
+
+
 class TransformerTrainer(Trainer):
     def __init__(self, spec: TrainerSpec) -> None:
         corpus = wikitext.tokenize(spec.data_path)
         self.vocab = len(corpus.words)
         self.device = spec.device
+        self.reference = spec.reference
         # The whole stream lives on the device, as in the reference: no loading inside the epoch.
         self.data = batchify(torch.from_numpy(corpus.ids["train"]), spec.batch_size).to(spec.device)
-        self.starts = list(range(0, self.data.size(0) - 1, BPTT))
-        self.steps_per_epoch = steps_for_fraction(len(self.starts), spec.fraction)
-        self.starts = self.starts[: self.steps_per_epoch]
-        self.samples_per_epoch = sum(self._seq_len(i) for i in self.starts) * spec.batch_size
+        self.starts = chunk_starts(self.data, spec.fraction)
+        self.steps_per_epoch = len(self.starts)
+        self.samples_per_epoch = sum(chunk(self.data, i)[1].numel() for i in self.starts)
+        self.has_validation = self.reference
+        if self.reference:
+            self.valid = batchify(torch.from_numpy(corpus.ids["valid"]), EVAL_BATCH_SIZE).to(spec.device)
+            self.valid_starts = chunk_starts(self.valid, spec.fraction)
         options = spec.options
         self.model = TransformerLM(self.vocab, options["emsize"], options["nlayers"], options["nhid"]).to(
             spec.device
         )
         self.criterion = nn.NLLLoss()
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=LEARNING_RATE)
+        self.lr = LEARNING_RATE
+        self.best_validation: float | None = None
+        self.last_validation: float | None = None
+        self.optimizer = None if self.reference else torch.optim.SGD(self.model.parameters(), lr=self.lr)
         self.parameters = parameter_count(self.model)
         self.masks: dict[int, torch.Tensor] = {}
+        self.log = StepLog(spec, "step {step}: loss {loss:5.2f}", line_every=LOG_INTERVAL, skip_first=True)
         self.model.train()
-
-    def _seq_len(self, start: int) -> int:
-        return min(BPTT, self.data.size(0) - 1 - start)
 
     def _mask(self, length: int) -> torch.Tensor:
         if length not in self.masks:
             self.masks[length] = nn.Transformer.generate_square_subsequent_mask(length, device=self.device)
         return self.masks[length]
 
-    def batches(self):
-        for start in self.starts:
-            length = self._seq_len(start)
-            yield self.data[start : start + length], self.data[start + 1 : start + 1 + length].reshape(-1)
-
-    def step(self, batch) -> tuple[torch.Tensor, int]:
-        inputs, targets = batch
-        self.optimizer.zero_grad()
+    def _loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         output = self.model(inputs, self._mask(inputs.size(0)))
-        value = self.criterion(output.view(-1, self.vocab), targets)
+        return self.criterion(output.view(-1, self.vocab), targets)
+
+    def batches(self):
+        self.model.train()
+        return (chunk(self.data, start) for start in self.starts)
+
+    def step(self, batch, index: int) -> tuple[torch.Tensor, int]:
+        inputs, targets = batch
+        self.model.zero_grad()
+        value = self._loss(inputs, targets)
         value.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), CLIP)
-        self.optimizer.step()
+        if self.optimizer is not None:
+            self.optimizer.step()
+        else:
+            with torch.no_grad():
+                for parameter in self.model.parameters():
+                    parameter.add_(parameter.grad, alpha=-self.lr)
+        self.log.read(index, loss=value)
         return value.detach(), targets.numel()
+
+    def validate(self) -> float:
+        """Mean NLL per token over the validation stream (its fraction), read step by step."""
+        self.model.eval()
+        total, tokens = 0.0, 0
+        with torch.no_grad():
+            for start in self.valid_starts:
+                inputs, targets = chunk(self.valid, start)
+                total += len(inputs) * self._loss(inputs, targets).item()
+                tokens += len(inputs)
+        self.model.train()
+        self.last_validation = total / tokens
+        return self.last_validation
+
+    def end_epoch(self) -> None:
+        """The reference's schedule: keep lr while validation improves, else divide it by 4."""
+        if self.last_validation is None:
+            return
+        if self.best_validation is None or self.last_validation < self.best_validation:
+            self.best_validation = self.last_validation
+        else:
+            self.lr /= ANNEAL

@@ -5,25 +5,46 @@ from __future__ import annotations
 import torch
 
 from benchd.workloads.models.vae import VAE, loss
-from benchd.workloads.training.base import LoaderTrainer, SampledLoader, TrainerSpec, parameter_count
-from benchd.workloads.training.mnist_data import ScaledImages, load_train_images
+from benchd.workloads.training.base import (
+    DeviceResident,
+    LoaderTrainer,
+    SampledLoader,
+    StepLog,
+    TrainerSpec,
+    parameter_count,
+)
+from benchd.workloads.training.mnist_data import LoadedMNIST, load_train_images
+
+LOG_INTERVAL = 10
+
+
+def _scaled(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (n, 28, 28) on the device -> float (n, 1, 28, 28) in [0, 1], as ToTensor gives."""
+    return images.unsqueeze(1).float().div_(255.0)
 
 
 class VaeTrainer(LoaderTrainer):
     def __init__(self, spec: TrainerSpec) -> None:
-        images, _labels = load_train_images(spec.data_path)
-        self.data = SampledLoader(ScaledImages(images), spec, batched_dataset=True)
+        images, labels = load_train_images(spec.data_path)
+        if spec.reference:
+            self.data = SampledLoader(LoadedMNIST(images, labels), spec, batched_dataset=False)
+        else:
+            self.data = DeviceResident(images, spec, _scaled)
         self.device = spec.device
         self.model = VAE().to(spec.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.parameters = parameter_count(self.model)
+        # The reference read loss.item() every step and logged every tenth.
+        self.log = StepLog(spec, "Train step {step}: loss {loss:.6f}", line_every=LOG_INTERVAL)
         self.model.train()
 
-    def step(self, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
-        x = batch.to(self.device, non_blocking=True)
+    def step(self, batch, index: int) -> tuple[torch.Tensor, int]:
+        images = batch[0] if isinstance(batch, list) else batch  # (images, labels) from torchvision
+        x = images.to(self.device, non_blocking=True)
         self.optimizer.zero_grad()
         recon, mu, logvar = self.model(x)
         value = loss(recon, x, mu, logvar)
         value.backward()
+        self.log.read(index, loss=value)  # where the reference read it: before the update
         self.optimizer.step()
         return value.detach(), len(x)
