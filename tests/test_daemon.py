@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -263,9 +264,16 @@ def test_status_runs_show_cancel_commands(daemon: DaemonProcess) -> None:
     status = benchd_cli("status", url=daemon.url)
     assert "ready" in status.stdout and "last vae bs128 on cpu: ok" in status.stdout
     assert "vae" in benchd_cli("runs", url=daemon.url).stdout
-    assert "epoch 0:" in benchd_cli("show", "1", url=daemon.url).stdout
+    shown = benchd_cli("show", "1", url=daemon.url).stdout
+    assert "epoch 0:" in shown and "data wait" in shown and "steps" in shown  # where the time went
+    assert "reference" in shown  # the timing, beside the figures
     finished = benchd_cli("cancel", "1", url=daemon.url)
     assert finished.returncode == 1 and "already ended" in finished.stderr
+    device_timed = benchd_cli("trigger", "vae", "-p", "bs128", "--fraction", "0.02", "--device", "cpu",
+                              "--timing", "device", "--wait", "--json", url=daemon.url)  # fmt: skip
+    assert device_timed.returncode == 0, device_timed.stderr
+    (run,) = json.loads(device_timed.stdout)
+    assert (run["timing"], run["config"]["timing"], run["workers"]) == ("device", "device", 0)
 
 
 def test_scheduled_runs_happen_and_busy_host_skips(data_dir: Path) -> None:
