@@ -1,0 +1,229 @@
+"""A run's vocabulary and data model: what every part of benchd says about runs.
+
+The outcomes, origins and states a run can have, and the run, its epochs and
+its summary with their JSON, defined once here and apart from the SQLite
+layer, so the HTTP client, the report renderers and the generators of rules
+and dashboards use the same words without importing the database.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from benchd import catalog
+
+
+class Word(str, Enum):
+    """A vocabulary word: compares, formats, serialises and binds as its plain string value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    __format__ = str.__format__
+
+
+class Outcome(Word):
+    """How a run ended: exactly one per run, set once (docs/cli.md)."""
+
+    OK = "ok"
+    OOM = "oom"  # device or host out of memory: the comparison's "DNF"
+    ERROR = "error"  # any other failure, e.g. an operator the backend lacks: "runtime error"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # a scheduled run not started (host busy, queue full)
+    INTERRUPTED = "interrupted"  # the daemon stopped or died while it ran
+
+    @property
+    def label(self) -> str:
+        """How the published table and the dashboards write it."""
+        return _OUTCOME_LABELS.get(self, self.value)
+
+
+_OUTCOME_LABELS = {Outcome.OOM: "DNF (out of memory)", Outcome.ERROR: "runtime error"}
+
+OUTCOMES = tuple(Outcome)
+FAILED_OUTCOMES = (Outcome.OOM, Outcome.ERROR, Outcome.TIMEOUT, Outcome.INTERRUPTED)
+"""Outcomes that mean the machine could not do the work (cancelled and skipped runs are not failures)."""
+
+
+class Origin(Word):
+    """Who asked for a run."""
+
+    CLI = "cli"  # `benchd run` in the foreground
+    API = "api"  # `benchd trigger` or a POST to the daemon
+    SCHEDULE = "schedule"
+
+
+class State(Word):
+    """Where a run is in its life: queued -> running -> finished."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+BASIS_FIRST = "first-epoch"
+BASIS_MEDIAN = "median-after-first"
+
+
+@dataclass(frozen=True)
+class Epoch:
+    index: int
+    duration_seconds: float
+    samples: int
+    steps: int
+    data_wait_seconds: float
+    peak_allocated_bytes: int | None
+    peak_reserved_bytes: int | None
+    loss: float | None
+    telemetry: dict[str, Any] | None = None
+    phases: dict[str, float] | None = None  # seconds by phase (protocol.PHASES); None before schema 4
+    validation_loss: float | None = None
+
+    def domain(self, name: str) -> dict[str, Any]:
+        """This epoch's sensor figures for one domain (`cpu`, `cuda:0`), empty when none."""
+        return ((self.telemetry or {}).get("domains") or {}).get(name, {})
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples / self.duration_seconds if self.duration_seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "samples_per_second": self.samples_per_second}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The run's representative figures and which epochs they come from."""
+
+    basis: str
+    epoch_seconds: float
+    samples_per_second: float
+    epochs: tuple[int, ...]
+
+
+def summarize(epochs: list[Epoch]) -> Summary | None:
+    """Median of the epochs after the first when there are several; the first when alone.
+
+    The first epoch pays one-time costs (autotuning, allocator growth), so it
+    only stands for the run when it is all there is.
+    """
+    if not epochs:
+        return None
+    chosen = epochs[1:] if len(epochs) > 1 else epochs[:1]
+    return Summary(
+        basis=BASIS_MEDIAN if len(epochs) > 1 else BASIS_FIRST,
+        epoch_seconds=statistics.median(e.duration_seconds for e in chosen),
+        samples_per_second=statistics.median(e.samples_per_second for e in chosen),
+        epochs=tuple(e.index for e in chosen),
+    )
+
+
+@dataclass
+class Run:
+    id: int
+    workload: str
+    preset: str
+    config: dict[str, Any]
+    fraction: float
+    requested_device: str
+    state: str
+    outcome: str | None
+    message: str | None
+    stderr_tail: str | None
+    log_path: str | None
+    device: str | None
+    device_type: str | None
+    device_name: str | None
+    precision: str | None
+    torch_version: str | None
+    benchd_version: str
+    driver_version: str | None
+    data_kind: str | None
+    data_samples: int | None
+    parameters: int | None
+    samples_per_epoch: int | None
+    sample_unit: str | None
+    peak_host_rss_bytes: int | None
+    queued_at: float
+    started_at: float | None
+    finished_at: float | None
+    timeout_seconds: float | None
+    origin: str
+    baseline: dict[str, Any] | None = None
+    timing: str | None = None  # None: stored before timings existed (steps on in-memory data)
+    workers: int | None = None  # DataLoader workers in the timed region, as the child resolved them
+    data_scale: float | None = None  # a synthetic set's size relative to the real one
+    epochs: list[Epoch] = field(default_factory=list)
+
+    @property
+    def summary(self) -> Summary | None:
+        return summarize(self.epochs)
+
+    def phase_summary(self) -> dict[str, float]:
+        """Median seconds per phase over the representative epochs; phases never run are absent."""
+        summary = self.summary
+        if summary is None:
+            return {}
+        chosen = [e.phases for e in self.epochs if e.index in summary.epochs and e.phases]
+        names = dict.fromkeys(name for phases in chosen for name in phases)
+        return {name: statistics.median(p.get(name, 0.0) for p in chosen) for name in names}
+
+    def energy_summary(self) -> dict[str, float]:
+        """The run's device-domain sensor figures over its representative epochs.
+
+        Energy and average power: medians, like the epoch time; temperature:
+        the maximum. Only figures that were measured appear.
+        """
+        summary = self.summary
+        if summary is None or self.device is None:
+            return {}
+        chosen = [e.domain(self.device) for e in self.epochs if e.index in summary.epochs]
+        result: dict[str, float] = {}
+        for key, pick in (
+            ("energy_joules", statistics.median),
+            ("average_power_watts", statistics.median),
+            ("peak_power_watts", max),
+            ("max_temperature_celsius", max),
+        ):
+            values = [figures[key]["value"] for figures in chosen if key in figures]
+            if values:
+                result[key] = pick(values)
+        return result
+
+    @property
+    def peak_device_bytes(self) -> int | None:
+        values = [e.peak_reserved_bytes for e in self.epochs if e.peak_reserved_bytes is not None]
+        return max(values) if values else None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Run:
+        """The inverse of to_json, for clients that read runs from the API."""
+        names = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in data.items() if k in names and k != "epochs"}
+        values["data_kind"] = data.get("data")
+        epoch_names = set(Epoch.__dataclass_fields__)
+        epochs = [Epoch(**{k: v for k, v in e.items() if k in epoch_names}) for e in data.get("epochs", [])]
+        return cls(**values, epochs=epochs)
+
+    def to_json(self) -> dict[str, Any]:
+        summary = self.summary
+        data = {k: v for k, v in asdict(self).items() if k != "epochs"}
+        data["data"] = data.pop("data_kind")
+        data["epochs"] = [e.to_json() for e in self.epochs]
+        data["summary"] = (
+            {**asdict(summary), **self.energy_summary(), "phases": self.phase_summary()} if summary else None
+        )
+        data["peak_device_bytes"] = self.peak_device_bytes
+        data["setup"] = self.setup()
+        return data
+
+    def setup(self) -> dict[str, Any] | None:
+        """The config in the published table's columns (catalog.setup); None if it cannot be read."""
+        try:
+            return catalog.setup(self.config)
+        except (catalog.CatalogError, KeyError, TypeError):
+            return None
