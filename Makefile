@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install serve run test lint promtool
+.PHONY: install serve run test test-fast lint promtool
 
 $(BIN)/benchd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,19 @@ promtool:
 	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
+# mypy sees the `benchd` package as it installs: daemon/ with workloads/ inside, as links.
+TYPECHECK_TREE = $(VENV)/typecheck
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/benchd
+	ln -s $(CURDIR)/daemon/* $(TYPECHECK_TREE)/benchd/ && ln -s $(CURDIR)/workloads $(TYPECHECK_TREE)/benchd/
+	MYPYPATH=$(TYPECHECK_TREE) $(BIN)/mypy
 
 test: lint promtool
 	$(BIN)/python -m pytest
+
+# The inner loop: everything but the tests marked slow (live daemons, Prometheus, whole runs).
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" -q

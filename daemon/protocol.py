@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Final, Literal, TypedDict, cast
 
-STARTED = "started"
-EPOCH_START = "epoch_start"
-PROGRESS = "progress"
-EPOCH_END = "epoch_end"
-FINISHED = "finished"
-FAILED = "failed"
+STARTED: Final = "started"
+EPOCH_START: Final = "epoch_start"
+PROGRESS: Final = "progress"
+EPOCH_END: Final = "epoch_end"
+FINISHED: Final = "finished"
+FAILED: Final = "failed"
 
 EVENTS = (STARTED, EPOCH_START, PROGRESS, EPOCH_END, FINISHED, FAILED)
 
@@ -31,6 +31,71 @@ PHASES = (PHASE_DATA_WAIT, PHASE_STEPS, PHASE_VALIDATION, PHASE_SIDE_WORK)
 # Failure kinds the child reports in a `failed` event.
 FAILURE_OOM = "oom"
 FAILURE_ERROR = "error"
+
+
+class Started(TypedDict):
+    """The child found its device, built its model and found its data."""
+
+    event: Literal["started"]
+    t: float
+    device: str
+    device_type: str
+    device_name: str
+    device_total_memory_bytes: int | None
+    torch_version: str
+    driver_version: str | None
+    precision: str
+    timing: str
+    workers: int  # DataLoader workers feeding the timed region
+    parameters: int
+    samples_per_epoch: int
+    steps_per_epoch: int
+    seed: int
+    data: dict[str, Any]  # the dataset: name, path, kind, samples, scale
+
+
+class EpochStart(TypedDict):
+    event: Literal["epoch_start"]
+    t: float  # the timed region's start, after a device synchronization
+    epoch: int
+
+
+class Progress(TypedDict):
+    event: Literal["progress"]
+    t: float
+    epoch: int
+    step: int
+    steps: int
+
+
+class EpochEnd(TypedDict):
+    event: Literal["epoch_end"]
+    t: float  # the timed region's end, after a device synchronization
+    epoch: int
+    duration: float
+    samples: int
+    steps: int
+    data_wait: float
+    phases: dict[str, float]  # seconds by PHASES; they add up to duration
+    validation_loss: float | None
+    peak_allocated_bytes: int | None
+    peak_reserved_bytes: int | None
+    loss: float
+
+
+class Finished(TypedDict):
+    event: Literal["finished"]
+    t: float
+
+
+class Failed(TypedDict):
+    event: Literal["failed"]
+    t: float
+    kind: str  # FAILURE_OOM or FAILURE_ERROR
+    message: str
+
+
+Event = Started | EpochStart | Progress | EpochEnd | Finished | Failed
 
 
 class ProtocolError(ValueError):
@@ -48,9 +113,8 @@ class EventWriter:
     def __init__(self, fd: int) -> None:
         self._fd = fd
 
-    def emit(self, event: str, t: float | None = None, **fields: Any) -> None:
-        payload = {"event": event, "t": time.monotonic() if t is None else t, **fields}
-        data = (json.dumps(payload, separators=(",", ":")) + "\n").encode()
+    def emit(self, event: Event) -> None:
+        data = (json.dumps(event, separators=(",", ":")) + "\n").encode()
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -60,7 +124,12 @@ class EventWriter:
         os.close(self._fd)
 
 
-def decode(line: bytes) -> dict[str, Any]:
+def now() -> float:
+    """The events' clock: system-wide and monotonic, comparable across the two processes."""
+    return time.monotonic()
+
+
+def decode(line: bytes) -> Event:
     """Parse one line; raise ProtocolError naming what is wrong."""
     try:
         payload = json.loads(line)
@@ -72,4 +141,4 @@ def decode(line: bytes) -> dict[str, Any]:
         raise ProtocolError(f"unknown event {payload.get('event')!r}")
     if not isinstance(payload.get("t"), (int, float)):
         raise ProtocolError(f"event {payload['event']!r} has no numeric t")
-    return payload
+    return cast(Event, payload)

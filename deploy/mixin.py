@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from benchd.results.model import FAILED_OUTCOMES as FAILURES
+
 ROOT = Path(__file__).resolve().parent
 RUNBOOK = "https://github.com/benchd/benchd/blob/main/docs/runbook.md"
 
@@ -26,7 +28,7 @@ CONFIG: dict[str, Any] = {
     "hot_celsius": 85,
 }
 
-FAILED_OUTCOMES = "oom|error|timeout|interrupted"
+FAILED_OUTCOMES = "|".join(FAILURES)
 
 
 def _alert(

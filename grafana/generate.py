@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from benchd.results.model import Outcome
+
 ROOT = Path(__file__).resolve().parent
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 SERIES = 'instance=~"$instance",workload=~"$workload",preset=~"$preset",device=~"$device"'
@@ -72,17 +74,20 @@ def panel(kind: str, title: str, targets: list[dict[str, Any]], pos: tuple[int, 
     return result
 
 
+OUTCOME_COLORS = {
+    Outcome.OK: "green",
+    Outcome.OOM: "red",
+    Outcome.ERROR: "red",
+    Outcome.TIMEOUT: "orange",
+    Outcome.CANCELLED: "gray",
+    Outcome.SKIPPED: "gray",
+    Outcome.INTERRUPTED: "orange",
+}
 OUTCOME_MAPPINGS = [
     {
         "type": "value",
         "options": {
-            "ok": {"text": "ok", "color": "green"},
-            "oom": {"text": "DNF (out of memory)", "color": "red"},
-            "error": {"text": "Runtime error", "color": "red"},
-            "timeout": {"text": "timeout", "color": "orange"},
-            "cancelled": {"text": "cancelled", "color": "gray"},
-            "skipped": {"text": "skipped (host busy)", "color": "gray"},
-            "interrupted": {"text": "interrupted", "color": "orange"},
+            outcome.value: {"text": outcome.label, "color": OUTCOME_COLORS[outcome]} for outcome in Outcome
         },
     }
 ]

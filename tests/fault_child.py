@@ -19,18 +19,20 @@ from benchd.workloads.harness import main
 
 
 def misbehave(spec: dict, events: EventWriter) -> None:
+    """Raw, partial events on purpose: the parent must cope with whatever a child sends."""
     fault = spec["fault"]
     if fault == "orphan":
         # A grandchild that inherits the event pipe, like a DataLoader worker.
         grandchild = subprocess.Popen(["sleep", "60"], pass_fds=(events._fd,))
-        events.emit(protocol.STARTED, grandchild_pid=grandchild.pid)
-        events.emit(protocol.FINISHED)
+        events.emit({"event": "started", "t": protocol.now(), "grandchild_pid": grandchild.pid})
+        events.emit({"event": "finished", "t": protocol.now()})
         return
-    events.emit(protocol.STARTED, device="cpu", device_name="test")
-    events.emit(protocol.EPOCH_START, epoch=0)
+    events.emit({"event": "started", "t": protocol.now(), "device": "cpu", "device_name": "test"})
+    events.emit({"event": "epoch_start", "t": protocol.now(), "epoch": 0})
     if fault == "none":
-        events.emit(protocol.EPOCH_END, epoch=0, duration=0.5, samples=10, steps=1, data_wait=0.0, loss=1.0)
-        events.emit(protocol.FINISHED)
+        events.emit({"event": "epoch_end", "t": protocol.now(), "epoch": 0, "duration": 0.5, "samples": 10,
+                     "steps": 1, "data_wait": 0.0, "loss": 1.0})  # fmt: skip
+        events.emit({"event": "finished", "t": protocol.now()})
     elif fault == "cuda_oom":
         import torch
 

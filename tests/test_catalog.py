@@ -1,4 +1,4 @@
-"""Presets and parameter counts as WORKLOADS.md publishes them, and override validation."""
+"""Presets and parameter counts as docs/workloads.md publishes them, and override validation."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import pytest
 
 from benchd import catalog
 from benchd.catalog import CatalogError
+from benchd.catalog import dcgan as catalog_dcgan
+from benchd.catalog import request as request_model
 
-# Straight from WORKLOADS.md.
+# Straight from docs/workloads.md (the published figures).
 PUBLISHED_PARAMETERS = {
     ("dcgan", "bs64"): 3_576_704 + 2_765_568,
     ("dcgan", "bs1024"): 3_576_704 + 2_765_568,
@@ -41,8 +43,8 @@ def test_formula_parameter_counts_match_published(workload: str, preset: str) ->
 
 
 def test_dcgan_halves_match_published() -> None:
-    assert catalog.dcgan_generator_parameters() == 3_576_704
-    assert catalog.dcgan_discriminator_parameters() == 2_765_568
+    assert catalog_dcgan.generator_parameters() == 3_576_704
+    assert catalog_dcgan.discriminator_parameters() == 2_765_568
 
 
 def test_overrides_apply_and_are_validated() -> None:
@@ -81,27 +83,49 @@ def test_reference_loaders_follow_the_published_runs(
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("values", "field", "fragment"),
     [
-        ({"batch_size": 0}, "batch size must be at least 1"),
-        ({"fraction": 0.0}, "fraction must be in (0, 1]"),
-        ({"fraction": 1.5}, "fraction must be in (0, 1]"),
-        ({"epochs": 0}, "epochs must be between"),
-        ({"options": {"emsize": 0}}, "emsize must be at least 1"),
-        ({"options": {"emsize": 33}}, "emsize must be even"),
-        ({"workers": -1}, "workers must be 0 or more"),
-        ({"timing": "wall"}, "timing must be one of reference, device, got 'wall'"),
+        ({"batch_size": 0}, "batch_size", "greater than or equal to 1, got 0"),
+        ({"fraction": 0.0}, "fraction", "greater than 0, got 0.0"),
+        ({"fraction": 1.5}, "fraction", "less than or equal to 1, got 1.5"),
+        ({"fraction": float("nan")}, "fraction", "finite number"),
+        ({"fraction": float("inf")}, "fraction", "finite number"),
+        ({"epochs": 0}, "epochs", "greater than or equal to 1"),
+        ({"epochs": True}, "epochs", "valid integer"),
+        ({"epochs": "3"}, "epochs", "valid integer"),
+        ({"epochs": 10**4000}, "epochs", "less than or equal to 1000"),
+        ({"emsize": 0}, "emsize", "greater than or equal to 2"),
+        ({"emsize": 33}, "emsize", "emsize must be even"),
+        ({"workers": -1}, "workers", "greater than or equal to 0"),
+        ({"seed": 2**64}, "seed", "less than or equal to 9223372036854775807"),
+        ({"timeout": 1e300}, "timeout", "less than or equal to 2592000"),
+        ({"timing": "wall"}, "timing", "'reference' or 'device', got 'wall'"),
+        ({"device": "tpu"}, "device", "'tpu' is not one of auto, cpu"),
+        ({"presets": []}, "presets", "list between 1 and 64"),
+        ({"presets": ["b20-e200-l2-h200", "nope"]}, "presets", "unknown preset 'nope'"),
+        ({"colour": "red"}, "", "unknown field 'colour'; fields: batch_size"),
     ],
 )
-def test_bad_overrides_name_the_problem(kwargs: dict, message: str) -> None:
-    spec = catalog.get_workload("transformer")
-    with pytest.raises(CatalogError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        catalog.build_config(spec, spec.presets[0], **kwargs)
+def test_bad_requests_name_the_field_and_the_problem(values: dict, field: str, fragment: str) -> None:
+    with pytest.raises(CatalogError) as caught:
+        request_model.parse({"workload": "transformer", **values}).configs()
+    assert caught.value.field == field
+    assert fragment in str(caught.value)
+    assert str(caught.value).startswith(field) or not field or field in caught.value.reason
+
+
+def test_a_request_builds_one_config_per_preset() -> None:
+    request = request_model.parse({"workload": "vae", "fraction": 0.5, "timing": "device", "epochs": 2})
+    configs = request.configs()
+    assert [(c.preset, c.fraction, c.timing, c.epochs) for c in configs] == [
+        ("bs128", 0.5, "device", 2), ("bs5120", 0.5, "device", 2),
+    ]  # fmt: skip
+    assert request_model.openapi_schema()["properties"]["workload"]["enum"] == list(catalog.WORKLOADS)
 
 
 def test_model_options_rejected_for_workloads_without_them() -> None:
     spec = catalog.get_workload("vae")
-    with pytest.raises(CatalogError, match="--nhid applies only"):
+    with pytest.raises(CatalogError, match="nhid applies only"):
         catalog.build_config(spec, spec.presets[0], options={"nhid": 10})
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from benchd import __version__
 from benchd.paths import store_path
-from benchd.store import ResultsStore
+from benchd.results.store import ResultsStore
 
 
 def benchd(*args: str, data_dir: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -36,8 +36,9 @@ def benchd(*args: str, data_dir: Path | None = None, timeout: float = 600) -> su
 def test_the_daemon_side_never_imports_torch() -> None:
     """The CLI, the daemon's modules and a sampler pass leave torch and the dataset libraries unloaded."""
     code = (
-        "import sys; import benchd, benchd.cli, benchd.runner, benchd.store, benchd.catalog;"
-        "import benchd.server, benchd.api, benchd.metrics, benchd.scheduler, benchd.telemetry.sampler;"
+        "import sys; import benchd, benchd.cli, benchd.lifecycle.child, benchd.results.store, benchd.catalog;"
+        "import benchd.server.daemon, benchd.server.api, benchd.server.metrics, benchd.lifecycle.scheduler;"
+        "import benchd.telemetry.sampler;"
         "sampler = benchd.telemetry.sampler.Sampler().open(); sampler.sample_now(); sampler.stop();"
         "from typer.testing import CliRunner;"
         "result = CliRunner().invoke(benchd.cli.app, ['--help']);"
@@ -85,12 +86,14 @@ def assert_bad_input(result: subprocess.CompletedProcess, *fragments: str) -> No
     [
         (["run", "resnet"], ["unknown workload 'resnet'", "dcgan, siamese, transformer, vae"]),
         (["run", "vae", "--preset", "bs64"], ["unknown preset 'bs64'", "bs128, bs5120"]),
-        (["run", "vae", "--batch-size", "0"], ["batch size must be at least 1"]),
-        (["run", "vae", "--fraction", "0"], ["fraction must be in (0, 1]"]),
-        (["run", "vae", "--fraction", "1.5"], ["fraction must be in (0, 1]"]),
-        (["run", "vae", "--epochs", "0"], ["epochs must be between 1"]),
-        (["run", "vae", "--nhid", "8"], ["--nhid applies only"]),
-        (["run", "vae", "--timing", "wall"], ["timing must be one of reference, device, got 'wall'"]),
+        (["run", "vae", "--batch-size", "0"], ["batch_size: input should be greater than or equal to 1"]),
+        (["run", "vae", "--fraction", "0"], ["fraction: input should be greater than 0"]),
+        (["run", "vae", "--fraction", "1.5"], ["fraction: input should be less than or equal to 1"]),
+        (["run", "vae", "--fraction", "nan"], ["fraction: input should be a finite number"]),
+        (["run", "vae", "--epochs", "0"], ["epochs: input should be greater than or equal to 1"]),
+        (["run", "vae", "--timeout", "1e9"], ["timeout: input should be less than or equal to 2592000"]),
+        (["run", "vae", "--nhid", "8"], ["nhid applies only"]),
+        (["run", "vae", "--timing", "wall"], ["timing: input should be 'reference' or 'device', got 'wall'"]),
         (["data", "prepare", "imagenet"], ["unknown dataset 'imagenet'"]),
     ],
 )

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchd.config import DEFAULT_PORT, EXAMPLE, ConfigError, load_settings, parse_duration
-from benchd.cron import CronError, CronExpression
+from benchd.server.config import DEFAULT_PORT, EXAMPLE, ConfigError, load_settings, parse_duration
+from benchd.server.cron import CronError, CronExpression
 
 
 def settings(tmp_path: Path, text: str, env: dict[str, str] | None = None, flags: dict | None = None):
@@ -50,9 +50,11 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
         ('[workloads.vae]\npresets = ["bs64"]\ninterval = "1h"\n', "workloads.vae.presets", "unknown preset"),
         ('[workloads.vae]\ninterval = "1h"\ncron = "* * * * *"\n', "workloads.vae", "exactly one of"),
         ('[workloads.vae]\ncron = "61 * * * *"\n', "workloads.vae.cron", "outside 0-59"),
-        ('[workloads.vae]\ninterval = "1h"\nfraction = 0\n', "workloads.vae.fraction", "(0, 1]"),
-        ('[workloads.vae]\ninterval = "1h"\ndevice = "tpu"\n', "workloads.vae.device", "is not auto"),
-        ('[workloads.vae]\ninterval = "1h"\ntiming = "wall"\n', "workloads.vae.timing", "not one of"),
+        ('[workloads.vae]\ninterval = "1h"\nfraction = 0\n', "workloads.vae.fraction", "greater than 0"),
+        ('[workloads.vae]\ninterval = "1h"\nfraction = nan\n', "workloads.vae.fraction", "finite number"),
+        ('[workloads.vae]\ninterval = "1h"\nepochs = 1.5\n', "workloads.vae.epochs", "valid integer"),
+        ('[workloads.vae]\ninterval = "1h"\ndevice = "tpu"\n', "workloads.vae.device", "'tpu' is not one of"),
+        ('[workloads.vae]\ninterval = "1h"\ntiming = "wall"\n', "workloads.vae.timing", "'reference' or"),
         ('[server]\nhost = "0.0.0.0"\n', "server.token", "non-loopback"),
         ('[server]\ntoken = "short"\n', "server.token", "at least 16"),
         ('data_dir = "x"\n[server\n', "file", "not valid TOML"),

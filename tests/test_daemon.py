@@ -155,17 +155,18 @@ def test_kill_9_then_restart_marks_interrupted_and_restores_gauges(daemon: Daemo
     [
         ({"workload": "resnet"}, "unknown workload 'resnet'"),
         ({"workload": "vae", "presets": ["bs64"]}, "unknown preset 'bs64'"),
-        ({"workload": "vae", "batch_size": 0}, "batch size must be at least 1"),
-        ({"workload": "vae", "fraction": 0}, "fraction must be in (0, 1]"),
-        ({"workload": "vae", "fraction": 1.5}, "fraction must be in (0, 1]"),
-        ({"workload": "vae", "epochs": 0}, "epochs must be between 1 and 1000"),
-        ({"workload": "vae", "epochs": 1001}, "epochs must be between 1 and 1000"),
-        ({"workload": "vae", "epochs": "two"}, "epochs must be an integer"),
+        ({"workload": "vae", "batch_size": 0}, "batch_size: input should be greater than or equal to 1"),
+        ({"workload": "vae", "fraction": 0}, "fraction: input should be greater than 0"),
+        ({"workload": "vae", "fraction": 1.5}, "fraction: input should be less than or equal to 1"),
+        ({"workload": "vae", "epochs": 0}, "epochs: input should be greater than or equal to 1"),
+        ({"workload": "vae", "epochs": 1001}, "epochs: input should be less than or equal to 1000"),
+        ({"workload": "vae", "epochs": "two"}, "epochs: input should be a valid integer, got 'two'"),
         ({"workload": "vae", "device": "cuda:7"}, "device 'cuda:7' is not available"),
         ({"workload": "vae", "colour": "red"}, "unknown field 'colour'"),
-        ({"workload": "vae", "timing": "wall"}, "timing must be one of reference, device"),
-        ({"workload": "vae", "timing": 1}, "timing must be one of reference, device"),
-        ({"presets": ["bs128"]}, "workload is required"),
+        ({"workload": "vae", "timing": "wall"}, "timing: input should be 'reference' or 'device'"),
+        ({"workload": "vae", "timing": 1}, "timing: input should be 'reference' or 'device'"),
+        ({"workload": "vae", "preset": "bs128"}, "unknown field 'preset'"),
+        ({"presets": ["bs128"]}, "workload: is required"),
     ],
 )
 def test_bad_run_requests_get_422_and_queue_nothing(daemon: DaemonProcess, body: dict, message: str) -> None:
@@ -331,7 +332,7 @@ class _OfflineDaemon:
 def test_openapi_document_is_valid_and_covers_every_route(daemon: DaemonProcess) -> None:
     from openapi_spec_validator import validate
 
-    from benchd.api import create_app
+    from benchd.server.api import create_app
 
     document = daemon.http.get("/api/v1/openapi.json").json()
     validate(document)

@@ -118,7 +118,7 @@ def test_lsun_corrupt_entry_and_non_lmdb(tmp_path: Path) -> None:
 
 
 def reference_tokenize(directory: Path) -> tuple[dict[str, int], dict[str, int]]:
-    """The rule as WORKLOADS.md states it, written plainly."""
+    """The rule as docs/workloads.md states it, written plainly."""
     vocabulary: dict[str, int] = {}
     counts = {}
     for split in ("train", "valid", "test"):

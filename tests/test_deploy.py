@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchd.config import settings_from_tree, tomllib  # tomli on Python 3.10
+from benchd.server.config import settings_from_tree, tomllib  # tomli on Python 3.10
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))

@@ -1,4 +1,4 @@
-"""The models built exactly as WORKLOADS.md describes: parameter counts, shapes, training."""
+"""The models built exactly as docs/workloads.md describes: parameter counts, shapes, training."""
 
 from __future__ import annotations
 

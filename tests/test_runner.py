@@ -10,8 +10,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from benchd import runner
-from benchd.runner import CancelToken, run_child
+from benchd.lifecycle import child as runner
+from benchd.lifecycle.child import CancelToken, run_child
 
 FAULT_CHILD = (sys.executable, str(Path(__file__).with_name("fault_child.py")))
 

@@ -7,16 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchd.store import (
-    BASIS_FIRST,
-    BASIS_MEDIAN,
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    Epoch,
-    ResultsStore,
-    StoreError,
-    summarize,
-)
+from benchd.results.model import BASIS_FIRST, BASIS_MEDIAN, Epoch, summarize
+from benchd.results.store import MIGRATIONS, SCHEMA_VERSION, ResultsStore, StoreError
 
 CONFIG = {
     "workload": "vae",

@@ -48,14 +48,14 @@ def available_devices() -> list[DeviceInfo]:
     devices = []
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
-            props = torch.cuda.get_device_properties(index)
-            devices.append(DeviceInfo(f"cuda:{index}", "cuda", props.name, props.total_memory))
+            cuda = torch.cuda.get_device_properties(index)
+            devices.append(DeviceInfo(f"cuda:{index}", "cuda", cuda.name, cuda.total_memory))
     if _mps_available():
         devices.append(DeviceInfo("mps", "mps", f"{cpu_name()} GPU (MPS)"))
     if _xpu_available():
         for index in range(torch.xpu.device_count()):
-            props = torch.xpu.get_device_properties(index)
-            devices.append(DeviceInfo(f"xpu:{index}", "xpu", props.name, props.total_memory))
+            xpu = torch.xpu.get_device_properties(index)
+            devices.append(DeviceInfo(f"xpu:{index}", "xpu", xpu.name, xpu.total_memory))
     devices.append(DeviceInfo("cpu", "cpu", cpu_name()))
     return devices
 

@@ -84,27 +84,30 @@ def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
         )
     )
     events.emit(
-        protocol.STARTED,
-        device=info.id,
-        device_type=info.type,
-        device_name=info.name,
-        device_total_memory_bytes=info.total_memory_bytes,
-        torch_version=torch.__version__,
-        driver_version=devices.driver_version(device),
-        precision="float32",
-        timing=timing,
-        workers=trainer.timed_workers,
-        parameters=trainer.parameters,
-        samples_per_epoch=trainer.samples_per_epoch,
-        steps_per_epoch=trainer.steps_per_epoch,
-        seed=seed,
-        data=data.to_json(),
+        protocol.Started(
+            event="started",
+            t=protocol.now(),
+            device=info.id,
+            device_type=info.type,
+            device_name=info.name,
+            device_total_memory_bytes=info.total_memory_bytes,
+            torch_version=torch.__version__,
+            driver_version=devices.driver_version(device),
+            precision="float32",
+            timing=timing,
+            workers=trainer.timed_workers,
+            parameters=trainer.parameters,
+            samples_per_epoch=trainer.samples_per_epoch,
+            steps_per_epoch=trainer.steps_per_epoch,
+            seed=seed,
+            data=data.to_json(),
+        )
     )
     peaks = devices.AllocatorPeaks(device)
     for epoch in range(int(spec["epochs"])):
         _timed_epoch(epoch, trainer, device, peaks, events)
         trainer.end_epoch()
-    events.emit(protocol.FINISHED)
+    events.emit(protocol.Finished(event="finished", t=protocol.now()))
 
 
 class _PhaseClock:
@@ -151,7 +154,7 @@ def _timed_epoch(epoch, trainer, device, peaks, events: EventWriter) -> None:
     end = object()
     synchronize(device)
     started = time.monotonic()
-    events.emit(protocol.EPOCH_START, t=started, epoch=epoch)
+    events.emit(protocol.EpochStart(event="epoch_start", t=started, epoch=epoch))
     next_progress = started + PROGRESS_INTERVAL_SECONDS
     batches = iter(trainer.batches())
     while True:
@@ -171,7 +174,11 @@ def _timed_epoch(epoch, trainer, device, peaks, events: EventWriter) -> None:
         if peaks.samples_per_step:
             peaks.sample()
         if now >= next_progress:
-            events.emit(protocol.PROGRESS, t=now, epoch=epoch, step=steps, steps=trainer.steps_per_epoch)
+            events.emit(
+                protocol.Progress(
+                    event="progress", t=now, epoch=epoch, step=steps, steps=trainer.steps_per_epoch
+                )
+            )
             next_progress = now + PROGRESS_INTERVAL_SECONDS
     phases.add(protocol.PHASE_DATA_WAIT, data_wait)
     validation_loss = None
@@ -186,18 +193,20 @@ def _timed_epoch(epoch, trainer, device, peaks, events: EventWriter) -> None:
     allocated, reserved = peaks.peaks()
     mean_loss = (loss_sum / max(steps, 1)).item()
     events.emit(
-        protocol.EPOCH_END,
-        t=ended,
-        epoch=epoch,
-        duration=ended - started,
-        samples=samples,
-        steps=steps,
-        data_wait=data_wait,
-        phases=phases.with_steps(ended - started),
-        validation_loss=validation_loss,
-        peak_allocated_bytes=allocated,
-        peak_reserved_bytes=reserved,
-        loss=mean_loss,
+        protocol.EpochEnd(
+            event="epoch_end",
+            t=ended,
+            epoch=epoch,
+            duration=ended - started,
+            samples=samples,
+            steps=steps,
+            data_wait=data_wait,
+            phases=phases.with_steps(ended - started),
+            validation_loss=validation_loss,
+            peak_allocated_bytes=allocated,
+            peak_reserved_bytes=reserved,
+            loss=mean_loss,
+        )
     )
 
 
@@ -210,7 +219,7 @@ def guarded(body: Body, spec: dict[str, Any], events: EventWriter) -> int:
     except BaseException as exc:
         traceback.print_exc()
         kind, message = classify(exc)
-        events.emit(protocol.FAILED, kind=kind, message=message)
+        events.emit(protocol.Failed(event="failed", t=protocol.now(), kind=kind, message=message))
         return EXIT_FAILED
     return 0
 

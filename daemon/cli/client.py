@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from benchd.config import DEFAULT_PORT
+from benchd.server.config import DEFAULT_PORT
 
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 ENV_URL = "BENCHD_URL"

@@ -1,118 +1,43 @@
-"""The `benchd` command line.
-
-Bad input exits with code 2 and one line on stderr, before anything is
-written; a run that fails exits 1; every run ok exits 0. Heavy modules are
-imported inside the commands so `benchd --help` stays instant and torch-free.
-"""
+"""The commands that work on this host without a daemon: workloads, run, data, serve, doctor, config."""
 
 from __future__ import annotations
 
 import json
-import signal
-import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from benchd import __version__
-
-EXIT_FAILED_RUN = 1
-EXIT_BAD_INPUT = 2
-
-app = typer.Typer(
-    name="benchd",
-    help="Measure how fast this machine trains four PyTorch workloads.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
+from benchd.catalog import NAMES_TEXT
+from benchd.cli.app import (
+    EXIT_FAILED_RUN,
+    DataDirOption,
+    JsonOption,
+    TimingOption,
+    app,
+    config_app,
+    data_app,
+    fail,
+    interrupt_on_termination,
+    resolve_data_dir,
 )
-data_app = typer.Typer(
-    help="Inspect and prepare the datasets under the data directory.", no_args_is_help=True
-)
-app.add_typer(data_app, name="data")
-config_app = typer.Typer(help="The daemon's configuration.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
-
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Data directory (datasets, results store, logs). Default: BENCHD_DATA_DIR or the platform's.",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-TimingOption = Annotated[
-    str,
-    typer.Option(
-        help="reference: time what the published comparison timed (its data pipeline, host reads, "
-        "validation, images, checkpoints); device: the training steps alone on data held on the device. "
-        "See docs/workloads.md."
-    ),
-]
-
-
-def fail(message: str) -> NoReturn:
-    """Report bad input the way every command does: one line, exit 2, no traceback."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(EXIT_BAD_INPUT)
-
-
-def _raise_interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-def _interrupt_on_termination() -> None:
-    """Treat SIGTERM and SIGHUP like Ctrl-C, so the child is stopped and the run recorded.
-
-    The child runs in its own session: without this, killing `benchd run` would
-    leave it training on, unrecorded.
-    """
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _raise_interrupt)
-
-
-def _version_callback(value: bool) -> None:
-    if value:
-        typer.echo(f"benchd {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main_callback(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."
-        ),
-    ] = False,
-) -> None:
-    """benchd: training microbenchmarks as a service."""
-
-
-def _data_dir(option: Path | None) -> Path:
-    from benchd.paths import DataDirError, default_data_dir, ensure_writable
-
-    try:
-        return ensure_writable(option if option is not None else default_data_dir())
-    except DataDirError as exc:
-        fail(str(exc))
 
 
 @app.command()
 def workloads(json_output: JsonOption = False) -> None:
     """List the workloads and their presets with parameter counts."""
-    from benchd import report
+    from benchd import catalog
+    from benchd.cli import report
 
     if json_output:
-        typer.echo(json.dumps(report.workloads_json(), indent=2))
+        typer.echo(json.dumps(catalog.listing(), indent=2))
     else:
         report.print_table(report.workloads_table())
 
 
 @app.command()
 def run(
-    workload: Annotated[str, typer.Argument(help="dcgan, siamese, transformer or vae.")],
+    workload: Annotated[str, typer.Argument(help=f"One of: {NAMES_TEXT}.")],
     preset: Annotated[
         list[str] | None,
         typer.Option("--preset", "-p", help="Preset to run (repeatable, or `all`). Default: all."),
@@ -140,36 +65,29 @@ def run(
     json_output: JsonOption = False,
 ) -> None:
     """Run WORKLOAD's presets in the foreground, print the results table and store the runs."""
-    from benchd import catalog, devices, report
-    from benchd.execution import RunRequest, execute, queue_run
+    from benchd import catalog, devices
+    from benchd.catalog import request as request_model
+    from benchd.cli import report
+    from benchd.cli.progress import RunProgress, prepare_dataset
+    from benchd.lifecycle.recording import RunRequest, execute, queue_run
     from benchd.paths import store_path
-    from benchd.progress import RunProgress, prepare_dataset
-    from benchd.store import ResultsStore, StoreError
+    from benchd.results.model import Outcome
+    from benchd.results.store import ResultsStore, StoreError
     from benchd.telemetry.sampler import Sampler
     from benchd.workloads.datasets.layout import DatasetError
 
+    options = {
+        "workload": workload, "presets": preset or "all", "device": device, "epochs": epochs,
+        "fraction": fraction, "batch_size": batch_size, "emsize": emsize, "nlayers": nlayers, "nhid": nhid,
+        "workers": workers, "seed": seed, "timing": timing, "timeout": timeout,
+    }  # fmt: skip
     try:
-        spec = catalog.get_workload(workload)
-        presets = catalog.resolve_presets(spec, preset or [])
-        configs = [
-            catalog.build_config(
-                spec,
-                p,
-                epochs=epochs,
-                fraction=fraction,
-                batch_size=batch_size,
-                options={"emsize": emsize, "nlayers": nlayers, "nhid": nhid},
-                workers=workers,
-                seed=seed,
-                timing=timing,
-            )
-            for p in presets
-        ]
+        fields = request_model.parse({k: v for k, v in options.items() if v is not None})
+        configs = fields.configs()
     except catalog.CatalogError as exc:
         fail(str(exc))
-    if timeout is not None and timeout <= 0:
-        fail(f"timeout must be positive, got {timeout}")
-    directory = _data_dir(data_dir)
+    spec = catalog.get_workload(workload)
+    directory = resolve_data_dir(data_dir)
     try:
         store = ResultsStore(store_path(directory))
     except StoreError as exc:
@@ -187,7 +105,7 @@ def run(
         fail(str(exc))
 
     run_ids = []
-    _interrupt_on_termination()
+    interrupt_on_termination()
     sampler = Sampler().start() if telemetry else None
     try:
         for config in configs:
@@ -207,7 +125,7 @@ def run(
         typer.echo(json.dumps([r.to_json() for r in runs], indent=2))
     else:
         report.print_table(report.runs_table(runs))
-    if any(r.outcome != "ok" for r in runs):
+    if any(r.outcome != Outcome.OK for r in runs):
         raise typer.Exit(EXIT_FAILED_RUN)
 
 
@@ -225,13 +143,13 @@ def data_prepare(
     json_output: JsonOption = False,
 ) -> None:
     """Generate any missing dataset as a synthetic set in the real on-disk format."""
-    from benchd.progress import prepare_dataset
+    from benchd.cli.progress import prepare_dataset
     from benchd.workloads.datasets.layout import DatasetError
 
     names = _dataset_names(datasets)
     if not 0.0 < scale <= 1.0:
         fail(f"scale must be in (0, 1], got {scale}")
-    directory = _data_dir(data_dir)
+    directory = resolve_data_dir(data_dir)
     infos = []
     for name in names:
         try:
@@ -284,16 +202,18 @@ def data_fetch(
     json_output: JsonOption = False,
 ) -> None:
     """Download the real datasets from their public sources, verify them, and put them in place."""
-    from benchd.progress import progress_bars
+    from rich.progress import TaskID
+
+    from benchd.cli.progress import progress_bars
     from benchd.workloads.datasets.fetch import FetchError, fetch
 
     names = _dataset_names(datasets)
     if url is not None and len(names) != 1:
         fail("--url applies to one dataset at a time")
-    directory = _data_dir(data_dir)
+    directory = resolve_data_dir(data_dir)
     results = []
     with progress_bars() as bars:
-        tasks: dict[str, object] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(name: str, done: int, total: int | None) -> None:
             if name not in tasks:
@@ -325,7 +245,7 @@ def data_import(
     if dataset == "all":
         fail("import one dataset at a time")
     (name,) = _dataset_names([dataset])
-    directory = _data_dir(data_dir)
+    directory = resolve_data_dir(data_dir)
     try:
         result = import_dataset(directory, name, path, symlink=symlink)
     except FetchError as exc:
@@ -340,7 +260,7 @@ def data_verify(
     """Check datasets thoroughly: counts, headers, decodable images; exit 1 if one fails."""
     from benchd.workloads.datasets.verify import verify
 
-    directory = _data_dir(data_dir)
+    directory = resolve_data_dir(data_dir)
     results = [verify(directory, name) for name in _dataset_names(datasets)]
     _print_verifications(results, json_output)
     if any(not r.ok and r.kind != "absent" for r in results):
@@ -354,12 +274,12 @@ def data_status(data_dir: DataDirOption = None, json_output: JsonOption = False)
     from benchd.workloads.datasets.formats import NAMES, get_format
     from benchd.workloads.datasets.verify import size_on_disk
 
-    directory = _data_dir(data_dir)
-    rows = []
+    directory = resolve_data_dir(data_dir)
+    rows: list[dict[str, Any]] = []
     for name in NAMES:
         fmt = get_format(name)
         path = layout.dataset_path(directory, fmt)
-        row: dict[str, object] = {"name": name, "path": str(path), "linked": path.is_symlink()}
+        row: dict[str, Any] = {"name": name, "path": str(path), "linked": path.is_symlink()}
         try:
             info = layout.describe(directory, fmt)
             row.update(kind=info.kind if info else "absent", samples=info.samples if info else None)
@@ -391,9 +311,9 @@ def serve(
     import logging
     import os
 
-    from benchd.config import ConfigError, load_settings
     from benchd.paths import DataDirError
-    from benchd.store import StoreError
+    from benchd.results.store import StoreError
+    from benchd.server.config import ConfigError, load_settings
 
     os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
     flags = {"server.host": host, "server.port": port, "data_dir": str(data_dir) if data_dir else None}
@@ -402,8 +322,8 @@ def serve(
     except ConfigError as exc:
         fail(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from benchd.server import DaemonLockError
-    from benchd.server import serve as run_server
+    from benchd.server.daemon import DaemonLockError
+    from benchd.server.daemon import serve as run_server
 
     try:
         code = run_server(settings)
@@ -415,9 +335,9 @@ def serve(
 @app.command()
 def doctor(data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:
     """Check torch, devices, sensors and datasets; exit 0 when benchd can run at least on the CPU."""
-    from benchd.doctor import diagnose, render
+    from benchd.cli.doctor import diagnose, render
 
-    report = diagnose(_data_dir(data_dir))
+    report = diagnose(resolve_data_dir(data_dir))
     if json_output:
         typer.echo(json.dumps(report, indent=2))
     else:
@@ -430,18 +350,6 @@ def doctor(data_dir: DataDirOption = None, json_output: JsonOption = False) -> N
 @config_app.command("example")
 def config_example() -> None:
     """Print a commented example configuration file."""
-    from benchd.config import EXAMPLE
+    from benchd.server.config import EXAMPLE
 
     typer.echo(EXAMPLE, nl=False)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    try:
-        app()
-    except BrokenPipeError:  # `benchd runs | head`
-        sys.stderr.close()
-
-
-# The daemon's client commands register themselves on `app`.
-from benchd import cli_remote  # noqa: E402, F401

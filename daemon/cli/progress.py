@@ -64,17 +64,16 @@ class RunProgress:
     ) -> None:
         self.bar.__exit__(exc_type, exc, traceback)
 
-    def on_event(self, event: dict[str, Any]) -> None:
-        kind = event["event"]
-        if kind == protocol.STARTED:
+    def on_event(self, event: protocol.Event) -> None:
+        if event["event"] == protocol.STARTED:
             self.steps = event["steps_per_epoch"]
             self.bar.update(
                 self.task, description=f"{self.label} on {event['device_name']}", total=1, completed=1
             )
-        elif kind == protocol.EPOCH_START:
+        elif event["event"] == protocol.EPOCH_START:
             description = f"{self.label} epoch {event['epoch'] + 1}/{self.epochs}"
             self.task = self.bar.add_task(description, total=self.steps)
-        elif kind == protocol.PROGRESS:
+        elif event["event"] == protocol.PROGRESS:
             self.bar.update(self.task, completed=event["step"])
-        elif kind == protocol.EPOCH_END:
+        elif event["event"] == protocol.EPOCH_END:
             self.bar.update(self.task, completed=event["steps"])

@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
-from benchd.cli import EXIT_BAD_INPUT, EXIT_FAILED_RUN, JsonOption, app
-from benchd.client import ClientError, DaemonClient
+from benchd.catalog import NAMES_TEXT
+from benchd.cli.app import EXIT_BAD_INPUT, EXIT_FAILED_RUN, JsonOption, app
+from benchd.cli.client import ClientError, DaemonClient
 
 POLL_SECONDS = 0.5
 
@@ -38,8 +39,8 @@ def _call(client: DaemonClient, method: str, path: str, body: dict[str, Any] | N
 
 
 def _print_runs(runs: list[dict[str, Any]], json_output: bool) -> None:
-    from benchd import report
-    from benchd.store import Run
+    from benchd.cli import report
+    from benchd.results.model import Run
 
     if json_output:
         typer.echo(json.dumps(runs, indent=2))
@@ -49,7 +50,7 @@ def _print_runs(runs: list[dict[str, Any]], json_output: bool) -> None:
 
 @app.command()
 def trigger(
-    workload: Annotated[str, typer.Argument(help="dcgan, siamese, transformer or vae.")],
+    workload: Annotated[str, typer.Argument(help=f"One of: {NAMES_TEXT}.")],
     preset: Annotated[
         list[str] | None, typer.Option("--preset", "-p", help="Preset (repeatable, or `all`). Default: all.")
     ] = None,
@@ -92,7 +93,7 @@ def trigger(
 
 def _follow(client: DaemonClient, run_ids: list[int]) -> list[dict[str, Any]]:
     """Poll the daemon until every run has finished, with a bar per run on stderr."""
-    from benchd.progress import progress_bars
+    from benchd.cli.progress import progress_bars
 
     finished: dict[int, dict[str, Any]] = {}
     pause = threading.Event()
@@ -143,7 +144,7 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """Show one run with its epochs: where each epoch's time went, by phase."""
-    from benchd import report
+    from benchd.cli import report
 
     run = _call(DaemonClient(url), "GET", f"/api/v1/runs/{run_id}")
     if json_output:

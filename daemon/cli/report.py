@@ -8,33 +8,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchd.catalog import WORKLOADS
-from benchd.store import BASIS_FIRST, Run
-
-
-def workloads_json() -> list[dict[str, Any]]:
-    rows = []
-    for workload in WORKLOADS.values():
-        for preset in workload.presets:
-            rows.append(
-                {
-                    "workload": workload.name,
-                    "preset": preset.name,
-                    "parameters": workload.parameters(preset.options),
-                    "batch_size": preset.batch_size,
-                    "options": dict(preset.options),
-                    "dataset": workload.dataset,
-                    "sample_unit": workload.sample_unit,
-                }
-            )
-    return rows
+from benchd.catalog import listing
+from benchd.results.model import BASIS_FIRST, Outcome, Run
 
 
 def workloads_table() -> Table:
     table = Table(title="benchd workloads")
     for column in ("workload", "preset", "batch", "parameters", "dataset"):
         table.add_column(column, justify="right" if column in ("batch", "parameters") else "left")
-    for row in workloads_json():
+    for row in listing():
         table.add_row(
             row["workload"], row["preset"], str(row["batch_size"]), f"{row['parameters']:,}", row["dataset"]
         )
@@ -81,10 +63,10 @@ def _data_cell(run: Run) -> str:
 
 
 def _outcome_cell(run: Run) -> str:
-    if run.outcome == "ok":
-        return "ok"
-    label = {"oom": "DNF (out of memory)", "error": "runtime error"}.get(run.outcome or "", run.outcome)
-    return f"{label}: {run.message}" if run.message else str(label)
+    if run.outcome is None:
+        return str(run.state)  # queued or running
+    label = Outcome(run.outcome).label
+    return f"{label}: {run.message}" if run.message and run.outcome != Outcome.OK else label
 
 
 RESULT_COLUMNS = (

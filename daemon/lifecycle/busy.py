@@ -6,7 +6,7 @@ import os
 
 import psutil
 
-from benchd.config import Settings
+from benchd.server.config import Settings
 
 CPU_SAMPLE_SECONDS = 1.0
 

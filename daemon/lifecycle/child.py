@@ -22,21 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from benchd import protocol
+from benchd.results.model import Outcome
 
 HARNESS_COMMAND = (sys.executable, "-m", "benchd.workloads.harness")
 STDERR_TAIL_BYTES = 4000
 DEFAULT_GRACE_SECONDS = 5.0
 
-OK = "ok"
-OOM = "oom"
-ERROR = "error"
-TIMEOUT = "timeout"
-CANCELLED = "cancelled"
-
 
 @dataclass(frozen=True)
 class ChildResult:
-    outcome: str
+    outcome: Outcome
     message: str | None
     stderr_tail: str | None
     peak_rss_bytes: int | None
@@ -149,7 +144,7 @@ def run_child(
     spec: dict[str, Any],
     *,
     log_path: Path,
-    on_event: Callable[[dict[str, Any]], None],
+    on_event: Callable[[protocol.Event], None],
     timeout: float | None = None,
     cancel: CancelToken | None = None,
     command: Sequence[str] = HARNESS_COMMAND,
@@ -205,30 +200,30 @@ def run_child(
 
 
 class _EventLoop:
-    def __init__(self, read_fd: int, waker: Waker, on_event: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, read_fd: int, waker: Waker, on_event: Callable[[protocol.Event], None]) -> None:
         self.read_fd = read_fd
         self.waker = waker
         self.on_event = on_event
         self.buffer = b""
         self.eof = False
         self.finished = False
-        self.failure: dict[str, Any] | None = None
+        self.failure: protocol.Failed | None = None
         self.protocol_error: str | None = None
         os.set_blocking(read_fd, False)
 
-    def follow(self, reaper: _Reaper, cancel: CancelToken, deadline: float | None) -> str | None:
+    def follow(self, reaper: _Reaper, cancel: CancelToken, deadline: float | None) -> Outcome | None:
         """Read events until the child exits; return TIMEOUT or CANCELLED if we must stop it."""
         with selectors.DefaultSelector() as selector:
             selector.register(self.read_fd, selectors.EVENT_READ)
             selector.register(self.waker, selectors.EVENT_READ)
             while reaper.status is None:
                 if cancel.cancelled:
-                    return CANCELLED
+                    return Outcome.CANCELLED
                 if self.protocol_error is not None:
-                    return ERROR
+                    return Outcome.ERROR
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    return TIMEOUT
+                    return Outcome.TIMEOUT
                 for key, _mask in selector.select(remaining):
                     if key.fileobj is self.waker:
                         os.read(self.waker.fileno(), 4096)
@@ -292,28 +287,28 @@ def _outcome(
     peak = _peak_rss_bytes(reaper.rusage)
     tail = _stderr_tail(log_path)
 
-    def result(outcome: str, message: str | None, keep_tail: bool = True) -> ChildResult:
+    def result(outcome: Outcome, message: str | None, keep_tail: bool = True) -> ChildResult:
         return ChildResult(outcome, message, tail if keep_tail else None, peak, exit_code)
 
-    if stopped_by == CANCELLED:
-        return result(CANCELLED, "cancelled while running", keep_tail=False)
-    if stopped_by == TIMEOUT:
-        return result(TIMEOUT, "did not finish within its timeout")
+    if stopped_by == Outcome.CANCELLED:
+        return result(Outcome.CANCELLED, "cancelled while running", keep_tail=False)
+    if stopped_by == Outcome.TIMEOUT:
+        return result(Outcome.TIMEOUT, "did not finish within its timeout")
     if loop.protocol_error is not None:
-        return result(ERROR, f"child broke the event protocol: {loop.protocol_error}")
+        return result(Outcome.ERROR, f"child broke the event protocol: {loop.protocol_error}")
     if loop.failure is not None:
-        kind = protocol.FAILURE_OOM if loop.failure.get("kind") == protocol.FAILURE_OOM else ERROR
-        return result(OOM if kind == protocol.FAILURE_OOM else ERROR, loop.failure.get("message"))
+        oom = loop.failure.get("kind") == protocol.FAILURE_OOM
+        return result(Outcome.OOM if oom else Outcome.ERROR, loop.failure.get("message"))
     if exit_code is not None and exit_code < 0:
         signum = -exit_code
         name = signal.Signals(signum).name
         if signum == signal.SIGKILL:
             after = cgroup_oom_kills()
             if oom_kills_before is not None and after is not None and after > oom_kills_before:
-                return result(OOM, "killed by the kernel's out-of-memory killer")
-        return result(ERROR, f"child died from signal {name}")
+                return result(Outcome.OOM, "killed by the kernel's out-of-memory killer")
+        return result(Outcome.ERROR, f"child died from signal {name}")
     if exit_code == 0 and loop.finished:
-        return result(OK, None, keep_tail=False)
+        return result(Outcome.OK, None, keep_tail=False)
     if exit_code == 0:
-        return result(ERROR, "child exited without reporting that it finished")
-    return result(ERROR, f"child exited with code {exit_code} without reporting why")
+        return result(Outcome.ERROR, "child exited without reporting that it finished")
+    return result(Outcome.ERROR, f"child exited with code {exit_code} without reporting why")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchd.run_model import Outcome, Run
-from benchd.store import ResultsStore
+from benchd.results.model import Outcome, Run
+from benchd.results.store import ResultsStore
 
 FinishedCallback = Callable[[Run], None]
 

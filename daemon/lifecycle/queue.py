@@ -8,20 +8,20 @@ queues it again; a run that was running when the daemon died is marked
 from __future__ import annotations
 
 import collections
+import functools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchd import protocol
 from benchd.catalog import RunConfig
-from benchd.execution import RunRequest, execute, queue_run
-from benchd.runner import CANCELLED, HARNESS_COMMAND, CancelToken
-from benchd.store import QUEUED, RUNNING, ResultsStore, Run
+from benchd.lifecycle.child import HARNESS_COMMAND, CancelToken
+from benchd.lifecycle.ledger import RunLedger
+from benchd.lifecycle.recording import RunRequest, execute, queue_run
+from benchd.results.model import Origin, Outcome, State
 from benchd.telemetry.sampler import Sampler
-
-INTERRUPTED = "interrupted"
 
 
 class QueueFullError(Exception):
@@ -78,25 +78,21 @@ class _DeviceLane:
     worker: threading.Thread | None = None
 
 
-FinishedCallback = Callable[[Run], None]
-
-
-class RunService:
+class RunQueue:
     def __init__(
         self,
-        store: ResultsStore,
+        ledger: RunLedger,
         *,
         queue_size: int,
         grace: float,
-        on_finished: FinishedCallback,
         command: Sequence[str] = HARNESS_COMMAND,
         sampler: Sampler | None = None,
     ) -> None:
         self._sampler = sampler
-        self._store = store
+        self._ledger = ledger
+        self._store = ledger.store
         self._queue_size = queue_size
         self._grace = grace
-        self._on_finished = on_finished
         self._command = command
         self._lock = threading.Condition()
         self._lanes: dict[str, _DeviceLane] = {}
@@ -104,10 +100,10 @@ class RunService:
 
     # -- intake -------------------------------------------------------------
 
-    def submit(self, request: RunRequest, origin: str) -> tuple[int, bool]:
+    def submit(self, request: RunRequest, origin: Origin) -> tuple[int, bool]:
         return self.submit_many([request], origin)[0]
 
-    def submit_many(self, requests: list[RunRequest], origin: str) -> list[tuple[int, bool]]:
+    def submit_many(self, requests: list[RunRequest], origin: Origin) -> list[tuple[int, bool]]:
         """Queue all the runs or none; an identical run already queued is returned as (its id, True)."""
         with self._lock:
             if not self._accepting:
@@ -186,9 +182,8 @@ class RunService:
                 for queued in lane.queue:
                     if queued.run_id == run_id:
                         lane.queue.remove(queued)
-                        self._store.finish(run_id, CANCELLED, message="cancelled before it started")
-                        self._report(run_id)
-                        return CANCELLED
+                        self._ledger.finish(run_id, Outcome.CANCELLED, message="cancelled before it started")
+                        return Outcome.CANCELLED
                 if lane.active is not None and lane.active.run_id == run_id:
                     lane.active.cancel.cancel()
                     return "cancelling"
@@ -233,7 +228,7 @@ class RunService:
                     item.run_id,
                     item.request,
                     cancel=active.cancel,
-                    on_event=lambda event, a=active: self._follow(a, event),
+                    on_event=functools.partial(self._follow, active),
                     command=self._command,
                     grace=self._grace,
                     sampler=self._sampler,
@@ -241,36 +236,35 @@ class RunService:
             finally:
                 with self._lock:
                     lane.active = None
-                self._report(item.run_id)
+                self._ledger.announce(item.run_id)
 
-    def _follow(self, active: ActiveRun, event: dict[str, Any]) -> None:
+    def _follow(self, active: ActiveRun, event: protocol.Event) -> None:
         with self._lock:
-            kind = event["event"]
-            if kind == protocol.STARTED:
+            if event["event"] == protocol.STARTED:
                 active.steps = event.get("steps_per_epoch")
-            elif kind == protocol.EPOCH_START:
+            elif event["event"] == protocol.EPOCH_START:
                 active.epoch, active.step = event["epoch"], 0
-            elif kind in (protocol.PROGRESS, protocol.EPOCH_END):
-                active.step = event.get("step", event.get("steps", active.step))
-
-    def _report(self, run_id: int) -> None:
-        run = self._store.get_run(run_id)
-        if run is not None:
-            self._on_finished(run)
+            elif event["event"] == protocol.PROGRESS:
+                active.step = event["step"]
+            elif event["event"] == protocol.EPOCH_END:
+                active.step = event["steps"]
 
 
-def recover(store: ResultsStore, service: RunService, data_dir: Path) -> list[int]:
+def recover(ledger: RunLedger, queue: RunQueue, data_dir: Path) -> list[int]:
     """After a start: runs left `running` become `interrupted` (their ids are returned);
     runs left `queued` are queued again."""
+    store = ledger.store
     interrupted = []
-    for run in store.runs_in_state(RUNNING):
-        if run.origin == "cli":  # a foreground `benchd run` owns its own runs
+    for run in store.runs_in_state(State.RUNNING):
+        if run.origin == Origin.CLI:  # a foreground `benchd run` owns its own runs
             continue
-        store.finish(run.id, INTERRUPTED, message="the daemon stopped while this run was in progress")
+        ledger.finish(
+            run.id, Outcome.INTERRUPTED, message="the daemon stopped while this run was in progress"
+        )
         interrupted.append(run.id)
-    for run in store.runs_in_state(QUEUED):
-        if run.origin == "cli":
+    for run in store.runs_in_state(State.QUEUED):
+        if run.origin == Origin.CLI:
             continue
         config = RunConfig(**{k: v for k, v in run.config.items() if k in RunConfig.__dataclass_fields__})
-        service.resume(run.id, RunRequest(config, run.requested_device, data_dir, run.timeout_seconds))
+        queue.resume(run.id, RunRequest(config, run.requested_device, data_dir, run.timeout_seconds))
     return interrupted

@@ -15,23 +15,22 @@ from typing import Any
 
 from benchd import __version__, protocol
 from benchd.catalog import RunConfig, get_workload
-from benchd.paths import run_log_path, run_scratch_path
-from benchd.runner import (
-    CANCELLED,
+from benchd.lifecycle.child import (
     DEFAULT_GRACE_SECONDS,
-    ERROR,
     HARNESS_COMMAND,
     CancelToken,
     ChildResult,
     run_child,
 )
-from benchd.store import ResultsStore
+from benchd.paths import run_log_path, run_scratch_path
+from benchd.results.model import Origin, Outcome
+from benchd.results.store import ResultsStore
 from benchd.telemetry.aggregate import baseline, epoch_telemetry
 from benchd.telemetry.sampler import Sampler
 
 BASELINE_SECONDS = 1.0
 
-EventCallback = Callable[[dict[str, Any]], None]
+EventCallback = Callable[[protocol.Event], None]
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ def _baseline(sampler: Sampler) -> dict[str, Any]:
     return baseline([r for r in sampler.window(started, ended) if started <= r.t <= ended])
 
 
-def queue_run(store: ResultsStore, request: RunRequest, origin: str = "cli") -> int:
+def queue_run(store: ResultsStore, request: RunRequest, origin: Origin = Origin.CLI) -> int:
     return store.create_run(
         request.config.to_json(),
         requested_device=request.device,
@@ -102,15 +101,14 @@ def execute(
         sampler.set_active(True)
         store.record_baseline(run_id, _baseline(sampler))
 
-    def record(event: dict[str, Any]) -> None:
-        kind = event["event"]
-        if kind == protocol.STARTED:
+    def record(event: protocol.Event) -> None:
+        if event["event"] == protocol.STARTED:
             store.record_started(run_id, event)
-        elif kind == protocol.EPOCH_START:
+        elif event["event"] == protocol.EPOCH_START:
             epoch_starts[event["epoch"]] = event["t"]
             if sampler is not None:
                 sampler.sample_now()  # the counters' opening values, as close to the start as we can
-        elif kind == protocol.EPOCH_END:
+        elif event["event"] == protocol.EPOCH_END:
             start = epoch_starts.get(event["epoch"], event["t"] - event["duration"])
             telemetry = None
             if sampler is not None:
@@ -131,10 +129,10 @@ def execute(
             grace=grace,
         )
     except KeyboardInterrupt:
-        store.finish(run_id, CANCELLED, message="interrupted from the terminal")
+        store.finish(run_id, Outcome.CANCELLED, message="interrupted from the terminal")
         raise
     except BaseException as exc:
-        store.finish(run_id, ERROR, message=f"benchd failed while following the run: {exc}")
+        store.finish(run_id, Outcome.ERROR, message=f"benchd failed while following the run: {exc}")
         raise
     finally:
         if sampler is not None:

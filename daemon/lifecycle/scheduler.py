@@ -14,16 +14,15 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from benchd import catalog
-from benchd.busy import busy_reason
-from benchd.config import Schedule, Settings
-from benchd.execution import RunRequest, queue_run
-from benchd.service import QueueFullError, RunService, ShuttingDownError
-from benchd.store import ResultsStore, Run
+from benchd.lifecycle.busy import busy_reason
+from benchd.lifecycle.ledger import RunLedger
+from benchd.lifecycle.queue import QueueFullError, RunQueue, ShuttingDownError
+from benchd.lifecycle.recording import RunRequest, queue_run
+from benchd.results.model import Origin, Outcome
+from benchd.server.config import Schedule, Settings
 
-log = logging.getLogger("benchd.scheduler")
+log = logging.getLogger("benchd.lifecycle.scheduler")
 
-SKIPPED = "skipped"
 DEVICE_RETRY_SECONDS = 10.0
 
 DeviceResolver = Callable[[str], str | None]
@@ -34,17 +33,15 @@ class Scheduler(threading.Thread):
     def __init__(
         self,
         settings: Settings,
-        store: ResultsStore,
-        service: RunService,
+        ledger: RunLedger,
+        queue: RunQueue,
         resolve_device: DeviceResolver,
-        on_finished: Callable[[Run], None],
     ) -> None:
         super().__init__(name="benchd-scheduler", daemon=True)
         self._settings = settings
-        self._store = store
-        self._service = service
+        self._ledger = ledger
+        self._queue = queue
         self._resolve = resolve_device
-        self._on_finished = on_finished
         self._stop = threading.Event()
         self._random = random.Random()
 
@@ -91,20 +88,12 @@ class Scheduler(threading.Thread):
         if device is None:
             return False
         # Runs of our own already on the device just mean the new ones wait their turn.
-        reason = None if self._service.device_busy(device) else busy_reason(self._settings, device)
-        workload = catalog.get_workload(schedule.workload)
-        for preset in schedule.presets:
-            config = catalog.build_config(
-                workload,
-                workload.preset(preset),
-                epochs=schedule.epochs,
-                fraction=schedule.fraction,
-                timing=schedule.timing,
-            )
-            request = RunRequest(config, device, self._settings.data_dir, schedule.timeout_seconds)
+        reason = None if self._queue.device_busy(device) else busy_reason(self._settings, device)
+        for config in schedule.request.configs():
+            request = RunRequest(config, device, self._settings.data_dir, schedule.request.timeout)
             if reason is None:
                 try:
-                    self._service.submit(request, origin="schedule")
+                    self._queue.submit(request, origin=Origin.SCHEDULE)
                     continue
                 except QueueFullError as exc:
                     reason = str(exc)
@@ -115,8 +104,5 @@ class Scheduler(threading.Thread):
 
     def _record_skipped(self, request: RunRequest, reason: str) -> None:
         log.info("skipped %s %s: %s", request.config.workload, request.config.preset, reason)
-        run_id = queue_run(self._store, request, origin="schedule")
-        self._store.finish(run_id, SKIPPED, message=reason)
-        run = self._store.get_run(run_id)
-        if run is not None:
-            self._on_finished(run)
+        run_id = queue_run(self._ledger.store, request, origin=Origin.SCHEDULE)
+        self._ledger.finish(run_id, Outcome.SKIPPED, message=reason)

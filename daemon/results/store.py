@@ -11,26 +11,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import statistics
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchd import catalog
-
-QUEUED = "queued"
-RUNNING = "running"
-FINISHED = "finished"
-
-# Every outcome a run can end with (runner: the first five; daemon: skipped, interrupted).
-OUTCOMES = ("ok", "oom", "error", "timeout", "cancelled", "skipped", "interrupted")
-
-BASIS_FIRST = "first-epoch"
-BASIS_MEDIAN = "median-after-first"
+from benchd.protocol import EpochEnd, Started
+from benchd.results.model import Epoch, Origin, Outcome, Run, State
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -111,166 +100,6 @@ class StoreError(Exception):
     """The store cannot be opened or is from a newer benchd."""
 
 
-@dataclass(frozen=True)
-class Epoch:
-    index: int
-    duration_seconds: float
-    samples: int
-    steps: int
-    data_wait_seconds: float
-    peak_allocated_bytes: int | None
-    peak_reserved_bytes: int | None
-    loss: float | None
-    telemetry: dict[str, Any] | None = None
-    phases: dict[str, float] | None = None  # seconds by phase (protocol.PHASES); None before schema 4
-    validation_loss: float | None = None
-
-    def domain(self, name: str) -> dict[str, Any]:
-        """This epoch's sensor figures for one domain (`cpu`, `cuda:0`), empty when none."""
-        return ((self.telemetry or {}).get("domains") or {}).get(name, {})
-
-    @property
-    def samples_per_second(self) -> float:
-        return self.samples / self.duration_seconds if self.duration_seconds > 0 else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "samples_per_second": self.samples_per_second}
-
-
-@dataclass(frozen=True)
-class Summary:
-    """The run's representative figures and which epochs they come from."""
-
-    basis: str
-    epoch_seconds: float
-    samples_per_second: float
-    epochs: tuple[int, ...]
-
-
-def summarize(epochs: list[Epoch]) -> Summary | None:
-    """Median of the epochs after the first when there are several; the first when alone.
-
-    The first epoch pays one-time costs (autotuning, allocator growth), so it
-    only stands for the run when it is all there is.
-    """
-    if not epochs:
-        return None
-    chosen = epochs[1:] if len(epochs) > 1 else epochs[:1]
-    return Summary(
-        basis=BASIS_MEDIAN if len(epochs) > 1 else BASIS_FIRST,
-        epoch_seconds=statistics.median(e.duration_seconds for e in chosen),
-        samples_per_second=statistics.median(e.samples_per_second for e in chosen),
-        epochs=tuple(e.index for e in chosen),
-    )
-
-
-@dataclass
-class Run:
-    id: int
-    workload: str
-    preset: str
-    config: dict[str, Any]
-    fraction: float
-    requested_device: str
-    state: str
-    outcome: str | None
-    message: str | None
-    stderr_tail: str | None
-    log_path: str | None
-    device: str | None
-    device_type: str | None
-    device_name: str | None
-    precision: str | None
-    torch_version: str | None
-    benchd_version: str
-    driver_version: str | None
-    data_kind: str | None
-    data_samples: int | None
-    parameters: int | None
-    samples_per_epoch: int | None
-    sample_unit: str | None
-    peak_host_rss_bytes: int | None
-    queued_at: float
-    started_at: float | None
-    finished_at: float | None
-    timeout_seconds: float | None
-    origin: str
-    baseline: dict[str, Any] | None = None
-    timing: str | None = None  # None: stored before timings existed (steps on in-memory data)
-    workers: int | None = None  # DataLoader workers in the timed region, as the child resolved them
-    data_scale: float | None = None  # a synthetic set's size relative to the real one
-    epochs: list[Epoch] = field(default_factory=list)
-
-    @property
-    def summary(self) -> Summary | None:
-        return summarize(self.epochs)
-
-    def phase_summary(self) -> dict[str, float]:
-        """Median seconds per phase over the representative epochs; phases never run are absent."""
-        summary = self.summary
-        if summary is None:
-            return {}
-        chosen = [e.phases for e in self.epochs if e.index in summary.epochs and e.phases]
-        names = dict.fromkeys(name for phases in chosen for name in phases)
-        return {name: statistics.median(p.get(name, 0.0) for p in chosen) for name in names}
-
-    def energy_summary(self) -> dict[str, float]:
-        """The run's device-domain sensor figures over its representative epochs.
-
-        Energy and average power: medians, like the epoch time; temperature:
-        the maximum. Only figures that were measured appear.
-        """
-        summary = self.summary
-        if summary is None or self.device is None:
-            return {}
-        chosen = [e.domain(self.device) for e in self.epochs if e.index in summary.epochs]
-        result: dict[str, float] = {}
-        for key, pick in (
-            ("energy_joules", statistics.median),
-            ("average_power_watts", statistics.median),
-            ("peak_power_watts", max),
-            ("max_temperature_celsius", max),
-        ):
-            values = [figures[key]["value"] for figures in chosen if key in figures]
-            if values:
-                result[key] = pick(values)
-        return result
-
-    @property
-    def peak_device_bytes(self) -> int | None:
-        values = [e.peak_reserved_bytes for e in self.epochs if e.peak_reserved_bytes is not None]
-        return max(values) if values else None
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Run:
-        """The inverse of to_json, for clients that read runs from the API."""
-        names = set(cls.__dataclass_fields__)
-        values = {k: v for k, v in data.items() if k in names and k != "epochs"}
-        values["data_kind"] = data.get("data")
-        epoch_names = set(Epoch.__dataclass_fields__)
-        epochs = [Epoch(**{k: v for k, v in e.items() if k in epoch_names}) for e in data.get("epochs", [])]
-        return cls(**values, epochs=epochs)
-
-    def to_json(self) -> dict[str, Any]:
-        summary = self.summary
-        data = {k: v for k, v in asdict(self).items() if k != "epochs"}
-        data["data"] = data.pop("data_kind")
-        data["epochs"] = [e.to_json() for e in self.epochs]
-        data["summary"] = (
-            {**asdict(summary), **self.energy_summary(), "phases": self.phase_summary()} if summary else None
-        )
-        data["peak_device_bytes"] = self.peak_device_bytes
-        data["setup"] = self.setup()
-        return data
-
-    def setup(self) -> dict[str, Any] | None:
-        """The config in the published table's columns (catalog.setup); None if it cannot be read."""
-        try:
-            return catalog.setup(self.config)
-        except (catalog.CatalogError, KeyError, TypeError):
-            return None
-
-
 _RUN_COLUMNS = (
     "id, workload, preset, config, fraction, requested_device, state, outcome, message, stderr_tail, "
     "log_path, device, device_type, device_name, precision, torch_version, benchd_version, "
@@ -294,6 +123,9 @@ class ResultsStore:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{path}: cannot open the results store ({exc})") from None
         self._lock = threading.Lock()
+        self.writable = True
+        """Whether the last write committed: False from a failed write (disk full, read-only,
+        locked) until one succeeds. Read without I/O, for the store's health metric."""
         self._migrate()
 
     def close(self) -> None:
@@ -302,13 +134,18 @@ class ResultsStore:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                self.writable = False
                 raise
-            self._db.execute("COMMIT")
+            self.writable = True
 
     def _migrate(self) -> None:
         with self._transaction() as db:
@@ -337,7 +174,7 @@ class ResultsStore:
         benchd_version: str,
         sample_unit: str,
         timeout: float | None = None,
-        origin: str = "cli",
+        origin: Origin = Origin.CLI,
     ) -> int:
         with self._transaction() as db:
             cursor = db.execute(
@@ -353,7 +190,7 @@ class ResultsStore:
                     config["epochs"],
                     config["seed"],
                     requested_device,
-                    QUEUED,
+                    State.QUEUED,
                     benchd_version,
                     sample_unit,
                     timeout,
@@ -361,16 +198,17 @@ class ResultsStore:
                     time.time(),
                 ),
             )
-            return int(cursor.lastrowid)
+            assert cursor.lastrowid is not None  # an INSERT into a rowid table always sets it
+            return cursor.lastrowid
 
     def mark_running(self, run_id: int, log_path: str) -> None:
         with self._transaction() as db:
             db.execute(
                 "UPDATE runs SET state = ?, started_at = ?, log_path = ? WHERE id = ?",
-                (RUNNING, time.time(), log_path, run_id),
+                (State.RUNNING, time.time(), log_path, run_id),
             )
 
-    def record_started(self, run_id: int, event: dict[str, Any]) -> None:
+    def record_started(self, run_id: int, event: Started) -> None:
         """What the child found: the device it ran on, the model it built, the data it used."""
         data = event.get("data") or {}
         with self._transaction() as db:
@@ -406,7 +244,7 @@ class ResultsStore:
             db.execute("UPDATE runs SET baseline = ? WHERE id = ?", (json.dumps(baseline), run_id))
 
     def add_epoch(
-        self, run_id: int, event: dict[str, Any], start_t: float, telemetry: dict[str, Any] | None = None
+        self, run_id: int, event: EpochEnd, start_t: float, telemetry: dict[str, Any] | None = None
     ) -> None:
         with self._transaction() as db:
             db.execute(
@@ -434,7 +272,7 @@ class ResultsStore:
     def finish(
         self,
         run_id: int,
-        outcome: str,
+        outcome: Outcome,
         *,
         message: str | None = None,
         stderr_tail: str | None = None,
@@ -444,7 +282,16 @@ class ResultsStore:
             db.execute(
                 "UPDATE runs SET state = ?, outcome = ?, message = ?, stderr_tail = ?, "
                 "peak_host_rss_bytes = ?, finished_at = ? WHERE id = ? AND state != ?",
-                (FINISHED, outcome, message, stderr_tail, peak_host_rss_bytes, time.time(), run_id, FINISHED),
+                (
+                    State.FINISHED,
+                    outcome,
+                    message,
+                    stderr_tail,
+                    peak_host_rss_bytes,
+                    time.time(),
+                    run_id,
+                    State.FINISHED,
+                ),
             )
 
     def get_run(self, run_id: int) -> Run | None:
@@ -459,7 +306,7 @@ class ResultsStore:
         run.epochs = [_epoch_from_row(r) for r in epoch_rows]
         return run
 
-    def runs_in_state(self, state: str) -> list[Run]:
+    def runs_in_state(self, state: State) -> list[Run]:
         with self._lock:
             ids = [
                 r[0] for r in self._db.execute("SELECT id FROM runs WHERE state = ? ORDER BY id", (state,))
@@ -468,7 +315,7 @@ class ResultsStore:
 
     def finished_runs(self) -> list[Run]:
         """Every finished run, oldest first: what the daemon's counters are rebuilt from."""
-        return self.runs_in_state(FINISHED)
+        return self.runs_in_state(State.FINISHED)
 
     def list_runs(
         self, *, workload: str | None = None, outcome: str | None = None, limit: int = 50

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
@@ -22,30 +22,45 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from benchd import catalog, report
+from benchd import catalog
+from benchd.catalog import request as request_model
 from benchd.devices import DeviceError, Probe
-from benchd.execution import RunRequest
-from benchd.openapi import openapi_document
-from benchd.service import QueueFullError, RunFinishedError, RunNotFoundError, RunService, ShuttingDownError
-from benchd.store import OUTCOMES, ResultsStore
+from benchd.lifecycle.queue import (
+    QueueFullError,
+    RunFinishedError,
+    RunNotFoundError,
+    RunQueue,
+    ShuttingDownError,
+)
+from benchd.lifecycle.recording import RunRequest
+from benchd.results.model import OUTCOMES, Origin
+from benchd.results.store import ResultsStore
+from benchd.server.openapi import openapi_document
 
 MAX_BODY_BYTES = 64 * 1024
 MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-RUN_FIELDS = {
-    "workload", "preset", "presets", "device", "epochs", "fraction", "batch_size",
-    "emsize", "nlayers", "nhid", "workers", "timeout", "timing",
-}  # fmt: skip
 
 
 class Daemon(Protocol):
-    """What the API needs from the running daemon."""
+    """What the API needs from the running daemon (read-only)."""
 
-    store: ResultsStore
-    service: RunService
-    collector: Collector
-    token: str | None
-    default_timeout: float
-    data_dir: Path
+    @property
+    def store(self) -> ResultsStore: ...
+
+    @property
+    def queue(self) -> RunQueue: ...
+
+    @property
+    def collector(self) -> Collector: ...
+
+    @property
+    def token(self) -> str | None: ...
+
+    @property
+    def default_timeout(self) -> float: ...
+
+    @property
+    def data_dir(self) -> Path: ...
 
     def probe(self) -> Probe | None: ...
 
@@ -110,161 +125,132 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return payload
 
 
-def _integer(payload: dict[str, Any], key: str) -> int | None:
-    value = payload.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(422, f"{key} must be an integer, got {value!r}")
-    return value
-
-
-def _number(payload: dict[str, Any], key: str) -> float | None:
-    value = payload.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ApiError(422, f"{key} must be a number, got {value!r}")
-    return float(value)
-
-
-def _or_default(value: Any, default: Any) -> Any:
-    return default if value is None else value
-
-
 def parse_run_request(payload: dict[str, Any], probe: Probe, daemon: Daemon) -> list[RunRequest]:
-    """Turn a POST body into run requests, or raise ApiError naming the first problem."""
-    unknown = sorted(set(payload) - RUN_FIELDS)
-    if unknown:
-        raise ApiError(422, f"unknown field {unknown[0]!r}; fields: {', '.join(sorted(RUN_FIELDS))}")
-    if not isinstance(payload.get("workload"), str):
-        raise ApiError(422, "workload is required (a string)")
-    presets = payload.get("presets", payload.get("preset", "all"))
-    names = [presets] if isinstance(presets, str) else presets
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ApiError(422, "presets must be a preset name or a list of them")
-    device = payload.get("device", "auto")
-    if not isinstance(device, str):
-        raise ApiError(422, "device must be a string")
-    timing = payload.get("timing", catalog.TIMING_REFERENCE)
-    if not isinstance(timing, str):
-        raise ApiError(422, f"timing must be one of {', '.join(catalog.TIMINGS)} (a string)")
-    timeout = _number(payload, "timeout")
-    if timeout is not None and timeout <= 0:
-        raise ApiError(422, f"timeout must be positive, got {timeout}")
+    """Turn a POST body into run requests through the shared request model, or raise ApiError (422)
+    naming the first problem."""
     try:
-        workload = catalog.get_workload(payload["workload"])
-        configs = [
-            catalog.build_config(
-                workload,
-                preset,
-                epochs=_or_default(_integer(payload, "epochs"), 1),
-                fraction=_or_default(_number(payload, "fraction"), 1.0),
-                batch_size=_integer(payload, "batch_size"),
-                options={k: _integer(payload, k) for k in ("emsize", "nlayers", "nhid")},
-                workers=_integer(payload, "workers"),
-                timing=timing,
-            )
-            for preset in catalog.resolve_presets(workload, names)
-        ]
-        resolved = probe.resolve(device)
+        fields = request_model.parse(payload)
+        configs = fields.configs()
+        resolved = probe.resolve(fields.device)
     except (catalog.CatalogError, DeviceError) as exc:
         raise ApiError(422, str(exc)) from None
-    return [RunRequest(c, resolved, daemon.data_dir, timeout or daemon.default_timeout) for c in configs]
+    timeout = fields.timeout or daemon.default_timeout
+    return [RunRequest(c, resolved, daemon.data_dir, timeout) for c in configs]
+
+
+def _daemon(request: Request) -> Daemon:
+    return cast(Daemon, request.app.state.daemon)
+
+
+# Handlers that touch the store or the queue's lock are plain functions, which Starlette runs in
+# its thread pool: the event loop stays free to answer scrapes and health checks.
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    reason = _daemon(request).not_ready_reason()
+    if reason is None:
+        return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "starting", "reason": reason}, status_code=503)
+
+
+async def workloads(_request: Request) -> Response:
+    return JSONResponse({"workloads": catalog.listing()})
+
+
+async def create_runs(request: Request) -> Response:
+    payload = await _json_body(request)
+    daemon = _daemon(request)
+    probe = daemon.probe()
+    if probe is None:
+        raise ApiError(503, "devices are still being probed; try again in a few seconds")
+    requests = parse_run_request(payload, probe, daemon)
+    submitted = await run_in_threadpool(daemon.queue.submit_many, requests, Origin.API)
+    created = [
+        {"id": run_id, "workload": r.config.workload, "preset": r.config.preset, "device": r.device,
+         "duplicate": duplicate}
+        for r, (run_id, duplicate) in zip(requests, submitted, strict=True)
+    ]  # fmt: skip
+    return JSONResponse({"runs": created}, status_code=202)
+
+
+def list_runs(request: Request) -> Response:
+    query = request.query_params
+    workload = query.get("workload")
+    if workload is not None and workload not in catalog.WORKLOADS:
+        raise ApiError(400, f"unknown workload {workload!r}; valid workloads: {', '.join(catalog.WORKLOADS)}")
+    outcome = query.get("outcome")
+    if outcome is not None and outcome not in OUTCOMES:
+        raise ApiError(400, f"unknown outcome {outcome!r}; valid outcomes: {', '.join(OUTCOMES)}")
+    limit_text = query.get("limit", "50")
+    if not (limit_text.isascii() and limit_text.isdigit()) or not 1 <= int(limit_text) <= 1000:
+        raise ApiError(400, f"limit must be an integer from 1 to 1000, got {limit_text!r}")
+    runs = _daemon(request).store.list_runs(workload=workload, outcome=outcome, limit=int(limit_text))
+    return JSONResponse({"runs": [r.to_json() for r in runs]})
+
+
+def _run_id(request: Request) -> int:
+    text = request.path_params["run_id"]
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise ApiError(400, f"run id must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def get_run(request: Request) -> Response:
+    run_id = _run_id(request)
+    run = _daemon(request).store.get_run(run_id)
+    if run is None:
+        raise ApiError(404, f"no run {run_id}")
+    body = run.to_json()
+    active = _daemon(request).queue.progress(run_id)
+    body["progress"] = active.to_json() if active is not None else None
+    return JSONResponse(body)
+
+
+def cancel_run(request: Request) -> Response:
+    run_id = _run_id(request)
+    try:
+        state = _daemon(request).queue.cancel(run_id)
+    except RunNotFoundError:
+        raise ApiError(404, f"no run {run_id}") from None
+    except RunFinishedError as exc:
+        raise ApiError(409, str(exc)) from None
+    return JSONResponse({"id": run_id, "state": state}, status_code=202)
+
+
+def status(request: Request) -> Response:
+    return JSONResponse(_daemon(request).status())
+
+
+async def openapi(_request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+async def api_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error(exc.status, exc.message)
+
+
+async def http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error(exc.status_code, exc.detail, dict(exc.headers or {}))
+
+
+async def queue_full(_request: Request, exc: Exception) -> Response:
+    return error(429, str(exc))
+
+
+async def shutting_down(_request: Request, exc: Exception) -> Response:
+    return error(503, str(exc))
 
 
 def create_app(daemon: Daemon) -> Starlette:
-    """Handlers that touch the store or the queue's lock are plain functions, which Starlette
-    runs in its thread pool: the event loop stays free to answer scrapes and health checks."""
-    from benchd.metrics import CachedExposition, build_registry
-
-    async def healthz(_request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(_request: Request) -> Response:
-        reason = daemon.not_ready_reason()
-        if reason is None:
-            return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "starting", "reason": reason}, status_code=503)
-
-    async def workloads(_request: Request) -> Response:
-        return JSONResponse({"workloads": report.workloads_json()})
-
-    async def create_runs(request: Request) -> Response:
-        payload = await _json_body(request)
-        probe = daemon.probe()
-        if probe is None:
-            raise ApiError(503, "devices are still being probed; try again in a few seconds")
-        requests = parse_run_request(payload, probe, daemon)
-        submitted = await run_in_threadpool(daemon.service.submit_many, requests, "api")
-        created = [
-            {"id": run_id, "workload": r.config.workload, "preset": r.config.preset, "device": r.device,
-             "duplicate": duplicate}
-            for r, (run_id, duplicate) in zip(requests, submitted, strict=True)
-        ]  # fmt: skip
-        return JSONResponse({"runs": created}, status_code=202)
-
-    def list_runs(request: Request) -> Response:
-        query = request.query_params
-        workload = query.get("workload")
-        if workload is not None and workload not in catalog.WORKLOADS:
-            raise ApiError(
-                400, f"unknown workload {workload!r}; valid workloads: {', '.join(catalog.WORKLOADS)}"
-            )
-        outcome = query.get("outcome")
-        if outcome is not None and outcome not in OUTCOMES:
-            raise ApiError(400, f"unknown outcome {outcome!r}; valid outcomes: {', '.join(OUTCOMES)}")
-        limit_text = query.get("limit", "50")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
-            raise ApiError(400, f"limit must be an integer from 1 to 1000, got {limit_text!r}")
-        runs = daemon.store.list_runs(workload=workload, outcome=outcome, limit=int(limit_text))
-        return JSONResponse({"runs": [r.to_json() for r in runs]})
-
-    def _run_id(request: Request) -> int:
-        text = request.path_params["run_id"]
-        if not text.isdigit():
-            raise ApiError(400, f"run id must be a positive integer, got {text!r}")
-        return int(text)
-
-    def get_run(request: Request) -> Response:
-        run_id = _run_id(request)
-        run = daemon.store.get_run(run_id)
-        if run is None:
-            raise ApiError(404, f"no run {run_id}")
-        body = run.to_json()
-        active = daemon.service.progress(run_id)
-        body["progress"] = active.to_json() if active is not None else None
-        return JSONResponse(body)
-
-    def cancel_run(request: Request) -> Response:
-        run_id = _run_id(request)
-        try:
-            state = daemon.service.cancel(run_id)
-        except RunNotFoundError:
-            raise ApiError(404, f"no run {run_id}") from None
-        except RunFinishedError as exc:
-            raise ApiError(409, str(exc)) from None
-        return JSONResponse({"id": run_id, "state": state}, status_code=202)
-
-    def status(_request: Request) -> Response:
-        return JSONResponse(daemon.status())
-
-    async def openapi(_request: Request) -> Response:
-        return JSONResponse(openapi_document())
-
-    async def api_error(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return error(exc.status, exc.message)
-
-    async def http_error(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        return error(exc.status_code, exc.detail, dict(exc.headers or {}))
-
-    async def queue_full(_request: Request, exc: Exception) -> Response:
-        return error(429, str(exc))
-
-    async def shutting_down(_request: Request, exc: Exception) -> Response:
-        return error(503, str(exc))
+    """The routes over `daemon`, which the handlers find on `request.app.state`."""
+    from benchd.server.exposition import CachedExposition
+    from benchd.server.metrics import build_registry
 
     routes = [
         Route("/healthz", healthz),
@@ -278,7 +264,7 @@ def create_app(daemon: Daemon) -> Starlette:
         Route("/api/v1/runs/{run_id}", cancel_run, methods=["DELETE"]),
         Route("/api/v1/status", status),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(GuardMiddleware, token=daemon.token)],
         exception_handlers={
@@ -288,3 +274,5 @@ def create_app(daemon: Daemon) -> Starlette:
             ShuttingDownError: shutting_down,
         },
     )
+    app.state.daemon = daemon
+    return app

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from benchd import catalog
-from benchd.cron import CronError, CronExpression
+from benchd.catalog import request as request_model
+from benchd.catalog.request import RunRequestFields
 from benchd.paths import default_data_dir
+from benchd.server.cron import CronError, CronExpression
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -58,17 +60,17 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Schedule:
-    """When and how one workload's presets run on their own."""
+    """When one workload's presets run on their own (interval or cron), and the request they make."""
 
     workload: str
+    request: RunRequestFields
     presets: tuple[str, ...]
     interval_seconds: float | None
     cron: CronExpression | None
-    epochs: int
-    fraction: float
-    timeout_seconds: float
-    device: str
-    timing: str = catalog.TIMING_REFERENCE
+
+    @property
+    def device(self) -> str:
+        return self.request.device
 
     def period_seconds(self, now: datetime) -> float:
         if self.cron is not None:
@@ -212,23 +214,14 @@ def _reject_unknown(prefix: str, table: Mapping[str, Any], known: set[str]) -> N
             raise ConfigError(f"{prefix}{name}", f"unknown key; known keys: {', '.join(sorted(known))}")
 
 
+SCHEDULE_TIMING_KEYS = {"interval", "cron"}
+
+
 def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Schedule:
+    """A [workloads.NAME] table: when (interval or cron), and what to run, by the request model's rules."""
     key = f"workloads.{name}"
-    try:
-        workload = catalog.get_workload(name)
-    except catalog.CatalogError as exc:
-        raise ConfigError(key, str(exc)) from None
-    _reject_unknown(
-        f"{key}.", table, {"presets", "interval", "cron", "epochs", "fraction", "timeout", "device", "timing"}
-    )
-    presets_value = table.get("presets", "all")
-    names = [presets_value] if isinstance(presets_value, str) else presets_value
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ConfigError(f"{key}.presets", 'must be a list of preset names or "all"')
-    try:
-        presets = tuple(p.name for p in catalog.resolve_presets(workload, names))
-    except catalog.CatalogError as exc:
-        raise ConfigError(f"{key}.presets", str(exc)) from None
+    known = SCHEDULE_TIMING_KEYS | set(request_model.RunRequestFields.model_fields) - {"workload"}
+    _reject_unknown(f"{key}.", table, known)
     if ("interval" in table) == ("cron" in table):
         raise ConfigError(key, "needs exactly one of interval or cron")
     interval = cron = None
@@ -241,18 +234,15 @@ def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Sc
             cron = CronExpression.parse(str(table["cron"]))
         except CronError as exc:
             raise ConfigError(f"{key}.cron", str(exc)) from None
-    epochs = _number(f"{key}.epochs", table.get("epochs", 1), int, 1, catalog.MAX_EPOCHS)
-    fraction = _number(f"{key}.fraction", table.get("fraction", 1.0), float, 0.0, 1.0)
-    if fraction == 0:
-        raise ConfigError(f"{key}.fraction", "must be in (0, 1]")
-    timeout = parse_duration(f"{key}.timeout", table.get("timeout", default_timeout))
-    device = table.get("device", "auto")
-    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", device):
-        raise ConfigError(f"{key}.device", f"{device!r} is not auto, cpu, cuda, cuda:N, mps, xpu or xpu:N")
-    timing = table.get("timing", catalog.TIMING_REFERENCE)
-    if timing not in catalog.TIMINGS:
-        raise ConfigError(f"{key}.timing", f"{timing!r} is not one of {', '.join(catalog.TIMINGS)}")
-    return Schedule(name, presets, interval, cron, epochs, fraction, timeout, device, timing)
+    values = {k: v for k, v in table.items() if k not in SCHEDULE_TIMING_KEYS}
+    values["timeout"] = parse_duration(f"{key}.timeout", table.get("timeout", default_timeout))
+    try:
+        request = request_model.parse({"workload": name, **values})
+        configs = request.configs()
+    except catalog.CatalogError as exc:
+        where = key if exc.field in ("", "workload") else f"{key}.{exc.field}"
+        raise ConfigError(where, exc.reason) from None
+    return Schedule(name, request, tuple(c.preset for c in configs), interval, cron)
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -64,10 +64,11 @@ class CronExpression:
             raise CronError(
                 f"{text!r} has {len(fields)} fields; cron needs 5 (minute hour day month weekday)"
             )
-        parsed = [_parse_field(f, *spec) for f, spec in zip(fields, _FIELDS, strict=True)]
-        cron_weekdays = parsed[4]
+        minutes, hours, days, months, cron_weekdays = (
+            _parse_field(f, *spec) for f, spec in zip(fields, _FIELDS, strict=True)
+        )
         weekdays = frozenset((d - 1) % 7 for d in cron_weekdays)  # cron Sunday 0/7 -> 6
-        return cls(text, *parsed[:4], weekdays, fields[2] != "*", fields[4] != "*")
+        return cls(text, minutes, hours, days, months, weekdays, fields[2] != "*", fields[4] != "*")
 
     def _day_matches(self, moment: datetime) -> bool:
         in_days = moment.day in self.days

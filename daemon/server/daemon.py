@@ -21,15 +21,17 @@ from typing import Any, TextIO
 import uvicorn
 
 from benchd import __version__
-from benchd.config import Settings
 from benchd.devices import Probe, ProbeError, probe
-from benchd.metrics import BenchdCollector, DaemonFacts
+from benchd.lifecycle.child import HARNESS_COMMAND
+from benchd.lifecycle.ledger import RunLedger
+from benchd.lifecycle.queue import RunQueue, recover
+from benchd.lifecycle.scheduler import Scheduler
 from benchd.paths import ensure_writable, store_path
-from benchd.runner import HARNESS_COMMAND
-from benchd.scheduler import Scheduler
-from benchd.scoreboard import Scoreboard
-from benchd.service import RunService, recover
-from benchd.store import OUTCOMES, ResultsStore
+from benchd.results.model import OUTCOMES
+from benchd.results.store import ResultsStore
+from benchd.server.config import Settings
+from benchd.server.metrics import BenchdCollector, DaemonFacts
+from benchd.server.scoreboard import Scoreboard
 from benchd.telemetry.sampler import Sampler
 
 log = logging.getLogger("benchd")
@@ -74,11 +76,11 @@ class Daemon:
         self.scoreboard = Scoreboard()
         for run in self.store.finished_runs():
             self.scoreboard.record(run)
-        self.service = RunService(
-            self.store,
+        self.ledger = RunLedger(self.store, self.scoreboard.record)
+        self.queue = RunQueue(
+            self.ledger,
             queue_size=settings.queue_size,
             grace=settings.grace_seconds,
-            on_finished=self.scoreboard.record,
             command=command,
             sampler=self.sampler,
         )
@@ -89,18 +91,16 @@ class Daemon:
                 for preset in s.presets
             }
         )
-        self.collector = BenchdCollector(self.scoreboard, self.service, lambda: self.facts, self.sampler)
+        self.collector = BenchdCollector(
+            self.scoreboard, self.queue, self.store, lambda: self.facts, self.sampler
+        )
         self._probe: Probe | None = None
         self._probed = threading.Event()
-        self.scheduler = Scheduler(settings, self.store, self.service, self._resolve, self.scoreboard.record)
+        self.scheduler = Scheduler(settings, self.ledger, self.queue, self._resolve)
 
     def start(self) -> None:
         self.sampler.start()
-        interrupted = recover(self.store, self.service, self.settings.data_dir)
-        for run_id in interrupted:
-            run = self.store.get_run(run_id)
-            if run is not None:
-                self.scoreboard.record(run)
+        interrupted = recover(self.ledger, self.queue, self.settings.data_dir)
         if interrupted:
             log.warning("marked runs %s, left running by the previous process, as interrupted", interrupted)
         threading.Thread(target=self._probe_devices, name="benchd-probe", daemon=True).start()
@@ -155,8 +155,8 @@ class Daemon:
             "devices": self.facts.devices or [],
             "torch_version": self.facts.torch_version,
             "sensors": [a.to_json() for a in self.sampler.availability],
-            "queue": self.service.queued_runs(),
-            "active": [a.to_json() for a in self.service.active_runs()],
+            "queue": self.queue.queued_runs(),
+            "active": [a.to_json() for a in self.queue.active_runs()],
             "last": [
                 {"workload": w, "preset": p, "device": d, "outcome": s.last_outcome,
                  "finished_at": s.last_finished_at, "epoch_seconds": s.epoch_seconds,
@@ -169,7 +169,7 @@ class Daemon:
 
     def stop(self) -> None:
         self.scheduler.stop()
-        self.service.shutdown(self.settings.grace_seconds + 30)
+        self.queue.shutdown(self.settings.grace_seconds + 30)
         self.sampler.stop()
         self.store.close()
         self._lock.close()
@@ -185,7 +185,7 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: Any) -> None:
         if not self.should_exit:
             log.info("signal %d: stopping intake and the run in progress", sig)
-            threading.Thread(target=self.daemon.service.shutdown, args=(0,), daemon=True).start()
+            threading.Thread(target=self.daemon.queue.shutdown, args=(0,), daemon=True).start()
         super().handle_exit(sig, frame)
 
 
@@ -196,7 +196,7 @@ def _ignore_signal(_signum: int, _frame: Any) -> None:
 def serve(settings: Settings, command: tuple[str, ...] = HARNESS_COMMAND) -> int:
     import signal
 
-    from benchd.api import create_app
+    from benchd.server.api import create_app
 
     os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
     daemon = Daemon(settings, command)

@@ -8,7 +8,6 @@ preset, device, outcome); names, versions and drivers live on info metrics.
 from __future__ import annotations
 
 import platform
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -20,16 +19,13 @@ from prometheus_client.core import (
     InfoMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
-from starlette.datastructures import Headers
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from benchd import __version__
-from benchd.scoreboard import Scoreboard
-from benchd.service import RunService
-from benchd.store import OUTCOMES
+from benchd.lifecycle.queue import RunQueue
+from benchd.results.model import OUTCOMES, Outcome
+from benchd.results.store import ResultsStore
+from benchd.server.scoreboard import Scoreboard
 from benchd.telemetry.sampler import Sampler
 
 SERIES_LABELS = ["workload", "preset", "device"]
@@ -63,7 +59,6 @@ class DaemonFacts:
     torch_version: str | None = None
     devices: list[dict] | None = None
     probe_error: str | None = None
-    store_ok: bool = True
     schedule_periods: dict[tuple[str, str], float] | None = None
 
 
@@ -71,12 +66,14 @@ class BenchdCollector(Collector):
     def __init__(
         self,
         scoreboard: Scoreboard,
-        service: RunService,
+        queue: RunQueue,
+        store: ResultsStore,
         facts: Callable[[], DaemonFacts],
         sampler: Sampler | None = None,
     ) -> None:
         self._scoreboard = scoreboard
-        self._service = service
+        self._queue = queue
+        self._store = store
         self._facts = facts
         self._sampler = sampler
 
@@ -152,7 +149,7 @@ class BenchdCollector(Collector):
         in_progress = GaugeMetricFamily(
             "benchd_run_in_progress", "1 while a run of this series is in progress.", labels=SERIES_LABELS
         )
-        active = {(a.config.workload, a.config.preset, a.device) for a in self._service.active_runs()}
+        active = {(a.config.workload, a.config.preset, a.device) for a in self._queue.active_runs()}
         for key in sorted(set(series) | active):
             labels = list(key)
             in_progress.add_metric(labels, 1.0 if key in active else 0.0)
@@ -165,7 +162,7 @@ class BenchdCollector(Collector):
                     families["outcome"].add_metric(
                         [*labels, outcome], 1.0 if outcome == state.last_outcome else 0.0
                     )
-                families["success"].add_metric(labels, 1.0 if state.last_outcome == "ok" else 0.0)
+                families["success"].add_metric(labels, 1.0 if state.last_outcome == Outcome.OK else 0.0)
                 families["finished"].add_metric(labels, state.last_finished_at or 0.0)
             if state.last_success_at is not None:
                 families["succeeded"].add_metric(labels, state.last_success_at)
@@ -184,9 +181,9 @@ class BenchdCollector(Collector):
         yield histogram
         yield in_progress
 
-        queue = GaugeMetricFamily("benchd_queue_length", "Runs waiting to start.")
-        queue.add_metric([], self._service.queue_length())
-        yield queue
+        waiting = GaugeMetricFamily("benchd_queue_length", "Runs waiting to start.")
+        waiting.add_metric([], self._queue.queue_length())
+        yield waiting
 
         interval = GaugeMetricFamily(
             "benchd_schedule_interval_seconds",
@@ -200,7 +197,7 @@ class BenchdCollector(Collector):
         health = GaugeMetricFamily(
             "benchd_collector_up", "1 if the collector works, 0 if it is failing.", labels=["collector"]
         )
-        health.add_metric(["store"], 1.0 if facts.store_ok else 0.0)
+        health.add_metric(["store"], 1.0 if self._store.writable else 0.0)
         health.add_metric(["device_probe"], 0.0 if facts.probe_error else 1.0)
         yield health
         if self._sampler is not None:
@@ -270,35 +267,9 @@ class BenchdCollector(Collector):
         yield devices
 
 
-def build_registry(collector: BenchdCollector) -> CollectorRegistry:
+def build_registry(collector: Collector) -> CollectorRegistry:
     """Our collector plus the daemon's own process figures (its footprint matters too)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     ProcessCollector(registry=registry)
     return registry
-
-
-class CachedExposition:
-    """The /metrics endpoint: renders at most once per MAX_AGE_SECONDS for each format.
-
-    Many scrapers (several Prometheus replicas, dashboards, people) then cost
-    one rendering a second between them, and a scrape is answered from bytes
-    already made; the figures are at most that old.
-    """
-
-    MAX_AGE_SECONDS = 1.0
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._registry = registry
-        self._rendered: dict[str, tuple[float, bytes]] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        accept = Headers(scope=scope).get("accept", "")
-        encoder, content_type = choose_encoder(accept)
-        now = time.monotonic()
-        cached = self._rendered.get(content_type)
-        if cached is None or now - cached[0] > self.MAX_AGE_SECONDS:
-            cached = (now, encoder(self._registry))
-            self._rendered[content_type] = cached
-        response = Response(cached[1], media_type=None, headers={"Content-Type": content_type})
-        await response(scope, receive, send)

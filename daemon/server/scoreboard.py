@@ -13,7 +13,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from benchd.store import Run
+from benchd.results.model import Outcome, Run
 
 # Epoch durations span milliseconds (a VAE on a GPU, a small fraction) to hours (DCGAN on a CPU).
 EPOCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -81,7 +81,7 @@ class Scoreboard:
             for epoch in run.epochs:
                 state.epochs.observe(epoch.duration_seconds)
             summary = run.summary
-            if run.outcome == "ok" and summary is not None:
+            if run.outcome == Outcome.OK and summary is not None:
                 state.last_success_at = run.finished_at
                 state.epoch_seconds = summary.epoch_seconds
                 state.samples_per_second = summary.samples_per_second

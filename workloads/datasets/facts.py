@@ -1,4 +1,4 @@
-"""Published sizes of the real datasets (WORKLOADS.md), shared by readers, generators and the catalog.
+"""Published sizes of the real datasets (docs/workloads.md), shared by readers, generators and the catalog.
 
 Kept free of imports so the parent can use them without loading numpy or torch.
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import cast
 
 from benchd.workloads.datasets.layout import DatasetFormat
 
@@ -20,4 +21,4 @@ def get_format(name: str) -> DatasetFormat:
         module = _MODULES[name]
     except KeyError:
         raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(NAMES)}") from None
-    return importlib.import_module(module)  # type: ignore[return-value]
+    return cast(DatasetFormat, importlib.import_module(module))

@@ -68,7 +68,9 @@ def open_env(path: Path) -> lmdb.Environment:
     return _OPEN_ENVS[key]
 
 
-def decode(value: bytes, where: Path) -> Image.Image:
+def decode(value: bytes | None, where: Path) -> Image.Image:
+    if value is None:
+        raise DatasetError(where, "a listed key has no entry (the database changed while it was read)")
     try:
         with Image.open(io.BytesIO(value)) as image:
             return image.convert("RGB")

@@ -1,1 +1,1 @@
-"""Model definitions, written from the facts in WORKLOADS.md."""
+"""Model definitions, written from the facts in docs/workloads.md."""

@@ -12,6 +12,8 @@ DROPOUT = 0.2
 
 
 class PositionalEncoding(nn.Module):
+    table: torch.Tensor  # a buffer: (max_len, 1, d_model)
+
     def __init__(self, d_model: int, dropout: float, max_len: int = 5000) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)

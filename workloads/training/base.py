@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
@@ -111,7 +111,7 @@ class StepLog:
         self.line_every = line_every
         self.skip_first = skip_first
 
-    def read(self, index: int, **values: torch.Tensor | float | None) -> dict[str, float]:
+    def read(self, index: int, **values: torch.Tensor | float | None) -> dict[str, float | None]:
         """Read tensors to the host (floats already read pass through) and log the line when due."""
         if not self.enabled or index % self.read_every:
             return {}
@@ -161,18 +161,18 @@ class SampledLoader:
         drop_last: bool = False,
         shuffle: bool = True,
     ) -> None:
-        size = len(dataset)  # type: ignore[arg-type]
+        size = len(cast(Sized, dataset))
         self.steps, self.samples = epoch_size(size, spec.batch_size, spec.fraction, drop_last)
         generator = torch.Generator().manual_seed(spec.seed)
         sampler: Iterable[int] = (
-            RandomSampler(dataset, num_samples=self.samples, generator=generator)
+            RandomSampler(cast(Sized, dataset), num_samples=self.samples, generator=generator)
             if shuffle
             else range(self.samples)
         )
         self.loader = DataLoader(
             dataset,
             batch_size=spec.batch_size,
-            sampler=sampler,  # type: ignore[arg-type]
+            sampler=sampler,
             num_workers=spec.workers,
             pin_memory=spec.pin_memory,
             persistent_workers=spec.workers > 0,

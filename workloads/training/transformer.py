@@ -97,7 +97,8 @@ class TransformerTrainer(Trainer):
         else:
             with torch.no_grad():
                 for parameter in self.model.parameters():
-                    parameter.add_(parameter.grad, alpha=-self.lr)
+                    if parameter.grad is not None:
+                        parameter.add_(parameter.grad, alpha=-self.lr)
         self.log.read(index, loss=value)
         return value.detach(), targets.numel()
 

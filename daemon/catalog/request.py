@@ -1,0 +1,109 @@
+"""A request for runs: one typed model with bounds, shared by the API, the CLI and the config file.
+
+The API validates POST bodies with it, `benchd run` its options, the
+config loader each `[workloads.NAME]` table, and the OpenAPI document's
+RunRequest schema is generated from it, so the rules cannot drift apart.
+Every number is bounded: nothing non-finite, negative or beyond what the
+platform (timers, SQLite integers) can hold gets past it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from benchd.catalog import WORKLOADS, build_config, get_workload, resolve_presets
+from benchd.catalog.spec import MAX_EPOCHS, TIMING_REFERENCE, CatalogError, RunConfig
+
+MAX_TIMEOUT_SECONDS = 30 * 24 * 3600.0  # a month: beyond it a timer is a mistake, and some platforms overflow
+MAX_SEED = 2**63 - 1  # what SQLite's INTEGER holds
+DEVICE_PATTERN = r"^(auto|cpu|mps|(cuda|xpu)(:\d{1,3})?)$"
+
+
+class RunRequestFields(BaseModel):
+    """Which workload and presets to run, and how: every field optional but the workload."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    workload: str = Field(max_length=32, json_schema_extra={"enum": list(WORKLOADS)})
+    presets: str | list[str] = Field("all", description="A preset name, a list of them, or `all`.")
+    device: str = Field("auto", pattern=DEVICE_PATTERN, description="auto, cpu, cuda[:N], mps, xpu[:N].")
+    epochs: int = Field(1, ge=1, le=MAX_EPOCHS, description="Epochs per run.")
+    fraction: float = Field(1.0, gt=0, le=1, description="Fraction of each epoch to run.")
+    batch_size: int | None = Field(None, ge=1, le=1 << 20, description="Override the preset's batch size.")
+    emsize: int | None = Field(None, ge=2, le=1 << 16, description="Transformer: embedding size (even).")
+    nlayers: int | None = Field(None, ge=1, le=1024, description="Transformer: encoder layers.")
+    nhid: int | None = Field(None, ge=1, le=1 << 20, description="Transformer: feed-forward width.")
+    workers: int | None = Field(
+        None, ge=0, le=256, description="DataLoader workers. Default: as the published run on the device."
+    )
+    seed: int = Field(1, ge=0, le=MAX_SEED, description="Seed for weights, shuffling and pair sampling.")
+    timeout: float | None = Field(
+        None, gt=0, le=MAX_TIMEOUT_SECONDS, description="Seconds before a run is stopped as `timeout`."
+    )
+    timing: Literal["reference", "device"] = Field(
+        TIMING_REFERENCE,
+        description="reference: what the published comparison timed; device: the training steps alone.",
+    )
+
+    @field_validator("presets")
+    @classmethod
+    def _some_presets(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not 1 <= len(value) <= 64:
+            raise ValueError("list between 1 and 64 preset names")
+        return value
+
+    def preset_names(self) -> list[str]:
+        return [self.presets] if isinstance(self.presets, str) else list(self.presets)
+
+    def configs(self) -> list[RunConfig]:
+        """One run config per chosen preset; CatalogError names an unknown workload, preset or option."""
+        workload = get_workload(self.workload)
+        return [
+            build_config(
+                workload,
+                preset,
+                epochs=self.epochs,
+                fraction=self.fraction,
+                batch_size=self.batch_size,
+                options={"emsize": self.emsize, "nlayers": self.nlayers, "nhid": self.nhid},
+                workers=self.workers,
+                seed=self.seed,
+                timing=self.timing,
+            )
+            for preset in resolve_presets(workload, self.preset_names())
+        ]
+
+
+def parse(values: dict[str, Any]) -> RunRequestFields:
+    """Validate `values`, raising CatalogError for the first problem, with the field it concerns."""
+    try:
+        return RunRequestFields.model_validate(values)
+    except ValidationError as exc:
+        raise _first_problem(exc) from None
+
+
+def _first_problem(exc: ValidationError) -> CatalogError:
+    problem = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in problem["loc"])
+    if problem["type"] == "extra_forbidden":
+        known = ", ".join(sorted(RunRequestFields.model_fields))
+        return CatalogError(f"unknown field {field!r}; fields: {known}")
+    if problem["type"] == "missing":
+        return CatalogError("is required", field)
+    value = problem.get("input")
+    if problem["type"] == "string_pattern_mismatch":
+        return CatalogError(
+            f"{value!r} is not one of {RunRequestFields.model_fields[field].description}", field
+        )
+    reason = str(problem["ctx"]["error"]) if problem["type"] == "value_error" else problem["msg"]
+    shown = "" if isinstance(value, (dict, list)) else f", got {value!r}"
+    return CatalogError(f"{reason[0].lower()}{reason[1:]}{shown}", field)
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The model as a JSON Schema (OpenAPI 3.1 uses JSON Schema 2020-12): the API's RunRequest."""
+    schema = RunRequestFields.model_json_schema(mode="validation")
+    schema["title"] = "RunRequest"
+    return schema

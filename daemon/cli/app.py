@@ -1,0 +1,97 @@
+"""The `benchd` Typer application and what every command shares: options, exit codes, errors.
+
+Bad input exits with code 2 and one line on stderr, before anything is
+written; a run that fails exits 1; every run ok exits 0. Heavy modules are
+imported inside the commands so `benchd --help` stays instant and torch-free.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from benchd import __version__
+
+EXIT_FAILED_RUN = 1
+EXIT_BAD_INPUT = 2
+
+app = typer.Typer(
+    name="benchd",
+    help="Measure how fast this machine trains four PyTorch workloads.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(
+    help="Inspect and prepare the datasets under the data directory.", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+config_app = typer.Typer(help="The daemon's configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data directory (datasets, results store, logs). Default: BENCHD_DATA_DIR or the platform's.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+TimingOption = Annotated[
+    str,
+    typer.Option(
+        help="reference: time what the published comparison timed (its data pipeline, host reads, "
+        "validation, images, checkpoints); device: the training steps alone on data held on the device. "
+        "See docs/workloads.md."
+    ),
+]
+
+
+def fail(message: str) -> NoReturn:
+    """Report bad input the way every command does: one line, exit 2, no traceback."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def interrupt_on_termination() -> None:
+    """Treat SIGTERM and SIGHUP like Ctrl-C, so the child is stopped and the run recorded.
+
+    The child runs in its own session: without this, killing `benchd run` would
+    leave it training on, unrecorded.
+    """
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_interrupt)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"benchd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """benchd: training microbenchmarks as a service."""
+
+
+def resolve_data_dir(option: Path | None) -> Path:
+    from benchd.paths import DataDirError, default_data_dir, ensure_writable
+
+    try:
+        return ensure_writable(option if option is not None else default_data_dir())
+    except DataDirError as exc:
+        fail(str(exc))

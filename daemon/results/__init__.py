@@ -1,0 +1,1 @@
+"""Results: the run model and its vocabulary (model.py), and the SQLite store (store.py)."""

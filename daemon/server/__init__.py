@@ -1,0 +1,1 @@
+"""`benchd serve`: configuration, the HTTP API, /metrics and the daemon that wires them."""

@@ -1,0 +1,137 @@
+"""The metrics contract in-process: a fixed store through the scoreboard and the collector.
+
+Fast (milliseconds, no daemon, no child): the whole exposition is pinned
+against a golden file, the way node_exporter pins its end-to-end output, and
+single figures are read with `get_sample_value`, the way client_python tests
+its own collectors. Regenerate the golden file after an intended change with
+BENCHD_UPDATE_GOLDEN=1 and review its diff (metric changes need a CHANGELOG
+entry and docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from benchd.lifecycle.ledger import RunLedger
+from benchd.lifecycle.queue import RunQueue
+from benchd.results.model import Outcome
+from benchd.results.store import ResultsStore
+from benchd.server.metrics import BenchdCollector, DaemonFacts
+from benchd.server.scoreboard import Scoreboard
+
+GOLDEN = Path(__file__).parent / "fixtures" / "metrics.golden.txt"
+VAE = {"workload": "vae", "preset": "bs128", "device": "cpu"}
+CPU_DEVICE = {"id": "cpu", "type": "cpu", "name": "Test CPU", "total_memory_bytes": None}
+
+
+def _config(preset: str, batch: int, options: dict | None = None) -> dict:
+    return {
+        "workload": "transformer" if options else "vae", "preset": preset, "batch_size": batch,
+        "options": options or {}, "epochs": 2, "fraction": 0.5, "workers": None, "seed": 1,
+        "timing": "reference",
+    }  # fmt: skip
+
+
+def _add_run(
+    store: ResultsStore, config: dict, outcome: Outcome, durations: list[float], device: str
+) -> None:
+    run_id = store.create_run(config, requested_device=device, benchd_version="0.0.0", sample_unit="images")
+    store.mark_running(run_id, f"/logs/run-{run_id}.log")
+    kind = device.split(":", maxsplit=1)[0]
+    started = {"device": device, "device_type": kind, "device_name": f"Test {device}",
+               "torch_version": "2.0.0-test", "timing": "reference", "workers": 0,
+               "data": {"kind": "synthetic", "samples": 60000, "scale": 1.0}}  # fmt: skip
+    store.record_started(run_id, started)
+    for index, duration in enumerate(durations):
+        event = {
+            "t": 100.0 + index, "epoch": index, "duration": duration, "samples": 1000, "steps": 8,
+            "data_wait": duration / 4, "phases": {"data_wait": duration / 4, "steps": duration * 3 / 4},
+            "peak_allocated_bytes": None if device == "cpu" else 2**30,
+            "peak_reserved_bytes": None if device == "cpu" else 2**31, "loss": 1.5,
+        }  # fmt: skip
+        store.add_epoch(run_id, event, start_t=float(index))
+    store.finish(run_id, outcome, message=None if outcome == Outcome.OK else "test failure")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ResultsStore:
+    """Four finished runs at fixed times: two ok VAE runs, a VAE run out of memory, a transformer run."""
+    store = ResultsStore(tmp_path / "benchd.sqlite3")
+    _add_run(store, _config("bs128", 128), Outcome.OK, [2.0, 1.0, 1.2], "cpu")
+    _add_run(store, _config("bs128", 128), Outcome.OK, [1.5, 0.9, 1.1], "cpu")
+    _add_run(store, _config("bs5120", 5120), Outcome.OOM, [], "cpu")
+    options = {"emsize": 200, "nlayers": 2, "nhid": 200}
+    _add_run(store, _config("b20-e200-l2-h200", 20, options), Outcome.OK, [30.0, 20.0], "cuda:0")
+    db = sqlite3.connect(store.path)
+    db.execute(
+        "UPDATE runs SET queued_at = 1.7e9 + id, started_at = 1.7e9 + id, finished_at = 1.7e9 + 10 * id"
+    )
+    db.commit()
+    db.close()
+    return store
+
+
+def _registry(store: ResultsStore, monkeypatch: pytest.MonkeyPatch) -> CollectorRegistry:
+    monkeypatch.setattr("platform.python_version", lambda: "3.11.0")
+    scoreboard = Scoreboard()
+    for run in store.finished_runs():
+        scoreboard.record(run)
+    service = RunQueue(RunLedger(store, scoreboard.record), queue_size=4, grace=1.0)
+    facts = DaemonFacts(
+        torch_version="2.0.0-test",
+        devices=[CPU_DEVICE],
+        schedule_periods={("vae", "bs128"): 21600.0, ("vae", "bs5120"): 21600.0},
+    )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BenchdCollector(scoreboard, service, store, lambda: facts))
+    return registry
+
+
+def test_the_whole_exposition_matches_the_golden_file(store: ResultsStore, monkeypatch) -> None:
+    text = generate_latest(_registry(store, monkeypatch)).decode()
+    if os.environ.get("BENCHD_UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+
+
+def test_results_of_the_last_ok_run(store: ResultsStore, monkeypatch) -> None:
+    registry = _registry(store, monkeypatch)
+    value = registry.get_sample_value
+    assert value("benchd_runs_total", {**VAE, "outcome": "ok"}) == 2
+    assert value("benchd_last_epoch_duration_seconds", VAE) == pytest.approx(1.0)  # median of 0.9 and 1.1
+    assert value("benchd_last_epoch_phase_seconds", {**VAE, "phase": "steps"}) == pytest.approx(0.75)
+    assert value("benchd_last_epoch_phase_seconds", {**VAE, "phase": "data_wait"}) == pytest.approx(0.25)
+    assert value("benchd_last_epoch_phase_seconds", {**VAE, "phase": "validation"}) is None
+    assert value("benchd_epoch_duration_seconds_count", VAE) == 6  # every epoch of both runs
+    assert value("benchd_epoch_fraction_ratio", VAE) == 0.5
+    assert value("benchd_peak_device_memory_bytes", VAE) is None  # the CPU has no allocator: absent, not 0
+    cuda = {"workload": "transformer", "preset": "b20-e200-l2-h200", "device": "cuda:0"}
+    assert value("benchd_peak_device_memory_bytes", cuda) == 2**31
+
+
+def test_a_failed_run_changes_the_outcome_but_keeps_the_last_ok_figures(store, monkeypatch) -> None:
+    failed = {"workload": "vae", "preset": "bs5120", "device": "cpu"}
+    value = _registry(store, monkeypatch).get_sample_value
+    assert value("benchd_last_run_outcome", {**failed, "outcome": "oom"}) == 1
+    assert value("benchd_last_run_outcome", {**failed, "outcome": "ok"}) == 0
+    assert value("benchd_last_run_success", failed) == 0
+    assert value("benchd_last_epoch_duration_seconds", failed) is None  # it never succeeded
+    assert value("benchd_runs_total", {**failed, "outcome": "error"}) is None
+
+
+def test_the_store_health_metric_falls_when_a_write_fails(store: ResultsStore, monkeypatch) -> None:
+    registry = _registry(store, monkeypatch)
+    assert registry.get_sample_value("benchd_collector_up", {"collector": "store"}) == 1
+    store._db.execute("PRAGMA query_only = ON")  # every write now fails, as on a read-only or full disk
+    with pytest.raises(sqlite3.OperationalError):
+        store.finish(1, Outcome.ERROR, message="too late")
+    assert registry.get_sample_value("benchd_collector_up", {"collector": "store"}) == 0
+    store._db.execute("PRAGMA query_only = OFF")
+    store.create_run(_config("bs128", 128), requested_device="cpu", benchd_version="0", sample_unit="images")
+    assert registry.get_sample_value("benchd_collector_up", {"collector": "store"}) == 1
