@@ -80,7 +80,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = args.data_dir or Path(scratch)
-        from benchd.workloads.datasets import layout, mnist
+        from benchd.datasets import layout, mnist
 
         data_path = Path(layout.ensure(data_dir, mnist).path)
         worst = 0.0

@@ -133,7 +133,7 @@ def main() -> int:
         parser.error(f"{args.examples} has no {', '.join(m + '/main.py' for m in missing)}")
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = args.data_dir or Path(scratch)
-        from benchd.workloads.datasets import layout, mnist
+        from benchd.datasets import layout, mnist
 
         info = layout.ensure(data_dir, mnist)
         print(f"MNIST: {info.kind}, {info.samples} training images; one thread each; median of epochs 2+")

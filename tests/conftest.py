@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from benchd.workloads.datasets import layout
-from benchd.workloads.datasets.formats import NAMES, get_format
+from benchd.datasets import layout
+from benchd.datasets.formats import NAMES, get_format
 
 SMALL_SCALE = 0.01
 

@@ -109,6 +109,7 @@ def test_unwritable_data_dir(tmp_path: Path) -> None:
     assert_bad_input(result, "is not writable", str(blocker / "data"))
 
 
+@pytest.mark.slow
 def test_unknown_device_lists_the_available_ones(tmp_path: Path) -> None:
     result = benchd("run", "vae", "--device", "cuda:1", data_dir=tmp_path)
     assert_bad_input(result, "device 'cuda:1' is not available", "available: ", "cpu")
@@ -116,6 +117,7 @@ def test_unknown_device_lists_the_available_ones(tmp_path: Path) -> None:
     assert ResultsStore(store_path(tmp_path)).list_runs() == []
 
 
+@pytest.mark.slow
 def test_corrupt_dataset_names_the_file(tmp_path: Path, small_data_dir: Path) -> None:
     shutil.copytree(small_data_dir / "datasets" / "mnist", tmp_path / "datasets" / "mnist")
     images = tmp_path / "datasets" / "mnist" / "train-images-idx3-ubyte"
@@ -125,6 +127,7 @@ def test_corrupt_dataset_names_the_file(tmp_path: Path, small_data_dir: Path) ->
     assert ResultsStore(store_path(tmp_path)).list_runs() == []
 
 
+@pytest.mark.slow
 def test_run_vae_end_to_end_json_and_store(tmp_path: Path) -> None:
     result = benchd("run", "vae", "--fraction", "0.05", "--device", "cpu", "--json", data_dir=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -158,6 +161,7 @@ def test_run_vae_end_to_end_json_and_store(tmp_path: Path) -> None:
     assert all(r.outcome == "ok" and len(r.epochs) == 1 for r in stored)
 
 
+@pytest.mark.slow
 def test_run_prints_the_results_table(small_data_dir: Path) -> None:
     result = benchd(
         "run", "transformer", "-p", "b20-e200-l2-h200", "--fraction", "0.05", "--epochs", "2",
@@ -170,6 +174,7 @@ def test_run_prints_the_results_table(small_data_dir: Path) -> None:
     assert "synthetic" in result.stdout
 
 
+@pytest.mark.slow
 def test_failed_run_exits_1(small_data_dir: Path) -> None:
     result = benchd(
         "run", "transformer", "-p", "b20-e200-l2-h200", "--timeout", "0.5", "--device", "cpu", "--json",
@@ -180,6 +185,7 @@ def test_failed_run_exits_1(small_data_dir: Path) -> None:
     assert run["outcome"] == "timeout"
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_child_and_records_the_run_as_cancelled(small_data_dir: Path) -> None:
     env = {**os.environ, "BENCHD_DATA_DIR": str(small_data_dir)}
     process = subprocess.Popen(
@@ -208,6 +214,7 @@ def test_sigterm_stops_the_child_and_records_the_run_as_cancelled(small_data_dir
     assert log.exists()
 
 
+@pytest.mark.slow
 def test_doctor_lists_every_backend_with_a_reason(tmp_path: Path) -> None:
     result = benchd("doctor", "--json", data_dir=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchd.workloads.datasets import layout, lsun, mnist, wikitext
-from benchd.workloads.datasets.layout import MARKER, DatasetError
+from benchd.datasets import layout, lsun, mnist, wikitext
+from benchd.datasets.layout import MARKER, DatasetError
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -151,6 +151,7 @@ def test_full_size_synthetic_wikitext_has_the_real_counts(tmp_path: Path) -> Non
     assert counts == {"train": 2_088_628, "valid": 217_646, "test": 245_569}
 
 
+@pytest.mark.slow
 def test_full_size_synthetic_mnist_has_the_real_counts(tmp_path: Path) -> None:
     mnist.generate(tmp_path, 1.0, 0, lambda _d, _t: None)
     train = mnist.read_split(tmp_path, "train")

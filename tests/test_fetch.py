@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchd.workloads.datasets import fetch, layout, mnist, verify
-from benchd.workloads.datasets.fetch import FetchError, RemoteFile, Source
+from benchd.datasets import fetch, layout, mnist, verify
+from benchd.datasets.fetch import FetchError, RemoteFile, Source
 
 from .daemon_process import free_port
 from .test_datasets import idx_bytes

@@ -13,9 +13,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchd import catalog, protocol
+from benchd.datasets import layout
+from benchd.datasets.formats import get_format
 from benchd.workloads import harness
-from benchd.workloads.datasets import layout
-from benchd.workloads.datasets.formats import get_format
 from benchd.workloads.device import AllocatorPeaks
 from benchd.workloads.training import TrainerSpec, build_trainer
 from benchd.workloads.training.base import Trainer

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from benchd import catalog
-from benchd.workloads.datasets import layout
-from benchd.workloads.datasets.formats import get_format
+from benchd.datasets import layout
+from benchd.datasets.formats import get_format
 from benchd.workloads.models import dcgan, siamese, transformer, vae
 from benchd.workloads.training import TrainerSpec, build_trainer
 from benchd.workloads.training.base import parameter_count

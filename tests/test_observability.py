@@ -82,6 +82,7 @@ def test_dashboards_use_a_datasource_variable_not_inputs() -> None:
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
 
 
+@pytest.mark.slow
 def test_promtool_checks_config_and_rules_and_runs_rule_tests() -> None:
     promtool = require("promtool")
     deploy = ROOT / "deploy" / "prometheus"
@@ -151,6 +152,7 @@ def substitute(expr: str, instance: str) -> str:
     return expr
 
 
+@pytest.mark.slow
 def test_every_dashboard_and_rule_expression_evaluates_against_real_data(stack) -> None:
     daemon, prometheus = stack
     (run,) = daemon.http.post("/api/v1/runs", json=QUICK_VAE).json()["runs"]

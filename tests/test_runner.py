@@ -48,6 +48,7 @@ def test_clean_run_is_ok_and_records_peak_memory(tmp_path: Path) -> None:
         ("garbage", "error", "event protocol"),
     ],
 )
+@pytest.mark.slow
 def test_failures_are_classified_and_parent_carries_on(
     tmp_path: Path, fault: str, outcome: str, text: str
 ) -> None:
@@ -65,6 +66,7 @@ def test_failure_keeps_stderr_tail(tmp_path: Path) -> None:
     assert "Fatal Python error" in (result.stderr_tail or "")
 
 
+@pytest.mark.slow
 def test_hang_past_timeout_is_stopped(tmp_path: Path) -> None:
     result, events = run_fault(tmp_path, "hang", timeout=3, grace=2)
     assert result.outcome == "timeout"

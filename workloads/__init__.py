@@ -1,6 +1,5 @@
-"""The four training workloads and the harness that runs them in a child process.
+"""The child's side: the harness, the four models and their trainers, which import torch.
 
-Only the harness, models and torch-facing dataset wrappers import torch; the
-dataset readers' header checks and the synthetic generators stay torch-free so
-the parent can validate and prepare data without paying for a torch import.
+The datasets they read are `benchd.datasets`, torch-free and shared with the
+parent, which checks and prepares data without paying for a torch import.
 """

@@ -52,9 +52,9 @@ def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
     import torch
 
     from benchd.catalog import TIMING_REFERENCE, get_workload
+    from benchd.datasets import layout
+    from benchd.datasets.formats import get_format
     from benchd.workloads import device as devices
-    from benchd.workloads.datasets import layout
-    from benchd.workloads.datasets.formats import get_format
     from benchd.workloads.training import TrainerSpec, build_trainer
 
     info = devices.resolve(spec["device"])

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from benchd.workloads.datasets import facts
+from benchd.datasets import facts
 
 
 class CatalogError(ValueError):

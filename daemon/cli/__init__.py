@@ -1,11 +1,11 @@
-"""The `benchd` command line: the app (app.py), commands that run here (local.py) and commands
-that talk to a running daemon (remote.py)."""
+"""The `benchd` command line: the app (app.py), commands that run here (local.py), the dataset
+commands (data.py) and commands that talk to a running daemon (remote.py)."""
 
 from __future__ import annotations
 
 import sys
 
-from benchd.cli import local, remote  # noqa: F401 - importing them registers their commands
+from benchd.cli import data, local, remote  # noqa: F401 - importing them registers their commands
 from benchd.cli.app import app
 
 

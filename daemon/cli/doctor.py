@@ -11,8 +11,8 @@ from benchd.telemetry.sampler import Sampler
 
 
 def _datasets(data_dir: Path) -> list[dict[str, Any]]:
-    from benchd.workloads.datasets import layout
-    from benchd.workloads.datasets.formats import NAMES, get_format
+    from benchd.datasets import layout
+    from benchd.datasets.formats import NAMES, get_format
 
     found = []
     for name in NAMES:

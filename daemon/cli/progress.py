@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -21,24 +20,6 @@ def progress_bars() -> Progress:
         console=Console(stderr=True),
         transient=False,
     )
-
-
-def prepare_dataset(data_dir: Path, name: str, scale: float = 1.0, seed: int = 0):
-    """Find the dataset or generate it, with a bar while generating."""
-    from benchd.workloads.datasets import layout
-    from benchd.workloads.datasets.formats import get_format
-
-    fmt = get_format(name)
-    existing = layout.describe(data_dir, fmt)
-    if existing is not None:
-        return existing
-    with progress_bars() as bar:
-        task = bar.add_task(f"generating synthetic {name}", total=None)
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        return layout.ensure(data_dir, fmt, scale=scale, seed=seed, progress=advance)
 
 
 class RunProgress:

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import transforms
 from torchvision.utils import save_image
 
-from benchd.workloads.datasets import lsun
+from benchd.datasets import lsun
 from benchd.workloads.models.dcgan import LATENT, Discriminator, Generator, init_weights
 from benchd.workloads.training.base import (
     DeviceResident,

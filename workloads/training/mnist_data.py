@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import datasets, transforms
 
-from benchd.workloads.datasets import mnist
+from benchd.datasets import mnist
 
 CLASSES = 10
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchd.workloads.datasets import wikitext
+from benchd.datasets import wikitext
 from benchd.workloads.models.transformer import TransformerLM
 from benchd.workloads.training.base import StepLog, Trainer, TrainerSpec, parameter_count, steps_for_fraction
 

@@ -10,79 +10,26 @@ so a failed or interrupted fetch leaves the previous state as it was.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import shutil
-import stat
 import urllib.error
 import urllib.request
-import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from benchd.workloads.datasets import layout
-from benchd.workloads.datasets.formats import get_format
-from benchd.workloads.datasets.verify import Verification, verify_directory
+from benchd.datasets import layout
+from benchd.datasets.formats import NAMES, get_format
+from benchd.datasets.sources import CHUNK, FetchError, RemoteFile, Source, extract_zip
+from benchd.datasets.verify import Verification, verify_directory
 
 ProgressCallback = Callable[[str, int, int | None], None]  # file name, bytes so far, total
-CHUNK = 1 << 20
 TIMEOUT_SECONDS = 30.0
 ATTEMPTS = 4
 
 
-class FetchError(Exception):
-    """A fetch or import that cannot complete; the message is one line that says what to do."""
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    name: str
-    digest: tuple[str, str] | None  # (hashlib algorithm, hex digest)
-    max_bytes: int
-
-
-@dataclass(frozen=True)
-class Source:
-    mirrors: tuple[str, ...]  # base URLs; a file's URL is mirror + "/" + its name
-    files: tuple[RemoteFile, ...]
-
-
-# Where the datasets are published. MNIST digests are torchvision's; the WikiText-2
-# archive's SHA-256 is the one Julia's DataDeps registry records; LSUN publishes none,
-# so its content check (168,103 decodable entries) is what vouches for it.
-SOURCES: dict[str, Source] = {
-    "mnist": Source(
-        ("https://ossci-datasets.s3.amazonaws.com/mnist", "http://yann.lecun.com/exdb/mnist"),
-        (
-            RemoteFile("train-images-idx3-ubyte.gz", ("md5", "f68b3c2dcbeaaa9fbdd348bbdeb94873"), 20 << 20),
-            RemoteFile("train-labels-idx1-ubyte.gz", ("md5", "d53e105ee54ea40749a09fcbcd1e9432"), 1 << 20),
-            RemoteFile("t10k-images-idx3-ubyte.gz", ("md5", "9fb629c4189551a2d022fa330f9573f3"), 5 << 20),
-            RemoteFile("t10k-labels-idx1-ubyte.gz", ("md5", "ec29112dd5afa0611ce80d1b7f02629c"), 1 << 20),
-        ),
-    ),
-    "wikitext-2": Source(
-        ("https://s3.amazonaws.com/research.metamind.io/wikitext",),
-        (
-            RemoteFile(
-                "wikitext-2-v1.zip",
-                ("sha256", "92675f1d63015c1c8b51f1656a52d5bdbc33aafa60cc47a218a66e7ee817488c"),
-                20 << 20,
-            ),
-        ),
-    ),
-    "lsun-classroom": Source(
-        ("http://dl.yf.io/lsun/scenes",),
-        (RemoteFile("classroom_train_lmdb.zip", None, 8 << 30),),
-    ),
-}
-
-WIKITEXT_MEMBERS = {
-    "wiki.train.tokens": "train.txt",
-    "wiki.valid.tokens": "valid.txt",
-    "wiki.test.tokens": "test.txt",
-}
+# Where each dataset is published (its module's SOURCE); a test may swap in a local server's.
+SOURCES: dict[str, Source] = {name: get_format(name).SOURCE for name in NAMES}
 
 
 def mirror_env(name: str) -> str:
@@ -171,51 +118,6 @@ def download_file(
     raise FetchError(f"cannot download {item.name} ({errors[-1] if errors else 'no mirror'})")
 
 
-def _safe_members(archive: zipfile.ZipFile, target: Path) -> list[zipfile.ZipInfo]:
-    """Refuse absolute paths, `..` and symbolic links: nothing may land outside the target."""
-    root = target.resolve()
-    for member in archive.infolist():
-        name = member.filename
-        mode = member.external_attr >> 16
-        if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-            raise FetchError(f"archive member {name!r} has an absolute path; refusing to extract")
-        if stat.S_ISLNK(mode):
-            raise FetchError(f"archive member {name!r} is a symbolic link; refusing to extract")
-        if not (root / name).resolve().is_relative_to(root):
-            raise FetchError(f"archive member {name!r} would land outside {target}; refusing to extract")
-    return archive.infolist()
-
-
-def extract_zip(archive_path: Path, target: Path, rename: Callable[[str], str | None]) -> None:
-    """Extract the members `rename` maps to a relative path (None skips one) into target."""
-    with zipfile.ZipFile(archive_path) as archive:
-        for member in _safe_members(archive, target):
-            if member.is_dir():
-                continue
-            relative = rename(member.filename)
-            if relative is None:
-                continue
-            destination = target / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as source, open(destination, "wb") as out:
-                shutil.copyfileobj(source, out, CHUNK)
-
-
-def _assemble(name: str, downloads: list[Path], staging: Path) -> None:
-    """Turn downloaded files into the layout benchd reads."""
-    if name == "mnist":
-        for path in downloads:
-            with gzip.open(path, "rb") as source, open(staging / path.name.removesuffix(".gz"), "wb") as out:
-                shutil.copyfileobj(source, out, CHUNK)
-    elif name == "wikitext-2":
-        extract_zip(downloads[0], staging, lambda member: WIKITEXT_MEMBERS.get(Path(member).name))
-    else:
-        # The archive holds classroom_train_lmdb/{data,lock}.mdb: keep the files, drop the folder.
-        extract_zip(
-            downloads[0], staging, lambda member: Path(member).name if member.endswith(".mdb") else None
-        )
-
-
 def _swap_in(staging: Path, target: Path) -> None:
     """Replace whatever is at target (a synthetic set, say) by staging, keeping it until the swap is done."""
     old = target.parent / f".{target.name}.old-{os.getpid()}"
@@ -262,7 +164,7 @@ def fetch(
             raise FetchError(
                 f"{exc}; without network, place the files by hand and run `benchd data import {name} PATH`"
             ) from None
-        _assemble(name, downloads, staging)
+        get_format(name).assemble(downloads, staging)
         result = verify_directory(name, staging, "real")
         if not result.ok:
             raise FetchError(f"the downloaded {name} failed verification: {result.problems[0]}")
@@ -280,13 +182,8 @@ def import_dataset(data_dir: Path, name: str, source: Path, *, symlink: bool = F
         raise FetchError(f"{source}: no such file or directory")
     target, staging = _stage(data_dir, name)
     try:
-        if source.is_file() and zipfile.is_zipfile(source) and name != "mnist":
-            _assemble(name, [source], staging)
-        elif source.is_dir() and name == "mnist" and not any(source.glob("*-ubyte")):
-            _assemble(name, sorted(source.glob("*-ubyte.gz")), staging)
-        elif source.is_dir() and name == "wikitext-2" and (source / "wiki.train.tokens").exists():
-            for member, renamed in WIKITEXT_MEMBERS.items():
-                shutil.copyfile(source / member, staging / renamed)
+        if get_format(name).stage_import(source, staging):
+            pass  # the dataset as published (an archive, compressed files), assembled
         elif source.is_dir():
             result = verify_directory(name, source, "real")
             if not result.ok:
@@ -312,3 +209,15 @@ def import_dataset(data_dir: Path, name: str, source: Path, *, symlink: bool = F
             staging.unlink()
         else:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+__all__ = [
+    "SOURCES",
+    "FetchError",
+    "RemoteFile",
+    "Source",
+    "extract_zip",
+    "fetch",
+    "import_dataset",
+    "mirror_env",
+]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import importlib
 from typing import cast
 
-from benchd.workloads.datasets.layout import DatasetFormat
+from benchd.datasets.layout import DatasetFormat
 
 _MODULES = {
-    "lsun-classroom": "benchd.workloads.datasets.lsun",
-    "mnist": "benchd.workloads.datasets.mnist",
-    "wikitext-2": "benchd.workloads.datasets.wikitext",
+    "lsun-classroom": "benchd.datasets.lsun",
+    "mnist": "benchd.datasets.mnist",
+    "wikitext-2": "benchd.datasets.wikitext",
 }
 
 NAMES = tuple(_MODULES)

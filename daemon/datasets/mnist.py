@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchd.workloads.datasets import facts
-from benchd.workloads.datasets.layout import DatasetError, ProgressCallback
+from benchd.datasets import facts
+from benchd.datasets.layout import DatasetError, ProgressCallback
+from benchd.datasets.sources import RemoteFile, Source, gunzip
 
 NAME = "mnist"
 RELATIVE_PATH = "mnist"
@@ -163,3 +164,40 @@ def generate(path: Path, scale: float, seed: int, progress: ProgressCallback) ->
         write_idx(path / FILES[f"{split}_labels"], data.labels)
         done += count
         progress(done, total)
+
+
+# -- the published download ---------------------------------------------------
+
+# Digests are torchvision's.
+SOURCE = Source(
+    ("https://ossci-datasets.s3.amazonaws.com/mnist", "http://yann.lecun.com/exdb/mnist"),
+    (
+        RemoteFile("train-images-idx3-ubyte.gz", ("md5", "f68b3c2dcbeaaa9fbdd348bbdeb94873"), 20 << 20),
+        RemoteFile("train-labels-idx1-ubyte.gz", ("md5", "d53e105ee54ea40749a09fcbcd1e9432"), 1 << 20),
+        RemoteFile("t10k-images-idx3-ubyte.gz", ("md5", "9fb629c4189551a2d022fa330f9573f3"), 5 << 20),
+        RemoteFile("t10k-labels-idx1-ubyte.gz", ("md5", "ec29112dd5afa0611ce80d1b7f02629c"), 1 << 20),
+    ),
+)
+REAL_COUNTS = {"train": facts.MNIST_TRAIN_IMAGES, "test": facts.MNIST_TEST_IMAGES}
+
+
+def assemble(downloads: list[Path], staging: Path) -> None:
+    """The gzipped IDX files, decompressed."""
+    for path in downloads:
+        gunzip(path, staging / path.name.removesuffix(".gz"))
+
+
+def stage_import(source: Path, staging: Path) -> bool:
+    """A folder of the published .gz files only is assembled; any other folder is taken as it is."""
+    if source.is_dir() and not any(source.glob("*-ubyte")) and any(source.glob("*-ubyte.gz")):
+        assemble(sorted(source.glob("*-ubyte.gz")), staging)
+        return True
+    return False
+
+
+def counts(path: Path) -> dict[str, int]:
+    return {split: len(read_split(path, split).labels) for split in ("train", "test")}
+
+
+def synthetic_counts(scale: float) -> dict[str, int] | None:
+    return {split: max(1, round(real * scale)) for split, real in REAL_COUNTS.items()}

@@ -7,13 +7,16 @@ valid, test, with ids given in order of first appearance.
 
 from __future__ import annotations
 
+import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from benchd.workloads.datasets import facts
-from benchd.workloads.datasets.layout import DatasetError, ProgressCallback
+from benchd.datasets import facts
+from benchd.datasets.layout import DatasetError, ProgressCallback
+from benchd.datasets.sources import RemoteFile, Source, extract_zip
 
 NAME = "wikitext-2"
 RELATIVE_PATH = "wikitext-2"
@@ -156,3 +159,56 @@ def generate(path: Path, scale: float, seed: int, progress: ProgressCallback) ->
     for done, split in enumerate(SPLITS, start=1):
         (path / f"{split}.txt").write_text("\n".join(text[split]) + "\n", encoding="utf8")
         progress(done, len(SPLITS))
+
+
+# -- the published download ---------------------------------------------------
+
+# The archive's SHA-256 is the one Julia's DataDeps registry records.
+SOURCE = Source(
+    ("https://s3.amazonaws.com/research.metamind.io/wikitext",),
+    (
+        RemoteFile(
+            "wikitext-2-v1.zip",
+            ("sha256", "92675f1d63015c1c8b51f1656a52d5bdbc33aafa60cc47a218a66e7ee817488c"),
+            20 << 20,
+        ),
+    ),
+)
+REAL_COUNTS = {
+    "train": facts.WIKITEXT2_TRAIN_TOKENS,
+    "valid": facts.WIKITEXT2_VALID_TOKENS,
+    "test": facts.WIKITEXT2_TEST_TOKENS,
+    "vocab": facts.WIKITEXT2_VOCAB,
+}
+PUBLISHED_NAMES = {
+    "wiki.train.tokens": "train.txt",
+    "wiki.valid.tokens": "valid.txt",
+    "wiki.test.tokens": "test.txt",
+}
+
+
+def assemble(downloads: list[Path], staging: Path) -> None:
+    """The archive's three token files, renamed to train.txt, valid.txt and test.txt."""
+    extract_zip(downloads[0], staging, lambda member: PUBLISHED_NAMES.get(Path(member).name))
+
+
+def stage_import(source: Path, staging: Path) -> bool:
+    """The published archive, or a folder of its wiki.*.tokens files, is renamed into place."""
+    if source.is_file() and zipfile.is_zipfile(source):
+        assemble([source], staging)
+        return True
+    if source.is_dir() and (source / "wiki.train.tokens").exists():
+        for member, renamed in PUBLISHED_NAMES.items():
+            shutil.copyfile(source / member, staging / renamed)
+        return True
+    return False
+
+
+def counts(path: Path) -> dict[str, int]:
+    corpus = tokenize(path)
+    return {**{split: len(ids) for split, ids in corpus.ids.items()}, "vocab": len(corpus.words)}
+
+
+def synthetic_counts(scale: float) -> dict[str, int] | None:
+    """A full-size twin matches the real counts exactly; a smaller one is not checked by count."""
+    return REAL_COUNTS if scale == 1.0 else None

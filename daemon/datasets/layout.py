@@ -17,7 +17,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from benchd.datasets.sources import Source
 
 MARKER = "BENCHD_SYNTHETIC.json"
 
@@ -62,6 +65,26 @@ class DatasetFormat(Protocol):
 
     def generate(self, path: Path, scale: float, seed: int, progress: ProgressCallback) -> None:
         """Write a synthetic dataset in the real on-disk format into the empty directory `path`."""
+        ...
+
+    # What `benchd data fetch`, `import` and `verify` need (sources.py has the types).
+    SOURCE: Source
+    REAL_COUNTS: dict[str, int]
+
+    def assemble(self, downloads: list[Path], staging: Path) -> None:
+        """Turn the downloaded files into the layout benchd reads, in `staging`."""
+        ...
+
+    def stage_import(self, source: Path, staging: Path) -> bool:
+        """If `source` is the dataset as published (archive, compressed files), assemble it; else False."""
+        ...
+
+    def counts(self, path: Path) -> dict[str, int]:
+        """Decode and count everything (slow): the figures REAL_COUNTS gives for the real set."""
+        ...
+
+    def synthetic_counts(self, scale: float) -> dict[str, int] | None:
+        """What a synthetic set of that scale must count (None: not checked by count)."""
         ...
 
 

@@ -1,0 +1,148 @@
+"""The HTTP handlers in-process: Starlette's test client over the real app, store and queue.
+
+No daemon process and no child: requests that are refused never reach a
+worker, and the few that are accepted stay queued (the queue has no worker
+until a run is due). tests/test_daemon.py covers the same routes end to end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.registry import Collector
+from starlette.testclient import TestClient
+
+from benchd.devices import Probe
+from benchd.lifecycle.ledger import RunLedger
+from benchd.lifecycle.queue import RunQueue
+from benchd.results.store import ResultsStore
+from benchd.server.api import create_app
+from benchd.server.metrics import BenchdCollector, DaemonFacts
+from benchd.server.scoreboard import Scoreboard
+
+PROBE = Probe("2.0.0-test", None, [{"id": "cpu", "type": "cpu", "name": "Test CPU"}], "cpu")
+
+
+@dataclass
+class FakeDaemon:
+    """The parts of a daemon the API reads, built from the real store, queue and collector."""
+
+    store: ResultsStore
+    queue: RunQueue
+    collector: Collector
+    data_dir: Path
+    token: str | None = None
+    default_timeout: float = 3600.0
+    probed: Probe | None = PROBE
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+
+    def probe(self) -> Probe | None:
+        return self.probed
+
+    def not_ready_reason(self) -> str | None:
+        return None if self.probed is not None else "devices are being probed"
+
+    def status(self) -> dict[str, Any]:
+        return {"ready": self.probed is not None}
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[FakeDaemon]:
+    store = ResultsStore(tmp_path / "benchd.sqlite3")
+    scoreboard = Scoreboard()
+    queue = RunQueue(RunLedger(store, scoreboard.record), queue_size=4, grace=1.0, command=("false",))
+    queue.shutdown(0)  # accept nothing into a worker: these tests look at intake only
+    collector = BenchdCollector(scoreboard, queue, store, DaemonFacts)
+    yield FakeDaemon(store, queue, collector, tmp_path)
+    store.close()
+
+
+@pytest.fixture
+def client(daemon: FakeDaemon) -> TestClient:
+    return TestClient(create_app(daemon))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"workload": "resnet"}, "unknown workload 'resnet'"),
+        ({"workload": "vae", "presets": ["bs64"]}, "unknown preset 'bs64'"),
+        ({"workload": "vae", "batch_size": 0}, "batch_size: input should be greater than or equal to 1"),
+        ({"workload": "vae", "fraction": 0}, "fraction: input should be greater than 0"),
+        ({"workload": "vae", "fraction": 1.5}, "fraction: input should be less than or equal to 1"),
+        ({"workload": "vae", "epochs": 0}, "epochs: input should be greater than or equal to 1"),
+        ({"workload": "vae", "epochs": 1001}, "epochs: input should be less than or equal to 1000"),
+        ({"workload": "vae", "epochs": "two"}, "epochs: input should be a valid integer, got 'two'"),
+        ({"workload": "vae", "epochs": 10**30}, "epochs: input should be less than or equal to 1000"),
+        ({"workload": "vae", "seed": -1}, "seed: input should be greater than or equal to 0"),
+        ({"workload": "vae", "device": "cuda:7"}, "device 'cuda:7' is not available"),
+        ({"workload": "vae", "colour": "red"}, "unknown field 'colour'"),
+        ({"workload": "vae", "preset": "bs128"}, "unknown field 'preset'"),
+        ({"workload": "vae", "timing": "wall"}, "timing: input should be 'reference' or 'device'"),
+        ({"workload": "vae", "timing": 1}, "timing: input should be 'reference' or 'device'"),
+        ({"workload": "vae", "timeout": 1e12}, "timeout: input should be less than or equal to 2592000"),
+        ({"workload": "transformer", "emsize": 33}, "emsize must be even"),
+        ({"workload": "vae", "nhid": 8}, "nhid applies only to workloads that have it"),
+        ({"presets": ["bs128"]}, "workload: is required"),
+    ],
+)
+def test_bad_run_requests_get_422_naming_the_field_and_queue_nothing(client, daemon, body, message) -> None:
+    response = client.post("/api/v1/runs", json=body)
+    assert response.status_code == 422
+    assert message in response.json()["error"]
+    assert daemon.store.list_runs() == []
+
+
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [
+        (b"[1, 2]", 422),
+        (b"{not json", 400),
+        (b'{"workload": NaN}', 422),
+        (b'{"workload": "vae", "fraction": Infinity}', 422),
+    ],
+)
+def test_bodies_that_are_not_a_json_object_of_numbers_are_refused(client, content, status) -> None:
+    response = client.post("/api/v1/runs", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == status
+    assert "error" in response.json()
+
+
+def test_a_valid_request_is_refused_while_devices_are_unknown(client, daemon) -> None:
+    daemon.probed = None
+    response = client.post("/api/v1/runs", json={"workload": "vae"})
+    assert response.status_code == 503 and "being probed" in response.json()["error"]
+    assert client.get("/readyz").status_code == 503
+
+
+def test_a_valid_request_while_shutting_down_is_503(client, daemon) -> None:
+    response = client.post("/api/v1/runs", json={"workload": "vae", "presets": "bs128"})
+    assert response.status_code == 503 and "shutting down" in response.json()["error"]
+    assert daemon.store.list_runs() == []
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/api/v1/runs?limit=0", "limit must be an integer from 1 to 1000"),
+        ("/api/v1/runs?limit=%C2%B2", "limit must be an integer"),  # a superscript two passes str.isdigit()
+        ("/api/v1/runs?outcome=fine", "unknown outcome 'fine'"),
+        ("/api/v1/runs/%C2%B9", "run id must be a positive integer"),
+        ("/api/v1/runs/99999999999999999999999", "run id must be a positive integer"),
+    ],
+)
+def test_bad_queries_get_400(client, path: str, message: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+
+
+def test_the_openapi_run_request_is_the_model(client) -> None:
+    schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["RunRequest"]
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["epochs"]["maximum"] == 1000
+    assert schema["properties"]["timing"]["enum"] == ["reference", "device"]
