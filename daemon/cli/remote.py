@@ -15,6 +15,7 @@ import typer
 from benchd.catalog import NAMES_TEXT
 from benchd.cli.app import EXIT_BAD_INPUT, EXIT_FAILED_RUN, JsonOption, app
 from benchd.cli.client import ClientError, DaemonClient
+from benchd.results.model import Outcome
 
 POLL_SECONDS = 0.5
 
@@ -87,7 +88,7 @@ def trigger(
         return
     runs = _follow(client, [r["id"] for r in queued])
     _print_runs(runs, json_output)
-    if any(r["outcome"] != "ok" for r in runs):
+    if any(r["outcome"] != Outcome.OK for r in runs):
         raise typer.Exit(EXIT_FAILED_RUN)
 
 

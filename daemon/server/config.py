@@ -15,13 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchd import catalog
-from benchd.catalog import request as request_model
-from benchd.catalog.request import RunRequestFields
 from benchd.paths import default_data_dir
 from benchd.server.cron import CronError, CronExpression
+
+if TYPE_CHECKING:
+    from benchd.catalog.request import RunRequestFields
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -219,6 +220,8 @@ SCHEDULE_TIMING_KEYS = {"interval", "cron"}
 
 def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Schedule:
     """A [workloads.NAME] table: when (interval or cron), and what to run, by the request model's rules."""
+    from benchd.catalog import request as request_model  # pydantic: only when there is a config to read
+
     key = f"workloads.{name}"
     known = SCHEDULE_TIMING_KEYS | set(request_model.RunRequestFields.model_fields) - {"workload"}
     _reject_unknown(f"{key}.", table, known)
