@@ -8,6 +8,7 @@ typo in a config file stops the daemon before it does anything.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import sys
@@ -162,6 +163,9 @@ fraction = 0.25
 """
 
 
+MAX_DURATION_SECONDS = 365 * 24 * 3600.0  # a year: past it, a timer overflows on some platforms
+
+
 def parse_duration(key: str, value: Any) -> float:
     if isinstance(value, bool):
         raise ConfigError(key, f"{value!r} is not a duration")
@@ -172,6 +176,8 @@ def parse_duration(key: str, value: Any) -> float:
         if not match:
             raise ConfigError(key, f"{value!r} is not a duration (use seconds or 500ms, 30s, 5m, 6h, 1d)")
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not math.isfinite(seconds) or seconds > MAX_DURATION_SECONDS:
+        raise ConfigError(key, f"{value!r} is not a duration of at most a year")
     if seconds < 0:
         raise ConfigError(key, f"{value!r} is negative")
     return seconds
@@ -186,9 +192,10 @@ def _number(key: str, value: Any, kind: type, low: float, high: float | None = N
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
+        or not math.isfinite(value)
         or (kind is int and value != int(value))
     ):
-        raise ConfigError(key, f"{value!r} is not a {kind.__name__}")
+        raise ConfigError(key, f"{value!r} is not a finite {kind.__name__}")
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise ConfigError(key, f"{value!r} must be {bound}")
