@@ -43,6 +43,10 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
     ("text", "key", "reason"),
     [
         ("[server]\nport = 70000\n", "server.port", "between 0 and 65535"),
+        ("[server]\nport = inf\n", "server.port", "not a finite int"),
+        ("[busy_check]\nmax_cpu_load = nan\n", "busy_check.max_cpu_load", "not a finite float"),
+        ("[runs]\ntimeout = inf\n", "runs.timeout", "at most a year"),
+        ('[runs]\ntimeout = "99999999d"\n', "runs.timeout", "at most a year"),
         ("[server]\nprot = 1\n", "server.prot", "unknown key"),
         ('[runs]\ntimeout = "5 weeks"\n', "runs.timeout", "not a duration"),
         ('[busy_check]\nenabled = "maybe"\n', "busy_check.enabled", "not true or false"),
