@@ -20,13 +20,17 @@ ENV TORCH_INDEX=${TORCH_INDEX}
 # A stage of this file, chosen by the build argument (not an image to pin).
 # hadolint ignore=DL3006
 FROM base-${VARIANT}
+ARG VARIANT
 ARG TORCH_VERSION=2.14.1
 ARG TORCHVISION_VERSION=0.29.1
+# What runs record as their container image (the `system` object); pass the tag you push.
+ARG IMAGE=benchd:${VARIANT}
 ENV VIRTUAL_ENV=/opt/benchd \
     PATH=/opt/benchd/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     BENCHD_DATA_DIR=/var/lib/benchd \
-    BENCHD_HOST=0.0.0.0
+    BENCHD_HOST=0.0.0.0 \
+    BENCHD_IMAGE=${IMAGE}
 RUN python3 -m venv /opt/benchd \
  && useradd --system --uid 10001 --create-home --home-dir /home/benchd benchd \
  && mkdir -p /var/lib/benchd \

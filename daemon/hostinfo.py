@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import socket
 import subprocess
 from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchd import __version__
 
 
 def cpu_name() -> str:
@@ -27,3 +34,29 @@ def cpu_name() -> str:
         except (OSError, subprocess.SubprocessError):
             pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+ENV_HOSTNAME = "BENCHD_HOSTNAME"
+ENV_NODE_NAME = "NODE_NAME"  # Kubernetes' downward API, in the DaemonSet
+ENV_IMAGE = "BENCHD_IMAGE"  # set by the Dockerfile's build
+
+
+def hostname() -> str:
+    """The name results carry: BENCHD_HOSTNAME, else NODE_NAME (a pod's node), else the host's own."""
+    return os.environ.get(ENV_HOSTNAME) or os.environ.get(ENV_NODE_NAME) or socket.gethostname()
+
+
+def describe_host() -> dict[str, Any]:
+    """The host half of a run's `system` object (docs/cli.md); the child adds torch and devices."""
+    return {
+        "hostname": hostname(),
+        "os": platform.system(),
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "cpu": cpu_name(),
+        "logical_cpus": os.cpu_count(),
+        "memory_bytes": psutil.virtual_memory().total,
+        "python": platform.python_version(),
+        "benchd": __version__,
+        "image": os.environ.get(ENV_IMAGE),
+    }

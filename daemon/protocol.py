@@ -51,7 +51,8 @@ class Started(TypedDict):
     samples_per_epoch: int
     steps_per_epoch: int
     seed: int
-    data: dict[str, Any]  # the dataset: name, path, kind, samples, scale
+    data: dict[str, Any]  # the dataset: name, path, kind, samples, scale, fingerprint
+    system: dict[str, Any]  # the child's half of the run's system object: torch, CUDA, the accelerator
 
 
 class EpochStart(TypedDict):

@@ -7,6 +7,7 @@ at both ends of an epoch, or it would time kernel launches, not kernels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -145,3 +146,73 @@ def driver_version(device: torch.device) -> str | None:
     except Exception:  # NVML missing or broken: the run still happens, the field stays absent
         return None
     return version.decode() if isinstance(version, bytes) else version
+
+
+def describe(device: torch.device) -> dict[str, Any]:
+    """The child's half of a run's `system` object: the torch build and the accelerator used.
+
+    Fields a backend cannot give are None; `accelerator.unavailable` says
+    why NVML's facts are missing where they are.
+    """
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": cudnn,
+        "accelerator": _accelerator(device),
+    }
+
+
+def _accelerator(device: torch.device) -> dict[str, Any] | None:
+    if device.type != "cuda":
+        return None
+    props = torch.cuda.get_device_properties(device)
+    uuid = str(getattr(props, "uuid", "")) or None
+    facts: dict[str, Any] = {
+        "name": props.name,
+        "uuid": f"GPU-{uuid}" if uuid and not uuid.startswith(("GPU-", "MIG-")) else uuid,
+        "pci_bus_id": _pci_bus_id(props),
+        "memory_total_bytes": props.total_memory,
+        "compute_capability": f"{props.major}.{props.minor}",
+    }
+    facts.update(nvml_facts(facts["uuid"]))
+    return facts
+
+
+def _pci_bus_id(props: Any) -> str | None:
+    if not hasattr(props, "pci_bus_id"):
+        return None
+    return f"{props.pci_domain_id:08x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
+
+
+def nvml_facts(uuid: str | None) -> dict[str, Any]:
+    """Power limit, MIG and ECC modes and the driver, from NVML by the device's UUID."""
+    if uuid is None:
+        return {"unavailable": "torch reports no UUID for this device"}
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception as exc:  # no library, no driver: facts absent, with the reason
+        return {"unavailable": f"NVML: {exc}"}
+    try:
+        handle = pynvml.nvmlDeviceGetHandleByUUID(uuid)
+        return {
+            "power_limit_watts": _nvml(lambda: pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0),
+            "mig_mode": _nvml(lambda: bool(pynvml.nvmlDeviceGetMigMode(handle)[0])),
+            "ecc_mode": _nvml(lambda: bool(pynvml.nvmlDeviceGetCurrentEccMode(handle))),
+            "driver_version": _nvml(pynvml.nvmlSystemGetDriverVersion),
+        }
+    except Exception as exc:
+        return {"unavailable": f"NVML has no device {uuid}: {exc}"}
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _nvml(read: Any) -> Any:
+    """One NVML field; None where this device or driver does not support it."""
+    try:
+        value = read()
+    except Exception:
+        return None
+    return value.decode() if isinstance(value, bytes) else value

@@ -101,6 +101,7 @@ def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
             steps_per_epoch=trainer.steps_per_epoch,
             seed=seed,
             data=data.to_json(),
+            system=devices.describe(device),
         )
     )
     peaks = devices.AllocatorPeaks(device)

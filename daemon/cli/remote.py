@@ -152,6 +152,7 @@ def show(
         typer.echo(json.dumps(run, indent=2))
         return
     _print_runs([run], False)
+    typer.echo(f"  config {run.get('config_id') or '-'}; {report.system_line(run.get('system'))}")
     for epoch in run["epochs"]:
         typer.echo(f"  epoch {epoch['index']}: {report.epoch_line(epoch)}")
     if run.get("message"):

@@ -131,6 +131,31 @@ def runs_table(runs: list[Run]) -> Table:
     return table
 
 
+def system_line(system: dict[str, Any] | None) -> str:
+    """Where a run ran, in one line: host, OS, CPU, memory, accelerator, software."""
+    if not system:
+        return "system not recorded"
+    parts = [
+        f"host {system.get('hostname')}",
+        f"{system.get('os')} {system.get('kernel')}",
+        f"{system.get('cpu')} ({system.get('logical_cpus')} CPUs, {_bytes(system.get('memory_bytes'))})",
+    ]
+    accelerator = system.get("accelerator") or {}
+    if accelerator:
+        limit = accelerator.get("power_limit_watts")
+        parts.append(
+            f"{accelerator.get('name')} {accelerator.get('uuid') or ''}".strip()
+            + (f", {limit:.0f} W limit" if limit else "")
+        )
+    software = [f"torch {system.get('torch')}"]
+    software += [
+        f"{name} {system[key]}" for key, name in (("cuda", "CUDA"), ("cudnn", "cuDNN")) if system.get(key)
+    ]
+    if system.get("image"):
+        software.append(f"image {system['image']}")
+    return "; ".join([*parts, ", ".join(software)])
+
+
 def epoch_line(epoch: dict[str, Any]) -> str:
     """One epoch of a run's JSON: its time, samples, and where the time went."""
     line = f"{epoch['duration_seconds']:.3f} s, {epoch['samples']} samples"

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from benchd.datasets.sources import Source
 
 MARKER = "BENCHD_SYNTHETIC.json"
+GENERATOR_VERSION = 1
+"""Bumped when a generator's output changes, so synthetic sets of two versions never count as one."""
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (done, total) as generation advances."""
@@ -46,9 +48,23 @@ class DatasetInfo:
     kind: str  # "real" or "synthetic"
     samples: int
     scale: float | None = None
+    seed: int | None = None  # of a synthetic set's generator
+    generator_version: int | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """The data's identity, not its path: part of a run's config identity.
+
+        Real data is the published set, known by its name and size (verified
+        against the published counts by `benchd data verify`); a synthetic set
+        by what generated it.
+        """
+        if self.kind == "synthetic":
+            return f"{self.name}/synthetic/v{self.generator_version}/scale={self.scale:g}/seed={self.seed}"
+        return f"{self.name}/real/{self.samples}"
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        return {**asdict(self), "fingerprint": self.fingerprint}
 
 
 class DatasetFormat(Protocol):
@@ -103,10 +119,13 @@ def describe(data_dir: Path, fmt: DatasetFormat) -> DatasetInfo | None:
     marker = path / MARKER
     if marker.exists():
         try:
-            scale = float(json.loads(marker.read_text())["scale"])
+            recorded = json.loads(marker.read_text())
+            scale = float(recorded["scale"])
+            seed = int(recorded.get("seed", 0))
+            version = int(recorded.get("generator_version", 1))  # markers before versioning: 1
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DatasetError(marker, f"unreadable synthetic marker ({exc})") from None
-        return DatasetInfo(fmt.NAME, str(path), "synthetic", samples, scale)
+        return DatasetInfo(fmt.NAME, str(path), "synthetic", samples, scale, seed, version)
     return DatasetInfo(fmt.NAME, str(path), "real", samples)
 
 
@@ -141,7 +160,13 @@ def ensure(
         try:
             fmt.generate(partial, scale, seed, progress or (lambda _done, _total: None))
             fmt.count_samples(partial)
-            marker = {"generator": "benchd", "scale": scale, "seed": seed, "created": time.time()}
+            marker = {
+                "generator": "benchd",
+                "generator_version": GENERATOR_VERSION,
+                "scale": scale,
+                "seed": seed,
+                "created": time.time(),
+            }
             (partial / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
             partial.rename(target)
         finally:

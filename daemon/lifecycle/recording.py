@@ -15,6 +15,8 @@ from typing import Any
 
 from benchd import __version__, protocol
 from benchd.catalog import RunConfig, get_workload
+from benchd.catalog.identity import config_id
+from benchd.hostinfo import describe_host
 from benchd.lifecycle.child import (
     DEFAULT_GRACE_SECONDS,
     HARNESS_COMMAND,
@@ -103,7 +105,9 @@ def execute(
 
     def record(event: protocol.Event) -> None:
         if event["event"] == protocol.STARTED:
-            store.record_started(run_id, event)
+            identity = {**request.config.to_json(), "precision": event["precision"]}
+            system = {**describe_host(), **(event.get("system") or {})}
+            store.record_started(run_id, event, config_id(identity, event["data"]), system)
         elif event["event"] == protocol.EPOCH_START:
             epoch_starts[event["epoch"]] = event["t"]
             if sampler is not None:

@@ -158,6 +158,8 @@ class Run:
     timing: str | None = None  # None: stored before timings existed (steps on in-memory data)
     workers: int | None = None  # DataLoader workers in the timed region, as the child resolved them
     data_scale: float | None = None  # a synthetic set's size relative to the real one
+    config_id: str | None = None  # catalog.identity: None until the child reported its data
+    system: dict[str, Any] | None = None  # where it ran: host, OS, CPU, memory, accelerators, versions
     epochs: list[Epoch] = field(default_factory=list)
 
     @property

@@ -91,6 +91,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE epochs ADD COLUMN phases TEXT;
     ALTER TABLE epochs ADD COLUMN validation_loss REAL;
     """,
+    """
+    ALTER TABLE runs ADD COLUMN config_id TEXT;
+    ALTER TABLE runs ADD COLUMN system TEXT;
+    CREATE INDEX runs_by_config ON runs (config_id, outcome, id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -105,7 +110,7 @@ _RUN_COLUMNS = (
     "log_path, device, device_type, device_name, precision, torch_version, benchd_version, "
     "driver_version, data_kind, data_samples, parameters, samples_per_epoch, sample_unit, "
     "peak_host_rss_bytes, queued_at, started_at, finished_at, timeout_seconds, origin, baseline, "
-    "timing, workers, data_scale"
+    "timing, workers, data_scale, config_id, system"
 )
 
 
@@ -208,16 +213,23 @@ class ResultsStore:
                 (State.RUNNING, time.time(), log_path, run_id),
             )
 
-    def record_started(self, run_id: int, event: Started) -> None:
-        """What the child found: the device it ran on, the model it built, the data it used."""
+    def record_started(
+        self,
+        run_id: int,
+        event: Started,
+        config_id: str | None = None,
+        system: dict[str, Any] | None = None,
+    ) -> None:
+        """What the child found (the device it ran on, the model it built, the data it used), and the
+        run's config identity, which the data completes."""
         data = event.get("data") or {}
         with self._transaction() as db:
             db.execute(
                 "UPDATE runs SET device = ?, device_type = ?, device_name = ?, "
                 "device_total_memory_bytes = ?, precision = ?, torch_version = ?, driver_version = ?, "
                 "parameters = ?, samples_per_epoch = ?, steps_per_epoch = ?, "
-                "data_kind = ?, data_samples = ?, data_path = ?, data_scale = ?, timing = ?, workers = ? "
-                "WHERE id = ?",
+                "data_kind = ?, data_samples = ?, data_path = ?, data_scale = ?, timing = ?, workers = ?, "
+                "config_id = ?, system = ? WHERE id = ?",
                 (
                     event.get("device"),
                     event.get("device_type"),
@@ -235,6 +247,8 @@ class ResultsStore:
                     data.get("scale"),
                     event.get("timing"),
                     event.get("workers"),
+                    config_id,
+                    None if system is None else json.dumps(system),
                     run_id,
                 ),
             )
@@ -361,5 +375,6 @@ def _epoch_from_row(row: tuple[Any, ...]) -> Epoch:
 def _run_from_row(row: tuple[Any, ...]) -> Run:
     values = dict(zip(_RUN_FIELDS, row, strict=True))
     values["config"] = json.loads(values["config"])
-    values["baseline"] = json.loads(values["baseline"]) if values["baseline"] else None
+    for name in ("baseline", "system"):
+        values[name] = json.loads(values[name]) if values[name] else None
     return Run(**values)

@@ -1,0 +1,40 @@
+"""A run's config identity: a short, stable hash of everything that decides what it computes.
+
+Two runs with the same config_id did the same work, whatever machine ran
+them; that is what "like for like" means in comparisons, baselines and
+alerts. Nothing about the machine goes in (device, host, driver, versions):
+those are what a comparison compares. The inputs are listed in docs/cli.md;
+changing them changes CONFIG_ID_VERSION, which is hashed too, so ids of
+different definitions never meet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+CONFIG_ID_VERSION = 1
+PRECISION = "float32"  # the only one benchd runs so far; part of the identity all the same
+
+# The run config's fields that decide the work (the preset's name does not: its batch size and
+# options do, so an overridden preset equal to another is the same work).
+_CONFIG_FIELDS = ("workload", "batch_size", "options", "epochs", "fraction", "workers", "seed", "timing")
+
+
+def identity(config: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """What the id is a hash of: the config's deciding fields, precision, and the data's identity."""
+    return {
+        "version": CONFIG_ID_VERSION,
+        **{name: config.get(name) for name in _CONFIG_FIELDS},
+        "precision": config.get("precision", PRECISION),
+        "data": data.get("kind"),
+        "dataset": data.get("fingerprint"),
+    }
+
+
+def config_id(config: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    """12 hex characters of the SHA-256 of the identity as canonical JSON."""
+    canonical = json.dumps(identity(config, data), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]

@@ -1,0 +1,145 @@
+"""Config identity (like for like across machines) and the `system` object (where a run ran)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from benchd.catalog import identity
+from benchd.catalog import request as request_model
+from benchd.datasets.layout import DatasetInfo
+from benchd.hostinfo import describe_host
+from benchd.workloads import device
+
+SYNTHETIC = DatasetInfo("mnist", "/a/mnist", "synthetic", 60000, 1.0, 0, 1).to_json()
+REAL = DatasetInfo("mnist", "/b/mnist", "real", 60000).to_json()
+
+
+def _config(**overrides) -> dict:
+    values = {"workload": "vae", "presets": "bs128", "fraction": 0.5, **overrides}
+    (config,) = request_model.parse(values).configs()
+    return {**config.to_json(), "precision": "float32"}
+
+
+def test_the_same_work_has_the_same_id_wherever_the_data_lives() -> None:
+    elsewhere = {**SYNTHETIC, "path": "/elsewhere/mnist"}
+    assert identity.config_id(_config(), SYNTHETIC) == identity.config_id(_config(), elsewhere)
+    assert len(identity.config_id(_config(), SYNTHETIC)) == 12
+    # The preset's name is a label: bs5120 run at batch 128 is bs128's work.
+    assert identity.config_id(_config(presets="bs5120", batch_size=128), SYNTHETIC) == identity.config_id(
+        _config(), SYNTHETIC
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"fraction": 0.25},
+        {"batch_size": 64},
+        {"epochs": 2},
+        {"seed": 2},
+        {"workers": 1},
+        {"timing": "device"},
+    ],
+)
+def test_anything_that_changes_the_work_changes_the_id(change: dict) -> None:
+    assert identity.config_id(_config(**change), SYNTHETIC) != identity.config_id(_config(), SYNTHETIC)
+
+
+def test_the_data_and_the_precision_are_part_of_the_identity() -> None:
+    base = identity.config_id(_config(), SYNTHETIC)
+    assert identity.config_id(_config(), REAL) != base
+    smaller = DatasetInfo("mnist", "/a/mnist", "synthetic", 6000, 0.1, 0, 1).to_json()
+    assert identity.config_id(_config(), smaller) != base
+    reseeded = DatasetInfo("mnist", "/a/mnist", "synthetic", 60000, 1.0, 7, 1).to_json()
+    assert identity.config_id(_config(), reseeded) != base
+    assert identity.config_id({**_config(), "precision": "bf16"}, SYNTHETIC) != base
+    assert identity.identity(_config(), SYNTHETIC)["version"] == identity.CONFIG_ID_VERSION
+
+
+def test_the_host_half_of_the_system_object(monkeypatch) -> None:
+    monkeypatch.setenv("NODE_NAME", "node-7")
+    monkeypatch.delenv("BENCHD_HOSTNAME", raising=False)
+    monkeypatch.setenv("BENCHD_IMAGE", "benchd:test")
+    host = describe_host()
+    assert host["hostname"] == "node-7" and host["image"] == "benchd:test"
+    assert host["logical_cpus"] >= 1 and host["memory_bytes"] > 2**28
+    monkeypatch.setenv("BENCHD_HOSTNAME", "bench-a")
+    assert describe_host()["hostname"] == "bench-a"  # an explicit name wins over the node's
+
+
+class FakeNvml(types.SimpleNamespace):
+    """The calls nvml_facts makes, with the shapes nvidia-ml-py returns."""
+
+    def __init__(self, known: str) -> None:
+        super().__init__(shutdowns=0)
+        self.known = known
+
+    def nvmlInit(self) -> None:  # noqa: N802 - NVML's names
+        pass
+
+    def nvmlShutdown(self) -> None:  # noqa: N802 - NVML's names
+        self.shutdowns += 1
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> str:  # noqa: N802 - NVML's names
+        if uuid != self.known:
+            raise RuntimeError("Not Found")
+        return "handle"
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: str) -> int:  # noqa: N802 - NVML's names
+        return 700_000  # milliwatts
+
+    def nvmlDeviceGetMigMode(self, handle: str) -> tuple[int, int]:  # noqa: N802 - NVML's names
+        return (0, 0)  # current, pending
+
+    def nvmlDeviceGetCurrentEccMode(self, handle: str) -> int:  # noqa: N802 - NVML's names
+        raise RuntimeError("Not Supported")  # consumer cards: absent, not False
+
+    def nvmlSystemGetDriverVersion(self) -> bytes:  # noqa: N802 - NVML's names
+        return b"580.159.04"
+
+
+def test_nvml_facts_by_uuid(monkeypatch) -> None:
+    fake = FakeNvml("GPU-1234")
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    facts = device.nvml_facts("GPU-1234")
+    assert facts == {
+        "power_limit_watts": 700.0,
+        "mig_mode": False,
+        "ecc_mode": None,
+        "driver_version": "580.159.04",
+    }
+    assert "no device GPU-9" in device.nvml_facts("GPU-9")["unavailable"]
+    assert fake.shutdowns == 2
+    assert device.nvml_facts(None) == {"unavailable": "torch reports no UUID for this device"}
+
+
+@pytest.mark.slow
+def test_two_hosts_give_joinable_distinguishable_results(tmp_path: Path, small_data_dir: Path) -> None:
+    """The same run on two 'machines' (data dirs with their own BENCHD_HOSTNAME) shares a config id."""
+    runs = {}
+    for host in ("bench-a", "bench-b"):
+        data_dir = tmp_path / host
+        data_dir.mkdir()
+        (data_dir / "datasets").symlink_to(small_data_dir / "datasets")
+        completed = subprocess.run(
+            [sys.executable, "-m", "benchd", "run", "vae", "-p", "bs128", "--fraction", "0.1",
+             "--device", "cpu", "--no-telemetry", "--json", "--data-dir", str(data_dir)],
+            capture_output=True, text=True, check=True, env={**_clean_env(), "BENCHD_HOSTNAME": host},
+        )  # fmt: skip
+        (runs[host],) = json.loads(completed.stdout)
+    a, b = runs["bench-a"], runs["bench-b"]
+    assert a["system"]["hostname"] == "bench-a" and b["system"]["hostname"] == "bench-b"
+    assert a["config_id"] == b["config_id"] is not None
+    assert a["system"]["torch"] and a["system"]["cpu"] and a["system"]["accelerator"] is None
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("BENCHD_", "NODE_NAME"))}
