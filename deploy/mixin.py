@@ -22,6 +22,8 @@ RUNBOOK = "https://github.com/benchd/benchd/blob/main/docs/runbook.md"
 CONFIG: dict[str, Any] = {
     "selector": 'job="benchd"',
     "regression_factor": 1.2,
+    "regression_noise_factor": 3,  # and beyond 3 times the config's usual run-to-run spread
+    "regression_min_runs": 3,  # no baseline of fewer previous ok runs
     "regression_for": "1h",
     "stale_factor": 2.5,
     "failure_window": "6h",
@@ -29,6 +31,7 @@ CONFIG: dict[str, Any] = {
 }
 
 FAILED_OUTCOMES = "|".join(FAILURES)
+SAME_CONFIG = "job, instance, workload, preset, device, config"
 
 
 def _alert(
@@ -50,15 +53,6 @@ def _alert(
 def rule_groups(config: dict[str, Any]) -> list[dict[str, Any]]:
     s = config["selector"]
     return [
-        {
-            "name": "benchd.recording",
-            "rules": [
-                {
-                    "record": "benchd:epoch_duration_seconds:median_7d",
-                    "expr": f"quantile_over_time(0.5, benchd_last_epoch_duration_seconds{{{s}}}[7d])",
-                }
-            ],
-        },
         {
             "name": "benchd.alerts",
             "rules": [
@@ -95,12 +89,16 @@ def rule_groups(config: dict[str, Any]) -> list[dict[str, Any]]:
                 ),
                 _alert(
                     "BenchdPerformanceRegression",
-                    f"benchd_last_epoch_duration_seconds{{{s}}} > {config['regression_factor']} * "
-                    "benchd:epoch_duration_seconds:median_7d",
+                    f"benchd_last_epoch_duration_seconds{{{s}}} > on({SAME_CONFIG}) "
+                    f"(benchd_baseline_epoch_duration_seconds{{{s}}} * on({SAME_CONFIG}) "
+                    f"({config['regression_factor']} + {config['regression_noise_factor']} * "
+                    f"benchd_baseline_epoch_spread_ratio{{{s}}})) "
+                    f"and on({SAME_CONFIG}) benchd_baseline_runs{{{s}}} >= {config['regression_min_runs']}",
                     config["regression_for"],
                     "warning",
-                    "{{ $labels.workload }} {{ $labels.preset }} on {{ $labels.instance }} ({{ $labels.device }}) "
-                    f"is more than {config['regression_factor']}x slower than its 7-day median.",
+                    "{{ $labels.workload }} {{ $labels.preset }} on {{ $labels.instance }} ({{ $labels.device }}, "
+                    "config {{ $labels.config }}) is more than "
+                    f"{config['regression_factor']}x slower than the median of its previous runs.",
                     "Compare with the host-detail dashboard: look for throttling, a hot device, other processes "
                     "on the device, a driver or torch upgrade (benchd_device_info, benchd_build_info).",
                 ),

@@ -162,10 +162,11 @@ def compare_machines() -> dict[str, Any]:
 def host_detail() -> dict[str, Any]:
     live = 'instance="$instance"'
     panels = [
-        panel("timeseries", "Epoch duration over time (dashed: 7-day median)",
-              [target(f"benchd_last_epoch_duration_seconds{{{HOST_SERIES}}}", "A", "{{workload}} {{preset}} {{device}}"),
-               target(f"benchd:epoch_duration_seconds:median_7d{{{HOST_SERIES}}}", "B",
-                      "median 7d {{workload}} {{preset}}")],
+        panel("timeseries", "Epoch duration over time, by config, with each config's baseline",
+              [target(f"benchd_last_epoch_duration_seconds{{{HOST_SERIES}}}", "A",
+                      "{{workload}} {{preset}} {{device}} {{config}}"),
+               target(f"benchd_baseline_epoch_duration_seconds{{{HOST_SERIES}}}", "B",
+                      "baseline {{workload}} {{preset}} {{config}}")],
               (0, 0, 24, 9), "s"),
         panel("timeseries", "Device temperature", [target(f"benchd_sensor_temperature_celsius{{{live}}}", legend="{{domain}}")],
               (0, 9, 8, 8), "celsius"),

@@ -19,13 +19,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from benchd.lifecycle.ledger import RunLedger
 from benchd.lifecycle.queue import RunQueue
-from benchd.results.model import Outcome
+from benchd.results.model import Epoch, Outcome, Run
 from benchd.results.store import ResultsStore
 from benchd.server.metrics import BenchdCollector, DaemonFacts
 from benchd.server.scoreboard import Scoreboard
 
 GOLDEN = Path(__file__).parent / "fixtures" / "metrics.golden.txt"
-VAE = {"workload": "vae", "preset": "bs128", "device": "cpu"}
+VAE_CONFIG = "aaaaaaaaaaaa"
+VAE = {"workload": "vae", "preset": "bs128", "device": "cpu", "config": VAE_CONFIG}
 CPU_DEVICE = {"id": "cpu", "type": "cpu", "name": "Test CPU", "total_memory_bytes": None}
 
 
@@ -38,7 +39,7 @@ def _config(preset: str, batch: int, options: dict | None = None) -> dict:
 
 
 def _add_run(
-    store: ResultsStore, config: dict, outcome: Outcome, durations: list[float], device: str
+    store: ResultsStore, config: dict, outcome: Outcome, durations: list[float], device: str, config_id: str
 ) -> None:
     run_id = store.create_run(config, requested_device=device, benchd_version="0.0.0", sample_unit="images")
     store.mark_running(run_id, f"/logs/run-{run_id}.log")
@@ -46,7 +47,7 @@ def _add_run(
     started = {"device": device, "device_type": kind, "device_name": f"Test {device}",
                "torch_version": "2.0.0-test", "timing": "reference", "workers": 0,
                "data": {"kind": "synthetic", "samples": 60000, "scale": 1.0}}  # fmt: skip
-    store.record_started(run_id, started)
+    store.record_started(run_id, started, config_id, {"hostname": "test-host"})
     for index, duration in enumerate(durations):
         event = {
             "t": 100.0 + index, "epoch": index, "duration": duration, "samples": 1000, "steps": 8,
@@ -62,11 +63,13 @@ def _add_run(
 def store(tmp_path: Path) -> ResultsStore:
     """Four finished runs at fixed times: two ok VAE runs, a VAE run out of memory, a transformer run."""
     store = ResultsStore(tmp_path / "benchd.sqlite3")
-    _add_run(store, _config("bs128", 128), Outcome.OK, [2.0, 1.0, 1.2], "cpu")
-    _add_run(store, _config("bs128", 128), Outcome.OK, [1.5, 0.9, 1.1], "cpu")
-    _add_run(store, _config("bs5120", 5120), Outcome.OOM, [], "cpu")
+    _add_run(store, _config("bs128", 128), Outcome.OK, [2.0, 1.0, 1.2], "cpu", VAE_CONFIG)
+    _add_run(store, _config("bs128", 128), Outcome.OK, [1.5, 0.9, 1.1], "cpu", VAE_CONFIG)
+    _add_run(store, _config("bs5120", 5120), Outcome.OOM, [], "cpu", "bbbbbbbbbbbb")
     options = {"emsize": 200, "nlayers": 2, "nhid": 200}
-    _add_run(store, _config("b20-e200-l2-h200", 20, options), Outcome.OK, [30.0, 20.0], "cuda:0")
+    _add_run(
+        store, _config("b20-e200-l2-h200", 20, options), Outcome.OK, [30.0, 20.0], "cuda:0", "cccccccccccc"
+    )
     db = sqlite3.connect(store.path)
     db.execute(
         "UPDATE runs SET queued_at = 1.7e9 + id, started_at = 1.7e9 + id, finished_at = 1.7e9 + 10 * id"
@@ -103,7 +106,8 @@ def test_the_whole_exposition_matches_the_golden_file(store: ResultsStore, monke
 def test_results_of_the_last_ok_run(store: ResultsStore, monkeypatch) -> None:
     registry = _registry(store, monkeypatch)
     value = registry.get_sample_value
-    assert value("benchd_runs_total", {**VAE, "outcome": "ok"}) == 2
+    series = {k: v for k, v in VAE.items() if k != "config"}  # outcomes are per series, results per config
+    assert value("benchd_runs_total", {**series, "outcome": "ok"}) == 2
     assert value("benchd_last_epoch_duration_seconds", VAE) == pytest.approx(1.0)  # median of 0.9 and 1.1
     assert value("benchd_last_epoch_phase_seconds", {**VAE, "phase": "steps"}) == pytest.approx(0.75)
     assert value("benchd_last_epoch_phase_seconds", {**VAE, "phase": "data_wait"}) == pytest.approx(0.25)
@@ -111,7 +115,12 @@ def test_results_of_the_last_ok_run(store: ResultsStore, monkeypatch) -> None:
     assert value("benchd_epoch_duration_seconds_count", VAE) == 6  # every epoch of both runs
     assert value("benchd_epoch_fraction_ratio", VAE) == 0.5
     assert value("benchd_peak_device_memory_bytes", VAE) is None  # the CPU has no allocator: absent, not 0
-    cuda = {"workload": "transformer", "preset": "b20-e200-l2-h200", "device": "cuda:0"}
+    cuda = {
+        "workload": "transformer",
+        "preset": "b20-e200-l2-h200",
+        "device": "cuda:0",
+        "config": "cccccccccccc",
+    }
     assert value("benchd_peak_device_memory_bytes", cuda) == 2**31
 
 
@@ -121,7 +130,7 @@ def test_a_failed_run_changes_the_outcome_but_keeps_the_last_ok_figures(store, m
     assert value("benchd_last_run_outcome", {**failed, "outcome": "oom"}) == 1
     assert value("benchd_last_run_outcome", {**failed, "outcome": "ok"}) == 0
     assert value("benchd_last_run_success", failed) == 0
-    assert value("benchd_last_epoch_duration_seconds", failed) is None  # it never succeeded
+    assert value("benchd_last_epoch_duration_seconds", {**failed, "config": "bbbbbbbbbbbb"}) is None
     assert value("benchd_runs_total", {**failed, "outcome": "error"}) is None
 
 
@@ -135,3 +144,39 @@ def test_the_store_health_metric_falls_when_a_write_fails(store: ResultsStore, m
     store._db.execute("PRAGMA query_only = OFF")
     store.create_run(_config("bs128", 128), requested_device="cpu", benchd_version="0", sample_unit="images")
     assert registry.get_sample_value("benchd_collector_up", {"collector": "store"}) == 1
+
+
+def _finished_run(config_id: str, seconds: float, finished_at: float, origin: str = "schedule") -> Run:
+    epochs = [
+        Epoch(0, seconds * 2, 100, 1, 0.0, None, None, 1.0),
+        Epoch(1, seconds, 100, 1, 0.0, None, None, 1.0),
+    ]
+    return Run(
+        id=int(finished_at), workload="vae", preset="bs128", config={"batch_size": 128, "epochs": 2},
+        fraction=0.1, requested_device="cpu", state="finished", outcome="ok", message=None, stderr_tail=None,
+        log_path=None, device="cpu", device_type="cpu", device_name="Test CPU", precision="float32",
+        torch_version="2", benchd_version="0", driver_version=None, data_kind="synthetic", data_samples=60000,
+        parameters=1, samples_per_epoch=100, sample_unit="images", peak_host_rss_bytes=None, queued_at=0.0,
+        started_at=0.0, finished_at=finished_at, timeout_seconds=None, origin=origin, config_id=config_id,
+        epochs=epochs,
+    )  # fmt: skip
+
+
+def test_a_config_change_starts_its_own_series_and_baseline() -> None:
+    board = Scoreboard()
+    for index, seconds in enumerate([10.0, 10.4, 9.6, 10.0]):
+        board.record(_finished_run("tenth", seconds, 100.0 + index))
+    board.record(_finished_run("full", 100.0, 200.0, origin="api"))
+    tenth = board.results[("vae", "bs128", "cpu", "tenth")]
+    full = board.results[("vae", "bs128", "cpu", "full")]
+    assert tenth.epoch_seconds == 10.0 and full.epoch_seconds == 100.0  # the full epoch moved nothing
+    assert tenth.baseline() == (pytest.approx(10.0), pytest.approx(0.04), 3)  # 10, 10.4, 9.6: MAD 0.4
+    assert full.baseline() is None  # one run: nothing to compare with yet
+
+
+def test_at_most_n_configs_per_series_scheduled_ones_kept_first() -> None:
+    board = Scoreboard(configs_per_series=2)
+    board.record(_finished_run("scheduled", 1.0, 1.0))
+    for index in range(3):
+        board.record(_finished_run(f"triggered-{index}", 1.0, 10.0 + index, origin="api"))
+    assert sorted(k[3] for k in board.results) == ["scheduled", "triggered-2"]

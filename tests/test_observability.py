@@ -187,12 +187,12 @@ def must_have_data(uid: str, title: str, expr: str) -> bool:
     """The compare table and the host epoch-duration panel must show the run just made.
 
     Sensor columns need RAPL or NVML and device memory needs an accelerator,
-    which this machine lacks; the 7-day median needs the rules to have run:
+    which this machine lacks; a baseline needs a previous run of the config:
     those may be empty here.
     """
     if uid == "benchd-compare" and title.startswith("Machines and workloads"):
         return not any(m in expr for m in CPU_ONLY_ABSENT)
-    return uid == "benchd-host" and title.startswith("Epoch duration over time") and "median_7d" not in expr
+    return uid == "benchd-host" and title.startswith("Epoch duration over time") and "baseline" not in expr
 
 
 def _evaluated_rules(client: httpx.Client) -> list[dict] | None:

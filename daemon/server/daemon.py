@@ -31,7 +31,7 @@ from benchd.results.model import OUTCOMES
 from benchd.results.store import ResultsStore
 from benchd.server.config import Settings
 from benchd.server.metrics import BenchdCollector, DaemonFacts
-from benchd.server.scoreboard import Scoreboard
+from benchd.server.scoreboard import Scoreboard, SeriesState, Snapshot
 from benchd.telemetry.sampler import Sampler
 
 log = logging.getLogger("benchd")
@@ -145,7 +145,7 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         reason = self.not_ready_reason()
-        _outcomes, series, _devices = self.scoreboard.snapshot()
+        board = self.scoreboard.snapshot()
         return {
             "version": __version__,
             "pid": os.getpid(),
@@ -157,14 +157,8 @@ class Daemon:
             "sensors": [a.to_json() for a in self.sampler.availability],
             "queue": self.queue.queued_runs(),
             "active": [a.to_json() for a in self.queue.active_runs()],
-            "last": [
-                {"workload": w, "preset": p, "device": d, "outcome": s.last_outcome,
-                 "finished_at": s.last_finished_at, "epoch_seconds": s.epoch_seconds,
-                 "samples_per_second": s.samples_per_second, "sample_unit": s.sample_unit,
-                 "fraction": s.fraction}
-                for (w, p, d), s in sorted(series.items())
-                if s.last_outcome is not None
-            ],
+            "last": [_last(key, state, board) for key, state in sorted(board.series.items())
+                     if state.last_outcome is not None],
         }  # fmt: skip
 
     def stop(self) -> None:
@@ -220,3 +214,21 @@ def serve(settings: Settings, command: tuple[str, ...] = HARNESS_COMMAND) -> int
     finally:
         daemon.stop()
     return 0 if server.started else 1
+
+
+def _last(key: tuple[str, str, str], state: SeriesState, board: Snapshot) -> dict[str, Any]:
+    """A series' last outcome, and the figures of its last ok run (whose config says what they are)."""
+    workload, preset, device = key
+    result = board.results.get((*key, state.last_config)) if state.last_config else None
+    return {
+        "workload": workload,
+        "preset": preset,
+        "device": device,
+        "outcome": state.last_outcome,
+        "finished_at": state.last_finished_at,
+        "config": state.last_config,
+        "epoch_seconds": result.epoch_seconds if result else None,
+        "samples_per_second": result.samples_per_second if result else None,
+        "sample_unit": result.sample_unit if result else None,
+        "fraction": result.fraction if result else None,
+    }

@@ -25,7 +25,7 @@ from benchd import __version__
 from benchd.lifecycle.queue import RunQueue
 from benchd.results.model import OUTCOMES, Outcome
 from benchd.results.store import ResultsStore
-from benchd.server.scoreboard import Scoreboard
+from benchd.server.scoreboard import BASELINE_RUNS, Scoreboard, Snapshot
 from benchd.telemetry.sampler import Sampler
 
 SERIES_LABELS = ["workload", "preset", "device"]
@@ -79,107 +79,10 @@ class BenchdCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         facts = self._facts()
-        outcomes, series, seen_devices = self._scoreboard.snapshot()
-        yield from self._info(facts, seen_devices)
-
-        runs = CounterMetricFamily(
-            "benchd_runs", "Runs that ended, by outcome.", labels=[*SERIES_LABELS, "outcome"]
-        )
-        for (workload, preset, device, outcome), count in sorted(outcomes.items()):
-            runs.add_metric([workload, preset, device, outcome], count)
-        yield runs
-
-        families = {
-            "outcome": GaugeMetricFamily(
-                "benchd_last_run_outcome",
-                "1 for the outcome the last run ended with, 0 for the others (a state set).",
-                labels=[*SERIES_LABELS, "outcome"],
-            ),
-            "success": GaugeMetricFamily(
-                "benchd_last_run_success", "1 if the last run ended ok, else 0.", labels=SERIES_LABELS
-            ),
-            "finished": GaugeMetricFamily(
-                "benchd_last_run_timestamp_seconds",
-                "When the last run ended (Unix time).",
-                labels=SERIES_LABELS,
-            ),
-            "succeeded": GaugeMetricFamily(
-                "benchd_last_success_timestamp_seconds",
-                "When the last ok run ended (Unix time).",
-                labels=SERIES_LABELS,
-            ),
-            "epoch": GaugeMetricFamily(
-                "benchd_last_epoch_duration_seconds",
-                "Representative epoch duration of the last ok run (median after the first epoch).",
-                labels=SERIES_LABELS,
-            ),
-            "phase": GaugeMetricFamily(
-                "benchd_last_epoch_phase_seconds",
-                "Where the last ok run's representative epoch went: data_wait, steps, validation, side_work.",
-                labels=[*SERIES_LABELS, "phase"],
-            ),
-            "fraction": GaugeMetricFamily(
-                "benchd_epoch_fraction_ratio",
-                "Fraction of a full epoch the last ok run's epochs covered.",
-                labels=SERIES_LABELS,
-            ),
-            "throughput": GaugeMetricFamily(
-                "benchd_throughput_samples_per_second",
-                "Training samples per second of the last ok run (images, pairs or tokens: see unit).",
-                labels=[*SERIES_LABELS, "unit"],
-            ),
-            "device_memory": GaugeMetricFamily(
-                "benchd_peak_device_memory_bytes",
-                "Peak allocator memory reserved on the device by the last ok run.",
-                labels=SERIES_LABELS,
-            ),
-            "host_memory": GaugeMetricFamily(
-                "benchd_peak_host_memory_bytes",
-                "Peak resident memory of the last ok run's child process.",
-                labels=SERIES_LABELS,
-            ),
-            **{
-                key: GaugeMetricFamily(name, text, labels=SERIES_LABELS)
-                for key, (name, text) in EPOCH_SENSOR_METRICS.items()
-            },
-        }
-        histogram = HistogramMetricFamily(
-            "benchd_epoch_duration_seconds", "Duration of every recorded epoch.", labels=SERIES_LABELS
-        )
-        in_progress = GaugeMetricFamily(
-            "benchd_run_in_progress", "1 while a run of this series is in progress.", labels=SERIES_LABELS
-        )
-        active = {(a.config.workload, a.config.preset, a.device) for a in self._queue.active_runs()}
-        for key in sorted(set(series) | active):
-            labels = list(key)
-            in_progress.add_metric(labels, 1.0 if key in active else 0.0)
-            state = series.get(key)
-            if state is None:
-                continue
-            histogram.add_metric(labels, state.epochs.cumulative(), state.epochs.total)
-            if state.last_outcome is not None:
-                for outcome in OUTCOMES:
-                    families["outcome"].add_metric(
-                        [*labels, outcome], 1.0 if outcome == state.last_outcome else 0.0
-                    )
-                families["success"].add_metric(labels, 1.0 if state.last_outcome == Outcome.OK else 0.0)
-                families["finished"].add_metric(labels, state.last_finished_at or 0.0)
-            if state.last_success_at is not None:
-                families["succeeded"].add_metric(labels, state.last_success_at)
-                self._add_present(families["epoch"], labels, state.epoch_seconds)
-                for phase, seconds in sorted(state.phases.items()):
-                    families["phase"].add_metric([*labels, phase], seconds)
-                self._add_present(families["fraction"], labels, state.fraction)
-                self._add_present(
-                    families["throughput"], [*labels, state.sample_unit or ""], state.samples_per_second
-                )
-                self._add_present(families["device_memory"], labels, state.peak_device_bytes)
-                self._add_present(families["host_memory"], labels, state.peak_host_bytes)
-                for figure in EPOCH_SENSOR_METRICS:
-                    self._add_present(families[figure], labels, state.sensors.get(figure))
-        yield from families.values()
-        yield histogram
-        yield in_progress
+        board = self._scoreboard.snapshot()
+        yield from self._info(facts, board.devices)
+        yield from self._series(board)
+        yield from self._results(board)
 
         waiting = GaugeMetricFamily("benchd_queue_length", "Runs waiting to start.")
         waiting.add_metric([], self._queue.queue_length())
@@ -202,6 +105,132 @@ class BenchdCollector(Collector):
         yield health
         if self._sampler is not None:
             yield from self._sensors(self._sampler)
+
+    def _series(self, board: Snapshot) -> Iterator[Metric]:
+        """How runs end, per workload, preset and device, whatever their config."""
+        runs = CounterMetricFamily(
+            "benchd_runs", "Runs that ended, by outcome.", labels=[*SERIES_LABELS, "outcome"]
+        )
+        for (workload, preset, device, outcome), count in sorted(board.outcomes.items()):
+            runs.add_metric([workload, preset, device, outcome], count)
+        yield runs
+        state_set = GaugeMetricFamily(
+            "benchd_last_run_outcome",
+            "1 for the outcome the last run ended with, 0 for the others (a state set).",
+            labels=[*SERIES_LABELS, "outcome"],
+        )
+        success = GaugeMetricFamily(
+            "benchd_last_run_success", "1 if the last run ended ok, else 0.", labels=SERIES_LABELS
+        )
+        finished = GaugeMetricFamily(
+            "benchd_last_run_timestamp_seconds", "When the last run ended (Unix time).", labels=SERIES_LABELS
+        )
+        succeeded = GaugeMetricFamily(
+            "benchd_last_success_timestamp_seconds", "When the last ok run ended (Unix time).",
+            labels=SERIES_LABELS,
+        )  # fmt: skip
+        in_progress = GaugeMetricFamily(
+            "benchd_run_in_progress", "1 while a run of this series is in progress.", labels=SERIES_LABELS
+        )
+        active = {(a.config.workload, a.config.preset, a.device) for a in self._queue.active_runs()}
+        for key in sorted(set(board.series) | active):
+            labels = list(key)
+            in_progress.add_metric(labels, 1.0 if key in active else 0.0)
+            state = board.series.get(key)
+            if state is None or state.last_outcome is None:
+                continue
+            for outcome in OUTCOMES:
+                state_set.add_metric([*labels, outcome], 1.0 if outcome == state.last_outcome else 0.0)
+            success.add_metric(labels, 1.0 if state.last_outcome == Outcome.OK else 0.0)
+            finished.add_metric(labels, state.last_finished_at or 0.0)
+            if state.last_success_at is not None:
+                succeeded.add_metric(labels, state.last_success_at)
+        yield from (state_set, success, finished, succeeded, in_progress)
+
+    def _results(self, board: Snapshot) -> Iterator[Metric]:
+        """What each config measured on each device: only like-for-like figures share a series."""
+        labels = [*SERIES_LABELS, "config"]
+        families = {
+            "epoch": GaugeMetricFamily(
+                "benchd_last_epoch_duration_seconds",
+                "Representative epoch duration of the config's last ok run (median after the first epoch).",
+                labels=labels,
+            ),
+            "phase": GaugeMetricFamily(
+                "benchd_last_epoch_phase_seconds",
+                "Where that representative epoch went: data_wait, steps, validation, side_work.",
+                labels=[*labels, "phase"],
+            ),
+            "fraction": GaugeMetricFamily(
+                "benchd_epoch_fraction_ratio",
+                "Fraction of a full epoch the config's epochs cover.",
+                labels=labels,
+            ),
+            "throughput": GaugeMetricFamily(
+                "benchd_throughput_samples_per_second",
+                "Training samples per second of the config's last ok run (images, pairs or tokens).",
+                labels=[*labels, "unit"],
+            ),
+            "device_memory": GaugeMetricFamily(
+                "benchd_peak_device_memory_bytes",
+                "Peak allocator memory reserved on the device by the config's last ok run.",
+                labels=labels,
+            ),
+            "host_memory": GaugeMetricFamily(
+                "benchd_peak_host_memory_bytes",
+                "Peak resident memory of the config's last ok run's child process.",
+                labels=labels,
+            ),
+            **{
+                key: GaugeMetricFamily(name, text, labels=labels)
+                for key, (name, text) in EPOCH_SENSOR_METRICS.items()
+            },
+            "baseline": GaugeMetricFamily(
+                "benchd_baseline_epoch_duration_seconds",
+                f"Median representative epoch of the config's previous ok runs (up to {BASELINE_RUNS}).",
+                labels=labels,
+            ),
+            "spread": GaugeMetricFamily(
+                "benchd_baseline_epoch_spread_ratio",
+                "Median absolute deviation of those runs over their median: the config's run-to-run noise.",
+                labels=labels,
+            ),
+            "baseline_runs": GaugeMetricFamily(
+                "benchd_baseline_runs", "Ok runs the baseline is the median of.", labels=labels
+            ),
+        }
+        histogram = HistogramMetricFamily(
+            "benchd_epoch_duration_seconds", "Duration of every recorded epoch, by config.", labels=labels
+        )
+        info = InfoMetricFamily("benchd_config", "What each config id is (docs/cli.md).", labels=["config"])
+        described: set[str] = set()
+        for key, result in sorted(board.results.items()):
+            values = list(key)
+            histogram.add_metric(values, result.epochs.cumulative(), result.epochs.total)
+            if key[3] not in described:
+                described.add(key[3])
+                info.add_metric([key[3]], result.info)
+            if result.epoch_seconds is None:
+                continue
+            self._add_present(families["epoch"], values, result.epoch_seconds)
+            for phase, seconds in sorted(result.phases.items()):
+                families["phase"].add_metric([*values, phase], seconds)
+            self._add_present(families["fraction"], values, result.fraction)
+            self._add_present(
+                families["throughput"], [*values, result.sample_unit or ""], result.samples_per_second
+            )
+            self._add_present(families["device_memory"], values, result.peak_device_bytes)
+            self._add_present(families["host_memory"], values, result.peak_host_bytes)
+            for figure in EPOCH_SENSOR_METRICS:
+                self._add_present(families[figure], values, result.sensors.get(figure))
+            baseline = result.baseline()
+            if baseline is not None:
+                families["baseline"].add_metric(values, baseline[0])
+                families["spread"].add_metric(values, baseline[1])
+                families["baseline_runs"].add_metric(values, baseline[2])
+        yield info
+        yield from families.values()
+        yield histogram
 
     @staticmethod
     def _sensors(sampler: Sampler) -> Iterator[Metric]:
@@ -259,8 +288,8 @@ class BenchdCollector(Collector):
         for device in facts.devices or []:
             known.setdefault(
                 device["id"],
-                {"device": device["id"], "type": device["type"], "name": device["name"], "driver_version": "",
-                 "torch_version": facts.torch_version or ""},
+                {"device": device["id"], "type": device["type"], "name": device["name"], "uuid": "",
+                 "driver_version": "", "torch_version": facts.torch_version or ""},
             )  # fmt: skip
         for _device, labels in sorted(known.items()):
             devices.add_metric([], labels)

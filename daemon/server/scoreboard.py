@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import bisect
 import copy
+import statistics
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from benchd.results.model import Outcome, Run
+from benchd.results.model import Origin, Outcome, Run
 
 # Epoch durations span milliseconds (a VAE on a GPU, a small fraction) to hours (DCGAN on a CPU).
 EPOCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-
-SeriesKey = tuple[str, str, str]  # workload, preset, device
 
 
 @dataclass
@@ -43,13 +42,33 @@ class Histogram:
         return pairs
 
 
+BASELINE_RUNS = 10
+"""A config's baseline is the median of its previous BASELINE_RUNS ok runs (docs/metrics.md)."""
+CONFIGS_PER_SERIES = 4
+"""Configs exported per workload, preset and device, unless the daemon's config says otherwise."""
+UNKNOWN_CONFIG = "unknown"  # runs stored before config identity existed, or that never started
+
+SeriesKey = tuple[str, str, str]  # workload, preset, device
+ResultKey = tuple[str, str, str, str]  # workload, preset, device, config
+
+
 @dataclass
 class SeriesState:
-    """The latest figures for one workload, preset and device."""
+    """How the last run of one workload, preset and device ended, whatever its config."""
 
     last_outcome: str | None = None
     last_finished_at: float | None = None
     last_success_at: float | None = None
+    last_config: str | None = None  # of the last ok run
+
+
+@dataclass
+class ConfigResult:
+    """The figures of one config's last ok run on one device, and its recent history."""
+
+    info: dict[str, str] = field(default_factory=dict)  # what the config is: benchd_config_info's labels
+    scheduled: bool = False  # its last run came from the schedule
+    last_seen: float = 0.0
     epoch_seconds: float | None = None
     samples_per_second: float | None = None
     sample_unit: str | None = None
@@ -59,13 +78,46 @@ class SeriesState:
     sensors: dict[str, float] = field(default_factory=dict)  # Run.energy_summary() of the last ok run
     phases: dict[str, float] = field(default_factory=dict)  # Run.phase_summary() of the last ok run
     epochs: Histogram = field(default_factory=Histogram)
+    history: list[float] = field(default_factory=list)  # representative epochs of ok runs, oldest first
+
+    def baseline(self) -> tuple[float, float, int] | None:
+        """(median, relative spread, runs) of the ok runs before the latest; None before there is one.
+
+        The spread is the median absolute deviation over the median: how much
+        a run of this config usually differs from its baseline.
+        """
+        previous = self.history[-BASELINE_RUNS - 1 : -1]
+        if not previous:
+            return None
+        middle = statistics.median(previous)
+        spread = statistics.median(abs(v - middle) for v in previous) / middle if middle > 0 else 0.0
+        return middle, spread, len(previous)
+
+
+def config_info(run: Run) -> dict[str, str]:
+    config = run.config
+    return {
+        "workload": run.workload,
+        "preset": run.preset,
+        "batch_size": str(config.get("batch_size", "")),
+        "options": ",".join(f"{k}={v}" for k, v in sorted((config.get("options") or {}).items())),
+        "epochs": str(config.get("epochs", "")),
+        "fraction": f"{run.fraction:g}",
+        "workers": "published" if config.get("workers") is None else str(config["workers"]),
+        "timing": run.timing or "",
+        "precision": run.precision or "",
+        "data": run.data_kind or "",
+        "data_scale": "" if run.data_scale is None else f"{run.data_scale:g}",
+    }
 
 
 class Scoreboard:
-    def __init__(self) -> None:
+    def __init__(self, configs_per_series: int = CONFIGS_PER_SERIES) -> None:
         self._lock = threading.Lock()
+        self.configs_per_series = configs_per_series
         self.outcomes: dict[tuple[str, str, str, str], int] = defaultdict(int)
         self.series: dict[SeriesKey, SeriesState] = defaultdict(SeriesState)
+        self.results: dict[ResultKey, ConfigResult] = {}
         self.devices: dict[str, dict[str, str]] = {}
 
     def record(self, run: Run) -> None:
@@ -73,32 +125,52 @@ class Scoreboard:
         if run.outcome is None:
             return
         device = run.device or run.requested_device
+        series_key = (run.workload, run.preset, device)
         with self._lock:
             self.outcomes[(run.workload, run.preset, device, run.outcome)] += 1
-            state = self.series[(run.workload, run.preset, device)]
+            state = self.series[series_key]
             state.last_outcome = run.outcome
             state.last_finished_at = run.finished_at
-            for epoch in run.epochs:
-                state.epochs.observe(epoch.duration_seconds)
-            summary = run.summary
-            if run.outcome == Outcome.OK and summary is not None:
-                state.last_success_at = run.finished_at
-                state.epoch_seconds = summary.epoch_seconds
-                state.samples_per_second = summary.samples_per_second
-                state.sample_unit = run.sample_unit
-                state.fraction = run.fraction
-                state.peak_device_bytes = run.peak_device_bytes
-                state.peak_host_bytes = run.peak_host_rss_bytes
-                state.sensors = run.energy_summary()
-                state.phases = run.phase_summary()
+            if run.epochs or run.outcome == Outcome.OK:
+                self._record_result(run, (*series_key, run.config_id or UNKNOWN_CONFIG), state)
             if run.device and run.device_name:
+                accelerator = (run.system or {}).get("accelerator") or {}
                 self.devices[run.device] = {
                     "device": run.device,
                     "type": run.device_type or "",
                     "name": run.device_name,
+                    "uuid": accelerator.get("uuid") or "",
                     "driver_version": run.driver_version or "",
                     "torch_version": run.torch_version or "",
                 }
+
+    def _record_result(self, run: Run, key: ResultKey, state: SeriesState) -> None:
+        result = self.results.setdefault(key, ConfigResult(info=config_info(run)))
+        result.scheduled = run.origin == Origin.SCHEDULE
+        result.last_seen = run.finished_at or 0.0
+        for epoch in run.epochs:
+            result.epochs.observe(epoch.duration_seconds)
+        summary = run.summary
+        if run.outcome == Outcome.OK and summary is not None:
+            state.last_success_at = run.finished_at
+            state.last_config = key[3]
+            result.epoch_seconds = summary.epoch_seconds
+            result.samples_per_second = summary.samples_per_second
+            result.sample_unit = run.sample_unit
+            result.fraction = run.fraction
+            result.peak_device_bytes = run.peak_device_bytes
+            result.peak_host_bytes = run.peak_host_rss_bytes
+            result.sensors = run.energy_summary()
+            result.phases = run.phase_summary()
+            result.history = [*result.history, summary.epoch_seconds][-BASELINE_RUNS - 1 :]
+        self._bound(key[:3])
+
+    def _bound(self, series_key: tuple[str, ...]) -> None:
+        """Keep the scheduled configs, then the most recent others, up to configs_per_series."""
+        keys = [k for k in self.results if k[:3] == series_key]
+        keys.sort(key=lambda k: (self.results[k].scheduled, self.results[k].last_seen), reverse=True)
+        for dropped in keys[self.configs_per_series :]:
+            del self.results[dropped]
 
     def ensure_series(self, workload: str, preset: str, device: str, outcomes: tuple[str, ...]) -> None:
         """Make configured series exist at zero, so `increase()` and absence alerts work from the start."""
@@ -107,7 +179,20 @@ class Scoreboard:
                 self.outcomes.setdefault((workload, preset, device, outcome), 0)
             self.series.setdefault((workload, preset, device), SeriesState())
 
-    def snapshot(self) -> tuple[dict, dict, dict]:
+    def snapshot(self) -> Snapshot:
         """Copies taken under the lock, for a collector to read at leisure."""
         with self._lock:
-            return dict(self.outcomes), copy.deepcopy(dict(self.series)), dict(self.devices)
+            return Snapshot(
+                dict(self.outcomes),
+                copy.deepcopy(dict(self.series)),
+                copy.deepcopy(self.results),
+                dict(self.devices),
+            )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    outcomes: dict[tuple[str, str, str, str], int]
+    series: dict[SeriesKey, SeriesState]
+    results: dict[ResultKey, ConfigResult]
+    devices: dict[str, dict[str, str]]
