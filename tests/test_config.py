@@ -6,9 +6,14 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
+from benchd.catalog import request as request_model
+from benchd.catalog import suites
 from benchd.server.config import DEFAULT_PORT, EXAMPLE, ConfigError, load_settings, parse_duration
 from benchd.server.cron import CronError, CronExpression
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def settings(tmp_path: Path, text: str, env: dict[str, str] | None = None, flags: dict | None = None):
@@ -27,8 +32,42 @@ def test_embedded_defaults_schedule_every_workload(tmp_path: Path) -> None:
 
 def test_the_printed_example_is_valid(tmp_path: Path) -> None:
     example = settings(tmp_path, EXAMPLE)
-    assert [s.workload for s in example.schedules] == ["vae", "transformer"]
-    assert example.schedules[1].cron is not None
+    assert [s.workload for s in example.schedules] == ["vae", "siamese", "transformer", "dcgan"]
+    assert example.schedules[2].cron is not None
+
+
+def test_the_default_the_example_and_kubernetes_schedule_the_same_suite(tmp_path: Path) -> None:
+    """A mixed fleet's figures are the same work whichever way each host was set up."""
+    configmap = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "configmap.yaml").read_text())
+    setups = [
+        load_settings(None, None, {"HOME": str(tmp_path)}),
+        settings(tmp_path, EXAMPLE),
+        settings(tmp_path, configmap["data"]["benchd.toml"]),
+    ]
+    for setup in setups:
+        for schedule in setup.schedules:
+            configs = schedule.request.configs()
+            assert configs and all(suites.suite_of(c.to_json()) == "standard-v1" for c in configs), schedule
+
+
+def test_a_suite_sets_presets_fraction_and_epochs_and_refuses_to_be_overridden(tmp_path: Path) -> None:
+    vae = settings(tmp_path, '[workloads.vae]\nsuite = "standard-v1"\ninterval = "1h"\n').schedules[0]
+    assert (vae.presets, vae.request.fraction, vae.request.epochs) == (("bs128", "bs5120"), 1.0, 2)
+    with pytest.raises(ConfigError, match=r"workloads\.vae\.fraction: is set by suite"):
+        settings(tmp_path, '[workloads.vae]\nsuite = "standard-v1"\ninterval = "1h"\nfraction = 0.5\n')
+    with pytest.raises(ConfigError, match=r"workloads\.vae\.suite: unknown suite .standard-v9."):
+        settings(tmp_path, '[workloads.vae]\nsuite = "standard-v9"\ninterval = "1h"\n')
+
+
+def test_runs_belong_to_a_suite_only_as_the_suite_runs_them() -> None:
+    (config,) = request_model.parse(
+        {"workload": "dcgan", "presets": "bs64", "fraction": 0.02, "epochs": 2}
+    ).configs()
+    assert suites.suite_of(config.to_json()) == "standard-v1"
+    for change in ({"fraction": 0.1}, {"batch_size": 32}, {"timing": "device"}, {"workers": 0}, {"seed": 2}):
+        values = {"workload": "dcgan", "presets": "bs64", "fraction": 0.02, "epochs": 2, **change}
+        (config,) = request_model.parse(values).configs()
+        assert suites.suite_of(config.to_json()) is None, change
 
 
 def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:

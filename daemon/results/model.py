@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 from benchd import catalog
+from benchd.catalog import suites
 
 
 class Word(str, Enum):
@@ -222,7 +223,15 @@ class Run:
         )
         data["peak_device_bytes"] = self.peak_device_bytes
         data["setup"] = self.setup()
+        data["suite"] = self.suite()
         return data
+
+    def suite(self) -> str | None:
+        """The suite this run's config belongs to (catalog.suites), if any."""
+        try:
+            return suites.suite_of(self.config)
+        except (catalog.CatalogError, KeyError, TypeError):
+            return None
 
     def setup(self) -> dict[str, Any] | None:
         """The config in the published table's columns (catalog.setup); None if it cannot be read."""

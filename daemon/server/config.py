@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchd import catalog
+from benchd.catalog import suites
 from benchd.paths import default_data_dir
 from benchd.server.cron import CronError, CronExpression
 
@@ -111,13 +112,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-# The embedded default: every workload, every preset, once a day; the heavy
-# three on a tenth of an epoch so a CPU-only host is not kept busy for hours.
+# The embedded default: the standard suite (catalog/suites.py), the VAE every six hours and the
+# rest daily, so every host that runs benchd unconfigured measures the same work.
 DEFAULT_WORKLOADS: dict[str, dict[str, Any]] = {
-    "vae": {"interval": "6h"},
-    "siamese": {"interval": "24h", "fraction": 0.1},
-    "transformer": {"interval": "24h", "fraction": 0.1},
-    "dcgan": {"interval": "24h", "fraction": 0.1},
+    "vae": {"interval": "6h", "suite": "standard-v1"},
+    "siamese": {"interval": "24h", "suite": "standard-v1"},
+    "transformer": {"interval": "24h", "suite": "standard-v1"},
+    "dcgan": {"interval": "24h", "suite": "standard-v1"},
 }
 
 EXAMPLE = f"""# benchd configuration. Precedence: this file < BENCHD_* environment variables < flags.
@@ -146,20 +147,27 @@ max_cpu_load = 0.5       # CPU use (0-1, all cores, over one second) at or above
 gpu_processes = true     # busy when other processes use the GPU
 
 # One table per scheduled workload. With a [workloads] table in the file, only
-# the workloads listed run on a schedule (all can still be triggered).
+# the workloads listed run on a schedule (all can still be triggered). A suite
+# (docs/cli.md) sets presets, fraction and epochs, the same on every machine
+# that runs it; without one, set them yourself.
 [workloads.vae]
-presets = ["bs128", "bs5120"]   # or "all"
+suite = "standard-v1"           # or: presets = ["bs128"], fraction = 1.0, epochs = 2
 interval = "6h"                 # or: cron = "30 3 * * *"
-epochs = 2
-fraction = 1.0
 # timeout = "30m"
 # device = "auto"               # auto, cpu, cuda, cuda:1, mps, xpu
 # timing = "reference"          # or "device": the training steps alone (docs/workloads.md)
 
+[workloads.siamese]
+suite = "standard-v1"
+interval = "24h"
+
 [workloads.transformer]
-presets = ["b20-e200-l2-h200"]
+suite = "standard-v1"
 cron = "0 4 * * *"
-fraction = 0.25
+
+[workloads.dcgan]
+suite = "standard-v1"
+cron = "0 5 * * *"
 """
 
 
@@ -222,7 +230,7 @@ def _reject_unknown(prefix: str, table: Mapping[str, Any], known: set[str]) -> N
             raise ConfigError(f"{prefix}{name}", f"unknown key; known keys: {', '.join(sorted(known))}")
 
 
-SCHEDULE_TIMING_KEYS = {"interval", "cron"}
+SCHEDULE_TIMING_KEYS = {"interval", "cron", "suite"}
 
 
 def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Schedule:
@@ -246,6 +254,8 @@ def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Sc
             raise ConfigError(f"{key}.cron", str(exc)) from None
     values = {k: v for k, v in table.items() if k not in SCHEDULE_TIMING_KEYS}
     values["timeout"] = parse_duration(f"{key}.timeout", table.get("timeout", default_timeout))
+    if "suite" in table:
+        values.update(_suite_values(key, name, table))
     try:
         request = request_model.parse({"workload": name, **values})
         configs = request.configs()
@@ -253,6 +263,18 @@ def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Sc
         where = key if exc.field in ("", "workload") else f"{key}.{exc.field}"
         raise ConfigError(where, exc.reason) from None
     return Schedule(name, request, tuple(c.preset for c in configs), interval, cron)
+
+
+def _suite_values(key: str, workload: str, table: Mapping[str, Any]) -> dict[str, Any]:
+    """What `suite = NAME` sets: the suite's presets, fraction and epochs, which the table may not set too."""
+    clash = [field for field in suites.SUITE_FIELDS if field in table]
+    if clash:
+        raise ConfigError(f"{key}.{clash[0]}", f"is set by suite {table['suite']!r}; drop one of them")
+    try:
+        chosen = suites.entry(str(table["suite"]), workload)
+    except catalog.CatalogError as exc:
+        raise ConfigError(f"{key}.suite", exc.reason) from None
+    return {"presets": list(chosen.presets), "fraction": chosen.fraction, "epochs": chosen.epochs}
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -108,6 +108,7 @@ def config_info(run: Run) -> dict[str, str]:
         "precision": run.precision or "",
         "data": run.data_kind or "",
         "data_scale": "" if run.data_scale is None else f"{run.data_scale:g}",
+        "suite": run.suite() or "",
     }
 
 
