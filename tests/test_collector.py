@@ -47,7 +47,8 @@ def _add_run(
     started = {"device": device, "device_type": kind, "device_name": f"Test {device}",
                "torch_version": "2.0.0-test", "timing": "reference", "workers": 0,
                "data": {"kind": "synthetic", "samples": 60000, "scale": 1.0}}  # fmt: skip
-    store.record_started(run_id, started, config_id, {"hostname": "test-host"})
+    accelerator = None if device == "cpu" else {"uuid": "GPU-0000", "power_limit_watts": 215.0}
+    store.record_started(run_id, started, config_id, {"hostname": "test-host", "accelerator": accelerator})
     for index, duration in enumerate(durations):
         event = {
             "t": 100.0 + index, "epoch": index, "duration": duration, "samples": 1000, "steps": 8,
@@ -86,6 +87,16 @@ def _registry(store: ResultsStore, monkeypatch: pytest.MonkeyPatch) -> Collector
         scoreboard.record(run)
     service = RunQueue(RunLedger(store, scoreboard.record), queue_size=4, grace=1.0)
     facts = DaemonFacts(
+        host={
+            "hostname": "test-host",
+            "os": "Linux",
+            "kernel": "6.1",
+            "machine": "x86_64",
+            "cpu": "Test CPU",
+            "image": None,
+            "memory_bytes": 2**34,
+            "logical_cpus": 8,
+        },
         torch_version="2.0.0-test",
         devices=[CPU_DEVICE],
         schedule_periods={("vae", "bs128"): 21600.0, ("vae", "bs5120"): 21600.0},

@@ -22,6 +22,7 @@ import uvicorn
 
 from benchd import __version__
 from benchd.devices import Probe, ProbeError, probe
+from benchd.hostinfo import describe_host
 from benchd.lifecycle.child import HARNESS_COMMAND
 from benchd.lifecycle.ledger import RunLedger
 from benchd.lifecycle.queue import RunQueue, recover
@@ -85,11 +86,12 @@ class Daemon:
             sampler=self.sampler,
         )
         self.facts = DaemonFacts(
+            host=describe_host(),
             schedule_periods={
                 (s.workload, preset): s.period_seconds(datetime.now())
                 for s in settings.schedules
                 for preset in s.presets
-            }
+            },
         )
         self.collector = BenchdCollector(
             self.scoreboard, self.queue, self.store, lambda: self.facts, self.sampler

@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import (
@@ -60,6 +61,7 @@ class DaemonFacts:
     devices: list[dict] | None = None
     probe_error: str | None = None
     schedule_periods: dict[tuple[str, str], float] | None = None
+    host: dict[str, Any] | None = None  # hostinfo.describe_host(), read once at start
 
 
 class BenchdCollector(Collector):
@@ -80,7 +82,7 @@ class BenchdCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         facts = self._facts()
         board = self._scoreboard.snapshot()
-        yield from self._info(facts, board.devices)
+        yield from self._info(facts, board.devices, board.power_limits)
         yield from self._series(board)
         yield from self._results(board)
 
@@ -272,7 +274,9 @@ class BenchdCollector(Collector):
         if value is not None:
             family.add_metric(labels, float(value))
 
-    def _info(self, facts: DaemonFacts, seen_devices: dict[str, dict[str, str]]) -> Iterator[Metric]:
+    def _info(
+        self, facts: DaemonFacts, seen_devices: dict[str, dict[str, str]], power_limits: dict[str, float]
+    ) -> Iterator[Metric]:
         build = InfoMetricFamily("benchd_build", "benchd, Python and torch versions.")
         build.add_metric(
             [],
@@ -294,6 +298,35 @@ class BenchdCollector(Collector):
         for _device, labels in sorted(known.items()):
             devices.add_metric([], labels)
         yield devices
+        yield from self._host(facts.host)
+        limits = GaugeMetricFamily(
+            "benchd_device_power_limit_watts",
+            "Power limit in force on the device during its last run (NVML's enforced limit).",
+            labels=["device"],
+        )
+        for device, watts in sorted(power_limits.items()):
+            limits.add_metric([device], watts)
+        yield limits
+
+    @staticmethod
+    def _host(host: dict[str, Any] | None) -> Iterator[Metric]:
+        if not host:
+            return
+        info = InfoMetricFamily("benchd_host", "Where benchd runs: the name results carry, OS, CPU, image.")
+        info.add_metric(
+            [],
+            {
+                name: str(host.get(name) or "")
+                for name in ("hostname", "os", "kernel", "machine", "cpu", "image")
+            },
+        )
+        yield info
+        memory = GaugeMetricFamily("benchd_host_memory_bytes", "The host's physical memory.")
+        memory.add_metric([], float(host.get("memory_bytes") or 0))
+        yield memory
+        cpus = GaugeMetricFamily("benchd_host_logical_cpus", "The host's logical CPUs.")
+        cpus.add_metric([], float(host.get("logical_cpus") or 0))
+        yield cpus
 
 
 def build_registry(collector: Collector) -> CollectorRegistry:

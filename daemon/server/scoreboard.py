@@ -120,6 +120,7 @@ class Scoreboard:
         self.series: dict[SeriesKey, SeriesState] = defaultdict(SeriesState)
         self.results: dict[ResultKey, ConfigResult] = {}
         self.devices: dict[str, dict[str, str]] = {}
+        self.power_limits: dict[str, float] = {}
 
     def record(self, run: Run) -> None:
         """Add one finished run (once)."""
@@ -136,6 +137,8 @@ class Scoreboard:
                 self._record_result(run, (*series_key, run.config_id or UNKNOWN_CONFIG), state)
             if run.device and run.device_name:
                 accelerator = (run.system or {}).get("accelerator") or {}
+                if accelerator.get("power_limit_watts") is not None:
+                    self.power_limits[run.device] = float(accelerator["power_limit_watts"])
                 self.devices[run.device] = {
                     "device": run.device,
                     "type": run.device_type or "",
@@ -188,6 +191,7 @@ class Scoreboard:
                 copy.deepcopy(dict(self.series)),
                 copy.deepcopy(self.results),
                 dict(self.devices),
+                dict(self.power_limits),
             )
 
 
@@ -197,3 +201,4 @@ class Snapshot:
     series: dict[SeriesKey, SeriesState]
     results: dict[ResultKey, ConfigResult]
     devices: dict[str, dict[str, str]]
+    power_limits: dict[str, float]
