@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Annotated
@@ -113,7 +114,10 @@ def run(
             run_id = queue_run(store, request)
             run_ids.append(run_id)
             with RunProgress(f"{config.workload} {config.preset}", config.epochs) as progress:
-                execute(store, run_id, request, on_event=progress.on_event, sampler=sampler)
+                execute(
+                    store, run_id, request, on_event=progress.on_event, sampler=sampler,
+                    on_wait=functools.partial(_say_waiting, request.device),
+                )  # fmt: skip
     except KeyboardInterrupt:
         typer.echo("interrupted: the run in progress was recorded as cancelled", err=True)
         raise typer.Exit(130) from None
@@ -127,6 +131,10 @@ def run(
         report.print_table(report.runs_table(runs))
     if any(r.outcome != Outcome.OK for r in runs):
         raise typer.Exit(EXIT_FAILED_RUN)
+
+
+def _say_waiting(device: str, holder: str) -> None:
+    typer.echo(f"waiting for {device}: in use by {holder}", err=True)
 
 
 @app.command()

@@ -6,6 +6,7 @@ import os
 
 import psutil
 
+from benchd.lifecycle import device_lock
 from benchd.server.config import Settings
 
 CPU_SAMPLE_SECONDS = 1.0
@@ -46,6 +47,9 @@ def busy_reason(settings: Settings, device: str) -> str | None:
     """
     if not settings.busy_check:
         return None
+    other = device_lock.holder(device)
+    if other is not None:
+        return f"device busy: another benchmark holds {device} ({other})"
     used = psutil.cpu_percent(interval=CPU_SAMPLE_SECONDS) / 100
     if used >= settings.max_cpu_load:
         return f"host busy: CPU {used:.0%} used, at or above the limit of {settings.max_cpu_load:.0%}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from benchd.lifecycle.ledger import RunLedger
 from benchd.lifecycle.recording import RunRequest, execute, queue_run
 from benchd.results.model import Origin, Outcome, State
 from benchd.telemetry.sampler import Sampler
+
+log = logging.getLogger("benchd.queue")
 
 
 class QueueFullError(Exception):
@@ -232,6 +235,7 @@ class RunQueue:
                     command=self._command,
                     grace=self._grace,
                     sampler=self._sampler,
+                    on_wait=functools.partial(_log_waiting, item.run_id, device),
                 )
             finally:
                 with self._lock:
@@ -268,3 +272,7 @@ def recover(ledger: RunLedger, queue: RunQueue, data_dir: Path) -> list[int]:
         config = RunConfig(**{k: v for k, v in run.config.items() if k in RunConfig.__dataclass_fields__})
         queue.resume(run.id, RunRequest(config, run.requested_device, data_dir, run.timeout_seconds))
     return interrupted
+
+
+def _log_waiting(run_id: int, device: str, holder: str) -> None:
+    log.info("run %s waits for %s: in use by %s", run_id, device, holder)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from benchd.lifecycle.child import (
     ChildResult,
     run_child,
 )
+from benchd.lifecycle.device_lock import device_lock
 from benchd.paths import run_log_path, run_scratch_path
 from benchd.results.model import Origin, Outcome
 from benchd.results.store import ResultsStore
@@ -87,14 +89,41 @@ def execute(
     command: Sequence[str] = HARNESS_COMMAND,
     grace: float = DEFAULT_GRACE_SECONDS,
     sampler: Sampler | None = None,
+    on_wait: Callable[[str], None] = lambda _holder: None,
 ) -> ChildResult:
     """Run the child and record everything; the run always ends with exactly one outcome.
 
-    With a sampler, an idle baseline is taken before the child starts and each
-    epoch's sensor figures are computed over its window as it ends. An
-    exception here (Ctrl-C in the foreground) still finishes the run row
-    before it propagates, so the store never keeps a run that nobody runs.
+    The run holds its device's lock (device_lock.py) from before its baseline
+    to its end: if another benchmark on this host holds it, `on_wait` hears
+    who, and the run waits. With a sampler, an idle baseline is taken before
+    the child starts and each epoch's sensor figures are computed over its
+    window as it ends. An exception here (Ctrl-C in the foreground) still
+    finishes the run row before it propagates, so the store never keeps a run
+    that nobody runs.
     """
+    with ExitStack() as held:
+        try:
+            held.enter_context(device_lock(request.device, _what(run_id, request), on_wait))
+        except KeyboardInterrupt:
+            store.finish(run_id, Outcome.CANCELLED, message="interrupted while waiting for the device")
+            raise
+        return _execute(store, run_id, request, cancel, on_event, command, grace, sampler)
+
+
+def _what(run_id: int, request: RunRequest) -> str:
+    return f"benchd run {run_id}: {request.config.workload} {request.config.preset} on {request.device}"
+
+
+def _execute(
+    store: ResultsStore,
+    run_id: int,
+    request: RunRequest,
+    cancel: CancelToken | None,
+    on_event: EventCallback | None,
+    command: Sequence[str],
+    grace: float,
+    sampler: Sampler | None,
+) -> ChildResult:
     log_path = run_log_path(request.data_dir, run_id)
     scratch_dir = run_scratch_path(request.data_dir, run_id)
     store.mark_running(run_id, str(log_path))

@@ -304,8 +304,8 @@ class BenchdCollector(Collector):
             "Power limit in force on the device during its last run (NVML's enforced limit).",
             labels=["device"],
         )
-        for device, watts in sorted(power_limits.items()):
-            limits.add_metric([device], watts)
+        for device_id, watts in sorted(power_limits.items()):
+            limits.add_metric([device_id], watts)
         yield limits
 
     @staticmethod
