@@ -20,6 +20,14 @@ ROOT = Path(__file__).resolve().parent
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 SERIES = 'instance=~"$instance",workload=~"$workload",preset=~"$preset",device=~"$device"'
 HOST_SERIES = 'instance="$instance",workload=~"$workload",preset=~"$preset",device=~"$device"'
+# Results carry their config: the selected configs (default: the standard suite's), like for like.
+RESULTS = SERIES + ',config=~"$config"'
+# Devices of the chosen type and model (a results series joins it on instance and device).
+CHOSEN_DEVICES = 'benchd_device_info{type=~"$device_type",name=~"$model"}'
+
+
+def on_chosen_devices(expr: str) -> str:
+    return f"({expr} and on(instance, device) {CHOSEN_DEVICES})"
 
 
 def variable(name: str, query: str, *, multi: bool = True, label: str | None = None) -> dict[str, Any]:
@@ -37,6 +45,13 @@ def variable(name: str, query: str, *, multi: bool = True, label: str | None = N
         "current": {},
         "sort": 1,
     }
+
+
+def suite_variable() -> dict[str, Any]:
+    """Which suite's configs to show; the standard suite by default, so machines compare like for like."""
+    suite = variable("suite", "label_values(benchd_config_info, suite)")
+    suite["current"] = {"text": "standard-v1", "value": "standard-v1"}
+    return suite
 
 
 def datasource_variable() -> dict[str, Any]:
@@ -94,13 +109,18 @@ OUTCOME_MAPPINGS = [
 
 # The comparison table: one row per machine x workload x preset x device.
 TABLE_COLUMNS = [
-    ("epoch time", f"benchd_last_epoch_duration_seconds{{{SERIES}}}", "s"),
-    ("epoch fraction", f"benchd_epoch_fraction_ratio{{{SERIES}}}", "percentunit"),
-    ("samples/s", f"benchd_throughput_samples_per_second{{{SERIES}}}", "short"),
-    ("peak device memory", f"benchd_peak_device_memory_bytes{{{SERIES}}}", "bytes"),
-    ("average power", f"benchd_epoch_average_power_watts{{{SERIES}}}", "watt"),
-    ("energy per epoch", f"benchd_epoch_energy_joules{{{SERIES}}}", "joule"),
-    ("max temperature", f"benchd_epoch_max_temperature_celsius{{{SERIES}}}", "celsius"),
+    ("epoch time", on_chosen_devices(f"benchd_last_epoch_duration_seconds{{{RESULTS}}}"), "s"),
+    ("epoch fraction", f"benchd_epoch_fraction_ratio{{{RESULTS}}}", "percentunit"),
+    (
+        "full epoch (scaled)",
+        f"benchd_last_epoch_duration_seconds{{{RESULTS}}} / benchd_epoch_fraction_ratio{{{RESULTS}}}",
+        "s",
+    ),
+    ("samples/s", f"benchd_throughput_samples_per_second{{{RESULTS}}}", "short"),
+    ("peak device memory", f"benchd_peak_device_memory_bytes{{{RESULTS}}}", "bytes"),
+    ("average power", f"benchd_epoch_average_power_watts{{{RESULTS}}}", "watt"),
+    ("energy per epoch", f"benchd_epoch_energy_joules{{{RESULTS}}}", "joule"),
+    ("max temperature", f"benchd_epoch_max_temperature_celsius{{{RESULTS}}}", "celsius"),
     ("last outcome", f"benchd_last_run_outcome{{{SERIES}}} == 1", None),
     ("device", 'benchd_device_info{instance=~"$instance",device=~"$device"}', None),
 ]
@@ -123,22 +143,25 @@ def compare_machines() -> dict[str, Any]:
     table["transformations"] = [
         {"id": "merge", "options": {}},
         {"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True, "job": True,
-                                                          "Value #H": True, "Value #I": True}}},
+                                                          "Value #I": True, "Value #J": True}}},
     ]  # fmt: skip
     table["fieldConfig"]["overrides"] = overrides
     bars = panel(
-        "barchart", "Epoch time by machine (lower is faster)",
-        [target(f"benchd_last_epoch_duration_seconds{{{SERIES}}}", legend="{{instance}} {{workload}} {{preset}}",
-                instant=True)],
+        "barchart", "Epoch time by machine, scaled to a full epoch (lower is faster)",
+        [target(on_chosen_devices(f"benchd_last_epoch_duration_seconds{{{RESULTS}}} / "
+                                  f"benchd_epoch_fraction_ratio{{{RESULTS}}}"),
+                legend="{{instance}} {{workload}} {{preset}} {{config}}", instant=True)],
         (0, 12, 12, 10), "s",
         transformations=[{"id": "reduce", "options": {"reducers": ["lastNotNull"], "labelsToFields": True}}],
     )  # fmt: skip
     relative = panel(
-        "bargauge", "Speed relative to the baseline machine (above 1: faster)",
-        [target(f'max by (workload, preset) (benchd_last_epoch_duration_seconds{{instance="$baseline",'
-                f'workload=~"$workload",preset=~"$preset"}}) / on(workload, preset) group_right '
-                f"benchd_last_epoch_duration_seconds{{{SERIES}}}",
-                legend="{{instance}} {{workload}} {{preset}}", instant=True)],
+        "bargauge", "Speed relative to the baseline machine, same config and device type (above 1: faster)",
+        [target("max by (workload, preset, config) " + on_chosen_devices(
+                    'benchd_last_epoch_duration_seconds{instance="$baseline",workload=~"$workload",'
+                    'preset=~"$preset",config=~"$config"}')
+                + " / on(workload, preset, config) group_right() "
+                + on_chosen_devices(f"benchd_last_epoch_duration_seconds{{{RESULTS}}}"),
+                legend="{{instance}} {{workload}} {{preset}} {{config}}", instant=True)],
         (12, 12, 12, 10), "x",
     )  # fmt: skip
     failures = panel(
@@ -154,6 +177,10 @@ def compare_machines() -> dict[str, Any]:
          variable("workload", "label_values(benchd_runs_total, workload)"),
          variable("preset", 'label_values(benchd_runs_total{workload=~"$workload"}, preset)'),
          variable("device", "label_values(benchd_runs_total, device)"),
+         variable("device_type", "label_values(benchd_device_info, type)", label="Device type"),
+         variable("model", 'label_values(benchd_device_info{type=~"$device_type"}, name)', label="Device model"),
+         suite_variable(),
+         variable("config", 'label_values(benchd_config_info{suite=~"$suite",workload=~"$workload"}, config)'),
          variable("baseline", "label_values(benchd_build_info, instance)", multi=False, label="Baseline machine")],
         [table, bars, relative, failures], [],
     )  # fmt: skip

@@ -145,10 +145,11 @@ def query(client: httpx.Client, expr: str) -> list:
 def substitute(expr: str, instance: str) -> str:
     values = {
         "$instance": instance, "$baseline": instance, "$workload": ".*", "$preset": ".*", "$device": ".*",
+        "$device_type": ".*", "$model": ".*", "$suite": ".*", "$config": ".*",
         "$__rate_interval": "1m", "$__interval": "15s",
     }  # fmt: skip
-    for name, value in values.items():
-        expr = expr.replace(name, value)
+    for name in sorted(values, key=len, reverse=True):  # $device_type before $device
+        expr = expr.replace(name, values[name])
     return expr
 
 
