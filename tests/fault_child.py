@@ -20,7 +20,7 @@ from benchd.workloads.harness import main
 
 def misbehave(spec: dict, events: EventWriter) -> None:
     """Raw, partial events on purpose: the parent must cope with whatever a child sends."""
-    fault = spec["fault"]
+    fault = spec.get("fault", "none")  # a run request from the queue has none: behave
     if fault == "orphan":
         # A grandchild that inherits the event pipe, like a DataLoader worker.
         grandchild = subprocess.Popen(["sleep", "60"], pass_fds=(events._fd,))

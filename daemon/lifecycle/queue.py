@@ -237,10 +237,15 @@ class RunQueue:
                     sampler=self._sampler,
                     on_wait=functools.partial(_log_waiting, item.run_id, device),
                 )
+            except Exception:  # recorded as `error` by execute where the store allows; the worker goes on
+                log.exception("run %s on %s failed in benchd itself", item.run_id, device)
             finally:
                 with self._lock:
                     lane.active = None
+            try:
                 self._ledger.announce(item.run_id)
+            except Exception:  # a store that cannot be read now: the scoreboard catches up at the next start
+                log.exception("run %s ended but could not be read back", item.run_id)
 
     def _follow(self, active: ActiveRun, event: protocol.Event) -> None:
         with self._lock:

@@ -126,17 +126,14 @@ def _execute(
 ) -> ChildResult:
     log_path = run_log_path(request.data_dir, run_id)
     scratch_dir = run_scratch_path(request.data_dir, run_id)
-    store.mark_running(run_id, str(log_path))
     epoch_starts: dict[int, float] = {}
-    if sampler is not None:
-        sampler.set_active(True)
-        store.record_baseline(run_id, _baseline(sampler))
 
     def record(event: protocol.Event) -> None:
         if event["event"] == protocol.STARTED:
-            identity = {**request.config.to_json(), "precision": event["precision"]}
+            # A child may send less than the protocol promises; what is missing stays absent.
+            identity = {**request.config.to_json(), "precision": event.get("precision")}
             system = {**describe_host(), **(event.get("system") or {})}
-            store.record_started(run_id, event, config_id(identity, event["data"]), system)
+            store.record_started(run_id, event, config_id(identity, event.get("data") or {}), system)
         elif event["event"] == protocol.EPOCH_START:
             epoch_starts[event["epoch"]] = event["t"]
             if sampler is not None:
@@ -152,6 +149,10 @@ def _execute(
             on_event(event)
 
     try:
+        store.mark_running(run_id, str(log_path))
+        if sampler is not None:
+            sampler.set_active(True)
+            store.record_baseline(run_id, _baseline(sampler))
         result = run_child(
             request.child_spec(scratch_dir),
             log_path=log_path,
@@ -164,8 +165,8 @@ def _execute(
     except KeyboardInterrupt:
         store.finish(run_id, Outcome.CANCELLED, message="interrupted from the terminal")
         raise
-    except BaseException as exc:
-        store.finish(run_id, Outcome.ERROR, message=f"benchd failed while following the run: {exc}")
+    except BaseException as exc:  # a log directory that cannot be made, a full disk, a bug: the run ends
+        store.finish(run_id, Outcome.ERROR, message=f"benchd failed to start or follow the run: {exc}")
         raise
     finally:
         if sampler is not None:
