@@ -38,6 +38,7 @@ class Started(TypedDict):
 
     event: Literal["started"]
     t: float
+    pid: int  # the child's, which leads the run's process group
     device: str
     device_type: str
     device_name: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import json
+import os
 import random
 import shutil
 import sys
@@ -87,6 +88,7 @@ def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
         protocol.Started(
             event="started",
             t=protocol.now(),
+            pid=os.getpid(),
             device=info.id,
             device_type=info.type,
             device_name=info.name,

@@ -65,7 +65,7 @@ def _data_cell(run: Run) -> str:
 def _outcome_cell(run: Run) -> str:
     if run.outcome is None:
         return str(run.state)  # queued or running
-    label = Outcome(run.outcome).label
+    label = Outcome(run.outcome).label + (" (contended)" if run.contended else "")
     return f"{label}: {run.message}" if run.message and run.outcome != Outcome.OK else label
 
 

@@ -12,7 +12,7 @@ from benchd.server.config import Settings
 CPU_SAMPLE_SECONDS = 1.0
 
 
-def _cuda_index(device: str) -> int:
+def cuda_index(device: str) -> int:
     """The NVML index behind a torch device id, following CUDA_VISIBLE_DEVICES when it holds indices."""
     index = int(device.split(":", 1)[1]) if ":" in device else 0
     visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
@@ -30,7 +30,7 @@ def gpu_process_count(device: str) -> int | None:
     except Exception:  # pynvml raises its own NVMLError subclasses, or ImportError
         return None
     try:
-        handle = pynvml.nvmlDeviceGetHandleByIndex(_cuda_index(device))
+        handle = pynvml.nvmlDeviceGetHandleByIndex(cuda_index(device))
         return len(pynvml.nvmlDeviceGetComputeRunningProcesses(handle))
     except Exception:
         return None

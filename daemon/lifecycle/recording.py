@@ -25,6 +25,7 @@ from benchd.lifecycle.child import (
     ChildResult,
     run_child,
 )
+from benchd.lifecycle.contention import ForeignLoad
 from benchd.lifecycle.device_lock import device_lock
 from benchd.paths import run_log_path, run_scratch_path
 from benchd.results.model import Origin, Outcome
@@ -114,6 +115,57 @@ def _what(run_id: int, request: RunRequest) -> str:
     return f"benchd run {run_id}: {request.config.workload} {request.config.preset} on {request.device}"
 
 
+class _Recorder:
+    """Writes a run's events to the store as they arrive, with each epoch's sensor figures and
+    foreign load measured over its window."""
+
+    def __init__(
+        self,
+        store: ResultsStore,
+        run_id: int,
+        request: RunRequest,
+        sampler: Sampler | None,
+        on_event: EventCallback | None,
+    ) -> None:
+        self.store, self.run_id, self.request = store, run_id, request
+        self.sampler, self.on_event = sampler, on_event
+        self.epoch_starts: dict[int, float] = {}
+        self.foreign: ForeignLoad | None = None  # once the child says which process group is the run
+
+    def record(self, event: protocol.Event) -> None:
+        if event["event"] == protocol.STARTED:
+            self._started(event)
+        elif event["event"] == protocol.EPOCH_START:
+            self.epoch_starts[event["epoch"]] = event["t"]
+            if self.foreign is not None:
+                self.foreign.mark()
+            if self.sampler is not None:
+                self.sampler.sample_now()  # the counters' opening values, as close to the start as we can
+        elif event["event"] == protocol.EPOCH_END:
+            self._epoch_end(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _started(self, event: protocol.Started) -> None:
+        # A child may send less than the protocol promises; what is missing stays absent.
+        identity = {**self.request.config.to_json(), "precision": event.get("precision")}
+        system = {**describe_host(), **(event.get("system") or {})}
+        self.store.record_started(self.run_id, event, config_id(identity, event.get("data") or {}), system)
+        if isinstance(event.get("pid"), int):
+            self.foreign = ForeignLoad(event["pid"], self.request.device)
+
+    def _epoch_end(self, event: protocol.EpochEnd) -> None:
+        start = self.epoch_starts.get(event["epoch"], event["t"] - event["duration"])
+        telemetry = None
+        if self.sampler is not None:
+            self.sampler.sample_now()
+            telemetry = epoch_telemetry(self.sampler.window(start, event["t"]), start, event["t"])
+        measured = self.foreign.measure() if self.foreign is not None else None
+        if measured is not None:
+            telemetry = {**(telemetry or {}), "foreign": measured}
+        self.store.add_epoch(self.run_id, event, start, telemetry)
+
+
 def _execute(
     store: ResultsStore,
     run_id: int,
@@ -126,27 +178,7 @@ def _execute(
 ) -> ChildResult:
     log_path = run_log_path(request.data_dir, run_id)
     scratch_dir = run_scratch_path(request.data_dir, run_id)
-    epoch_starts: dict[int, float] = {}
-
-    def record(event: protocol.Event) -> None:
-        if event["event"] == protocol.STARTED:
-            # A child may send less than the protocol promises; what is missing stays absent.
-            identity = {**request.config.to_json(), "precision": event.get("precision")}
-            system = {**describe_host(), **(event.get("system") or {})}
-            store.record_started(run_id, event, config_id(identity, event.get("data") or {}), system)
-        elif event["event"] == protocol.EPOCH_START:
-            epoch_starts[event["epoch"]] = event["t"]
-            if sampler is not None:
-                sampler.sample_now()  # the counters' opening values, as close to the start as we can
-        elif event["event"] == protocol.EPOCH_END:
-            start = epoch_starts.get(event["epoch"], event["t"] - event["duration"])
-            telemetry = None
-            if sampler is not None:
-                sampler.sample_now()
-                telemetry = epoch_telemetry(sampler.window(start, event["t"]), start, event["t"])
-            store.add_epoch(run_id, event, start, telemetry)
-        if on_event is not None:
-            on_event(event)
+    recorder = _Recorder(store, run_id, request, sampler, on_event)
 
     try:
         store.mark_running(run_id, str(log_path))
@@ -156,7 +188,7 @@ def _execute(
         result = run_child(
             request.child_spec(scratch_dir),
             log_path=log_path,
-            on_event=record,
+            on_event=recorder.record,
             timeout=request.timeout,
             cancel=cancel,
             command=command,

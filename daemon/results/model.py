@@ -199,6 +199,13 @@ class Run:
         return result
 
     @property
+    def contended(self) -> bool:
+        """Whether foreign load shared the machine during a representative epoch (lifecycle/contention.py)."""
+        summary = self.summary
+        chosen = [e for e in self.epochs if summary is not None and e.index in summary.epochs]
+        return any(((e.telemetry or {}).get("foreign") or {}).get("contended") for e in chosen)
+
+    @property
     def peak_device_bytes(self) -> int | None:
         values = [e.peak_reserved_bytes for e in self.epochs if e.peak_reserved_bytes is not None]
         return max(values) if values else None
@@ -224,6 +231,7 @@ class Run:
         data["peak_device_bytes"] = self.peak_device_bytes
         data["setup"] = self.setup()
         data["suite"] = self.suite()
+        data["contended"] = self.contended
         return data
 
     def suite(self) -> str | None:

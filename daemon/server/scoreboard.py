@@ -133,7 +133,8 @@ class Scoreboard:
             state = self.series[series_key]
             state.last_outcome = run.outcome
             state.last_finished_at = run.finished_at
-            if run.epochs or run.outcome == Outcome.OK:
+            if (run.epochs or run.outcome == Outcome.OK) and not run.contended:
+                # A contended run's figures measured the other load too: never a headline or baseline.
                 self._record_result(run, (*series_key, run.config_id or UNKNOWN_CONFIG), state)
             if run.device and run.device_name:
                 accelerator = (run.system or {}).get("accelerator") or {}
