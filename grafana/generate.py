@@ -214,11 +214,25 @@ def host_detail() -> dict[str, Any]:
                target(f"benchd_collector_up{{{live}}}", "B", instant=True),
                target(f"increase(benchd_sensor_errors_total{{{live}}}[1h])", "C", instant=True)],
               (0, 23, 24, 7), None),
+        panel("table", "The host: OS, CPU, memory, image, and its devices with their UUIDs, drivers and torch",
+              [target(f"benchd_host_info{{{live}}}", "A", instant=True),
+               target(f"benchd_host_memory_bytes{{{live}}}", "B", instant=True),
+               target(f"benchd_device_info{{{live}}}", "C", instant=True),
+               target(f"benchd_device_power_limit_watts{{{live}}}", "D", instant=True)],
+              (0, 30, 24, 7), None),
     ]  # fmt: skip
     annotations = [
         {"name": "Runs", "datasource": DATASOURCE, "enable": True, "iconColor": "rgba(0, 120, 255, 0.3)",
          "expr": f"benchd_run_in_progress{{{live}}} == 1", "step": "10s", "titleFormat": "{{workload}} {{preset}}",
          "tagKeys": "workload,preset,device"},
+        # An info metric whose labels changed is a new series: present now, absent ten minutes ago.
+        {"name": "torch or benchd upgraded", "datasource": DATASOURCE, "enable": True,
+         "iconColor": "rgba(255, 160, 0, 0.8)",
+         "expr": f"benchd_build_info{{{live}}} unless benchd_build_info{{{live}}} offset 10m", "step": "5m",
+         "titleFormat": "benchd {{version}}, torch {{torch_version}}", "tagKeys": "version,torch_version"},
+        {"name": "driver changed", "datasource": DATASOURCE, "enable": True, "iconColor": "rgba(255, 80, 0, 0.8)",
+         "expr": f'benchd_device_info{{{live},driver_version!=""}} unless benchd_device_info{{{live}}} offset 10m',
+         "step": "5m", "titleFormat": "{{device}}: driver {{driver_version}}", "tagKeys": "device,driver_version"},
     ]  # fmt: skip
     return dashboard(
         "benchd-host", "benchd: host detail",
