@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from benchd.catalog.suites import DEFAULT_SUITE
 from benchd.results.model import Outcome
 
 ROOT = Path(__file__).resolve().parent
@@ -50,7 +51,7 @@ def variable(name: str, query: str, *, multi: bool = True, label: str | None = N
 def suite_variable() -> dict[str, Any]:
     """Which suite's configs to show; the standard suite by default, so machines compare like for like."""
     suite = variable("suite", "label_values(benchd_config_info, suite)")
-    suite["current"] = {"text": "standard-v1", "value": "standard-v1"}
+    suite["current"] = {"text": DEFAULT_SUITE, "value": DEFAULT_SUITE}
     return suite
 
 

@@ -115,10 +115,10 @@ def is_loopback(host: str) -> bool:
 # The embedded default: the standard suite (catalog/suites.py), the VAE every six hours and the
 # rest daily, so every host that runs benchd unconfigured measures the same work.
 DEFAULT_WORKLOADS: dict[str, dict[str, Any]] = {
-    "vae": {"interval": "6h", "suite": "standard-v1"},
-    "siamese": {"interval": "24h", "suite": "standard-v1"},
-    "transformer": {"interval": "24h", "suite": "standard-v1"},
-    "dcgan": {"interval": "24h", "suite": "standard-v1"},
+    "vae": {"interval": "6h", "suite": suites.DEFAULT_SUITE},
+    "siamese": {"interval": "24h", "suite": suites.DEFAULT_SUITE},
+    "transformer": {"interval": "24h", "suite": suites.DEFAULT_SUITE},
+    "dcgan": {"interval": "24h", "suite": suites.DEFAULT_SUITE},
 }
 
 EXAMPLE = f"""# benchd configuration. Precedence: this file < BENCHD_* environment variables < flags.
