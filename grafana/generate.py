@@ -1,8 +1,11 @@
-"""Grafana dashboards for benchd, generated so that panels stay consistent with each other.
+"""Grafana dashboards for benchd, built with Grafana's own typed builders (grafana-foundation-sdk).
 
-Run `python grafana/generate.py` after editing; a test fails when the JSON in
-grafana/dashboards/ is stale. Dashboards use a datasource template variable
-(never `__inputs`) and are provisioned from files (grafana/provisioning/).
+Why generated: the panels share their selectors, and the typed builders make each
+panel, query, variable and override the shape Grafana expects, which matters here
+because Grafana itself cannot run in the tests. Run `python grafana/generate.py`
+after editing; a test fails when the JSON in grafana/dashboards/ is stale.
+Dashboards use a datasource template variable (never `__inputs`) and are
+provisioned from files (grafana/provisioning/).
 """
 
 from __future__ import annotations
@@ -13,81 +16,137 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from grafana_foundation_sdk.builders import (
+    barchart,
+    bargauge,
+    common,
+    dashboard,
+    prometheus,
+    stat,
+    table,
+    timeseries,
+)
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.common import (
+    LegendDisplayMode,
+    LegendPlacement,
+    VisibilityMode,
+    VizOrientation,
+)
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardCursorSync,
+    DataSourceRef,
+    DataTransformerConfig,
+    DynamicConfigValue,
+    GridPos,
+    ValueMap,
+    ValueMappingResult,
+    VariableOption,
+    VariableRefresh,
+    VariableSort,
+)
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from benchd.catalog.suites import DEFAULT_SUITE
 from benchd.results.model import Outcome
 
 ROOT = Path(__file__).resolve().parent
-DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 SERIES = 'instance=~"$instance",workload=~"$workload",preset=~"$preset",device=~"$device"'
 HOST_SERIES = 'instance="$instance",workload=~"$workload",preset=~"$preset",device=~"$device"'
 # Results carry their config: the selected configs (default: the standard suite's), like for like.
 RESULTS = SERIES + ',config=~"$config"'
 # Devices of the chosen type and model (a results series joins it on instance and device).
 CHOSEN_DEVICES = 'benchd_device_info{type=~"$device_type",name=~"$model"}'
+Panel = Any  # a panel builder of any visualisation (the SDK gives each its own class)
 
 
 def on_chosen_devices(expr: str) -> str:
     return f"({expr} and on(instance, device) {CHOSEN_DEVICES})"
 
 
-def variable(name: str, query: str, *, multi: bool = True, label: str | None = None) -> dict[str, Any]:
-    return {
-        "type": "query",
-        "name": name,
-        "label": label or name.capitalize(),
-        "datasource": DATASOURCE,
-        "query": {"query": query, "refId": name},
-        "definition": query,
-        "refresh": 2,
-        "multi": multi,
-        "includeAll": multi,
-        "allValue": ".*" if multi else None,
-        "current": {},
-        "sort": 1,
-    }
+def variable(
+    name: str, query: str, *, multi: bool = True, label: str | None = None
+) -> dashboard.QueryVariable:
+    result = (
+        dashboard.QueryVariable(name)
+        .label(label or name.capitalize())
+        .datasource(DATASOURCE)
+        .query(query)
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_ASC)
+        .multi(multi)
+        .include_all(multi)
+    )
+    return result.all_value(".*") if multi else result
 
 
-def suite_variable() -> dict[str, Any]:
+def suite_variable() -> dashboard.QueryVariable:
     """Which suite's configs to show; the standard suite by default, so machines compare like for like."""
-    suite = variable("suite", "label_values(benchd_config_info, suite)")
-    suite["current"] = {"text": DEFAULT_SUITE, "value": DEFAULT_SUITE}
-    return suite
+    return variable("suite", "label_values(benchd_config_info, suite)").current(
+        VariableOption(text=DEFAULT_SUITE, value=DEFAULT_SUITE)
+    )
 
 
-def datasource_variable() -> dict[str, Any]:
-    return {
-        "type": "datasource",
-        "name": "datasource",
-        "label": "Data source",
-        "query": "prometheus",
-        "current": {},
-    }
-
-
-def target(expr: str, ref: str = "A", legend: str | None = None, *, instant: bool = False) -> dict[str, Any]:
-    result: dict[str, Any] = {"refId": ref, "expr": expr, "datasource": DATASOURCE}
+def query(
+    expr: str, ref: str = "A", legend: str | None = None, *, instant: bool = False
+) -> prometheus.Dataquery:
+    result = prometheus.Dataquery().expr(expr).ref_id(ref).datasource(DATASOURCE)
     if instant:
-        result.update(instant=True, range=False, format="table")
-    if legend:
-        result["legendFormat"] = legend
-    return result
+        result = result.instant().format(PromQueryFormat.TABLE)
+    return result.legend_format(legend) if legend else result
 
 
-def panel(kind: str, title: str, targets: list[dict[str, Any]], pos: tuple[int, int, int, int],
-          unit: str | None = None, **extra: Any) -> dict[str, Any]:  # fmt: skip
+def place(builder: Panel, title: str, queries: list[prometheus.Dataquery], pos: tuple[int, int, int, int],
+          unit: str | None = None) -> Panel:  # fmt: skip
     x, y, w, h = pos
-    result = {
-        "type": kind,
-        "title": title,
-        "datasource": DATASOURCE,
-        "gridPos": {"x": x, "y": y, "w": w, "h": h},
-        "targets": targets,
-        "fieldConfig": {"defaults": {"unit": unit} if unit else {}, "overrides": []},
-        "options": {},
-    }
-    result.update(extra)
-    return result
+    builder = (
+        builder.title(title).datasource(DATASOURCE).grid_pos(GridPos(h=h, w=w, x=x, y=y)).targets(queries)
+    )
+    return builder.unit(unit) if unit else builder
+
+
+def legend() -> common.VizLegendOptions:
+    return (
+        common.VizLegendOptions()
+        .display_mode(LegendDisplayMode.LIST)
+        .placement(LegendPlacement.BOTTOM)
+        .show_legend(True)
+    )
+
+
+def last_value() -> common.ReduceDataOptions:
+    return common.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
+
+
+# Each visualisation with the options benchd's panels share.
+def table_panel() -> table.Panel:
+    return table.Panel().show_header(True)
+
+
+def timeseries_panel() -> timeseries.Panel:
+    return timeseries.Panel().legend(legend())
+
+
+def stat_panel() -> stat.Panel:
+    return stat.Panel().reduce_options(last_value())
+
+
+def bars_panel() -> barchart.Panel:
+    return (
+        barchart.Panel()
+        .orientation(VizOrientation.HORIZONTAL)
+        .show_value(VisibilityMode.AUTO)
+        .legend(legend())
+    )
+
+
+def gauge_bars_panel() -> bargauge.Panel:
+    return bargauge.Panel().orientation(VizOrientation.HORIZONTAL).reduce_options(last_value())
+
+
+def transformation(kind: str, options: dict[str, Any]) -> DataTransformerConfig:
+    return DataTransformerConfig(id_val=kind, options=options)
 
 
 OUTCOME_COLORS = {
@@ -99,14 +158,12 @@ OUTCOME_COLORS = {
     Outcome.SKIPPED: "gray",
     Outcome.INTERRUPTED: "orange",
 }
-OUTCOME_MAPPINGS = [
+OUTCOME_MAPPING = ValueMap(
     {
-        "type": "value",
-        "options": {
-            outcome.value: {"text": outcome.label, "color": OUTCOME_COLORS[outcome]} for outcome in Outcome
-        },
+        outcome.value: ValueMappingResult(text=outcome.label, color=OUTCOME_COLORS[outcome])
+        for outcome in Outcome
     }
-]
+)
 
 # The comparison table: one row per machine x workload x preset x device.
 TABLE_COLUMNS = [
@@ -127,140 +184,164 @@ TABLE_COLUMNS = [
 ]
 
 
-def compare_machines() -> dict[str, Any]:
-    table_targets = [
-        target(expr, chr(ord("A") + i), instant=True) for i, (_t, expr, _u) in enumerate(TABLE_COLUMNS)
-    ]
-    overrides = [
-        {"matcher": {"id": "byName", "options": f"Value #{chr(ord('A') + i)}"},
-         "properties": [{"id": "displayName", "value": title}] + ([{"id": "unit", "value": unit}] if unit else [])}
-        for i, (title, _e, unit) in enumerate(TABLE_COLUMNS)
-    ]  # fmt: skip
-    overrides.append({"matcher": {"id": "byName", "options": "outcome"},
-                      "properties": [{"id": "mappings", "value": OUTCOME_MAPPINGS},
-                                     {"id": "custom.cellOptions", "value": {"type": "color-text"}}]})  # fmt: skip
-    table = panel("table", "Machines and workloads (last ok run; last outcome shown even when it failed)",
-                  table_targets, (0, 0, 24, 12))  # fmt: skip
-    table["transformations"] = [
-        {"id": "merge", "options": {}},
-        {"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True, "job": True,
-                                                          "Value #I": True, "Value #J": True}}},
-    ]  # fmt: skip
-    table["fieldConfig"]["overrides"] = overrides
-    bars = panel(
-        "barchart", "Epoch time by machine, scaled to a full epoch (lower is faster)",
-        [target(on_chosen_devices(f"benchd_last_epoch_duration_seconds{{{RESULTS}}} / "
-                                  f"benchd_epoch_fraction_ratio{{{RESULTS}}}"),
-                legend="{{instance}} {{workload}} {{preset}} {{config}}", instant=True)],
-        (0, 12, 12, 10), "s",
-        transformations=[{"id": "reduce", "options": {"reducers": ["lastNotNull"], "labelsToFields": True}}],
+def comparison_table() -> table.Panel:
+    refs = [chr(ord("A") + i) for i in range(len(TABLE_COLUMNS))]
+    panel = place(
+        table_panel(), "Machines and workloads (last ok run; last outcome shown even when it failed)",
+        [query(expr, ref, instant=True) for ref, (_t, expr, _u) in zip(refs, TABLE_COLUMNS, strict=True)],
+        (0, 0, 24, 12),
     )  # fmt: skip
-    relative = panel(
-        "bargauge", "Speed relative to the baseline machine, same config and device type (above 1: faster)",
-        [target("max by (workload, preset, config) " + on_chosen_devices(
+    for ref, (title, _e, unit) in zip(refs, TABLE_COLUMNS, strict=True):
+        properties = [DynamicConfigValue("displayName", title)]
+        panel = panel.override_by_name(
+            f"Value #{ref}", properties + ([DynamicConfigValue("unit", unit)] if unit else [])
+        )
+    panel = panel.override_by_name("outcome", [
+        DynamicConfigValue("mappings", [OUTCOME_MAPPING]),
+        DynamicConfigValue("custom.cellOptions", {"type": "color-text"}),
+    ])  # fmt: skip
+    hidden = {
+        "Time": True,
+        "__name__": True,
+        "job": True,
+        f"Value #{refs[-2]}": True,
+        f"Value #{refs[-1]}": True,
+    }
+    return panel.transformations(
+        [transformation("merge", {}), transformation("organize", {"excludeByName": hidden})]
+    )
+
+
+def compare_machines() -> dict[str, Any]:
+    scaled = (f"benchd_last_epoch_duration_seconds{{{RESULTS}}} / "
+              f"benchd_epoch_fraction_ratio{{{RESULTS}}}")  # fmt: skip
+    bars = place(
+        bars_panel(), "Epoch time by machine, scaled to a full epoch (lower is faster)",
+        [query(on_chosen_devices(scaled), legend="{{instance}} {{workload}} {{preset}} {{config}}", instant=True)],
+        (0, 12, 12, 10), "s",
+    ).with_transformation(transformation("reduce", {"reducers": ["lastNotNull"], "labelsToFields": True}))  # fmt: skip
+    relative = place(
+        gauge_bars_panel(), "Speed relative to the baseline machine, same config and device type (above 1: faster)",
+        [query("max by (workload, preset, config) " + on_chosen_devices(
                     'benchd_last_epoch_duration_seconds{instance="$baseline",workload=~"$workload",'
                     'preset=~"$preset",config=~"$config"}')
-                + " / on(workload, preset, config) group_right() "
-                + on_chosen_devices(f"benchd_last_epoch_duration_seconds{{{RESULTS}}}"),
-                legend="{{instance}} {{workload}} {{preset}} {{config}}", instant=True)],
+               + " / on(workload, preset, config) group_right() "
+               + on_chosen_devices(f"benchd_last_epoch_duration_seconds{{{RESULTS}}}"),
+               legend="{{instance}} {{workload}} {{preset}} {{config}}", instant=True)],
         (12, 12, 12, 10), "x",
     )  # fmt: skip
-    failures = panel(
-        "timeseries", "Failed runs (DNF: out of memory; runtime error)",
-        [target(f'sum by (instance, workload, preset, outcome) (increase(benchd_runs_total{{{SERIES},'
-                f'outcome=~"oom|error|timeout"}}[$__rate_interval]))', legend="{{instance}} {{workload}} "
-                "{{preset}} {{outcome}}")],
+    failures = place(
+        timeseries_panel(), "Failed runs (DNF: out of memory; runtime error)",
+        [query(f'sum by (instance, workload, preset, outcome) (increase(benchd_runs_total{{{SERIES},'
+               f'outcome=~"oom|error|timeout"}}[$__rate_interval]))',
+               legend="{{instance}} {{workload}} {{preset}} {{outcome}}")],
         (0, 22, 24, 8), "short",
     )  # fmt: skip
-    return dashboard(
-        "benchd-compare", "benchd: compare machines",
-        [datasource_variable(), variable("instance", "label_values(benchd_build_info, instance)"),
-         variable("workload", "label_values(benchd_runs_total, workload)"),
-         variable("preset", 'label_values(benchd_runs_total{workload=~"$workload"}, preset)'),
-         variable("device", "label_values(benchd_runs_total, device)"),
-         variable("device_type", "label_values(benchd_device_info, type)", label="Device type"),
-         variable("model", 'label_values(benchd_device_info{type=~"$device_type"}, name)', label="Device model"),
-         suite_variable(),
-         variable("config", 'label_values(benchd_config_info{suite=~"$suite",workload=~"$workload"}, config)'),
-         variable("baseline", "label_values(benchd_build_info, instance)", multi=False, label="Baseline machine")],
-        [table, bars, relative, failures], [],
-    )  # fmt: skip
+    variables = [
+        datasource_variable(), variable("instance", "label_values(benchd_build_info, instance)"),
+        variable("workload", "label_values(benchd_runs_total, workload)"),
+        variable("preset", 'label_values(benchd_runs_total{workload=~"$workload"}, preset)'),
+        variable("device", "label_values(benchd_runs_total, device)"),
+        variable("device_type", "label_values(benchd_device_info, type)", label="Device type"),
+        variable("model", 'label_values(benchd_device_info{type=~"$device_type"}, name)', label="Device model"),
+        suite_variable(),
+        variable("config", 'label_values(benchd_config_info{suite=~"$suite",workload=~"$workload"}, config)'),
+        variable("baseline", "label_values(benchd_build_info, instance)", multi=False, label="Baseline machine"),
+    ]  # fmt: skip
+    return board("benchd-compare", "benchd: compare machines", variables,
+                 [comparison_table(), bars, relative, failures])  # fmt: skip
 
 
 def host_detail() -> dict[str, Any]:
     live = 'instance="$instance"'
     panels = [
-        panel("timeseries", "Epoch duration over time, by config, with each config's baseline",
-              [target(f"benchd_last_epoch_duration_seconds{{{HOST_SERIES}}}", "A",
-                      "{{workload}} {{preset}} {{device}} {{config}}"),
-               target(f"benchd_baseline_epoch_duration_seconds{{{HOST_SERIES}}}", "B",
-                      "baseline {{workload}} {{preset}} {{config}}")],
+        place(timeseries_panel(), "Epoch duration over time, by config, with each config's baseline",
+              [query(f"benchd_last_epoch_duration_seconds{{{HOST_SERIES}}}", "A",
+                     "{{workload}} {{preset}} {{device}} {{config}}"),
+               query(f"benchd_baseline_epoch_duration_seconds{{{HOST_SERIES}}}", "B",
+                     "baseline {{workload}} {{preset}} {{config}}")],
               (0, 0, 24, 9), "s"),
-        panel("timeseries", "Device temperature", [target(f"benchd_sensor_temperature_celsius{{{live}}}", legend="{{domain}}")],
-              (0, 9, 8, 8), "celsius"),
-        panel("timeseries", "Power", [target(f"benchd_sensor_power_watts{{{live}}}", legend="{{domain}}")],
+        place(timeseries_panel(), "Device temperature",
+              [query(f"benchd_sensor_temperature_celsius{{{live}}}", legend="{{domain}}")], (0, 9, 8, 8), "celsius"),
+        place(timeseries_panel(), "Power", [query(f"benchd_sensor_power_watts{{{live}}}", legend="{{domain}}")],
               (8, 9, 8, 8), "watt"),
-        panel("timeseries", "Device memory in use",
-              [target(f"benchd_sensor_memory_used_bytes{{{live}}}", legend="{{domain}}")], (16, 9, 8, 8), "bytes"),
-        panel("timeseries", "Runs in progress", [target(f"sum(benchd_run_in_progress{{{live}}})", legend="runs")],
-              (0, 17, 8, 6), "short"),
-        panel("timeseries", "Outcomes",
-              [target(f"sum by (outcome) (increase(benchd_runs_total{{{HOST_SERIES}}}[$__rate_interval]))",
-                      legend="{{outcome}}")], (8, 17, 8, 6), "short"),
-        panel("stat", "Queue length", [target(f"benchd_queue_length{{{live}}}")], (16, 17, 4, 6), "short"),
-        panel("stat", "Time since the last run",
-              [target(f"time() - max(benchd_last_run_timestamp_seconds{{{HOST_SERIES}}})")], (20, 17, 4, 6), "s"),
-        panel("table", "Sensor and collector health",
-              [target(f"benchd_sensor_up{{{live}}}", "A", instant=True),
-               target(f"benchd_collector_up{{{live}}}", "B", instant=True),
-               target(f"increase(benchd_sensor_errors_total{{{live}}}[1h])", "C", instant=True)],
-              (0, 23, 24, 7), None),
-        panel("table", "The host: OS, CPU, memory, image, and its devices with their UUIDs, drivers and torch",
-              [target(f"benchd_host_info{{{live}}}", "A", instant=True),
-               target(f"benchd_host_memory_bytes{{{live}}}", "B", instant=True),
-               target(f"benchd_device_info{{{live}}}", "C", instant=True),
-               target(f"benchd_device_power_limit_watts{{{live}}}", "D", instant=True)],
-              (0, 30, 24, 7), None),
+        place(timeseries_panel(), "Device memory in use",
+              [query(f"benchd_sensor_memory_used_bytes{{{live}}}", legend="{{domain}}")], (16, 9, 8, 8), "bytes"),
+        place(timeseries_panel(), "Runs in progress",
+              [query(f"sum(benchd_run_in_progress{{{live}}})", legend="runs")], (0, 17, 8, 6), "short"),
+        place(timeseries_panel(), "Outcomes",
+              [query(f"sum by (outcome) (increase(benchd_runs_total{{{HOST_SERIES}}}[$__rate_interval]))",
+                     legend="{{outcome}}")], (8, 17, 8, 6), "short"),
+        place(stat_panel(), "Queue length", [query(f"benchd_queue_length{{{live}}}")], (16, 17, 4, 6), "short"),
+        place(stat_panel(), "Time since the last run",
+              [query(f"time() - max(benchd_last_run_timestamp_seconds{{{HOST_SERIES}}})")], (20, 17, 4, 6), "s"),
+        place(table_panel(), "Sensor and collector health",
+              [query(f"benchd_sensor_up{{{live}}}", "A", instant=True),
+               query(f"benchd_collector_up{{{live}}}", "B", instant=True),
+               query(f"increase(benchd_sensor_errors_total{{{live}}}[1h])", "C", instant=True)],
+              (0, 23, 24, 7)),
+        place(table_panel(), "The host: OS, CPU, memory, image, and its devices with their UUIDs, drivers and torch",
+              [query(f"benchd_host_info{{{live}}}", "A", instant=True),
+               query(f"benchd_host_memory_bytes{{{live}}}", "B", instant=True),
+               query(f"benchd_device_info{{{live}}}", "C", instant=True),
+               query(f"benchd_device_power_limit_watts{{{live}}}", "D", instant=True)],
+              (0, 30, 24, 7)),
+    ]  # fmt: skip
+    variables = [
+        datasource_variable(), variable("instance", "label_values(benchd_build_info, instance)", multi=False),
+        variable("workload", 'label_values(benchd_runs_total{instance="$instance"}, workload)'),
+        variable("preset", 'label_values(benchd_runs_total{instance="$instance",workload=~"$workload"}, preset)'),
+        variable("device", 'label_values(benchd_runs_total{instance="$instance"}, device)'),
     ]  # fmt: skip
     annotations = [
-        {"name": "Runs", "datasource": DATASOURCE, "enable": True, "iconColor": "rgba(0, 120, 255, 0.3)",
-         "expr": f"benchd_run_in_progress{{{live}}} == 1", "step": "10s", "titleFormat": "{{workload}} {{preset}}",
-         "tagKeys": "workload,preset,device"},
+        annotation("Runs", "rgba(0, 120, 255, 0.3)", f"benchd_run_in_progress{{{live}}} == 1",
+                   step="10s", title="{{workload}} {{preset}}", tags="workload,preset,device"),
         # An info metric whose labels changed is a new series: present now, absent ten minutes ago.
-        {"name": "torch or benchd upgraded", "datasource": DATASOURCE, "enable": True,
-         "iconColor": "rgba(255, 160, 0, 0.8)",
-         "expr": f"benchd_build_info{{{live}}} unless benchd_build_info{{{live}}} offset 10m", "step": "5m",
-         "titleFormat": "benchd {{version}}, torch {{torch_version}}", "tagKeys": "version,torch_version"},
-        {"name": "driver changed", "datasource": DATASOURCE, "enable": True, "iconColor": "rgba(255, 80, 0, 0.8)",
-         "expr": f'benchd_device_info{{{live},driver_version!=""}} unless benchd_device_info{{{live}}} offset 10m',
-         "step": "5m", "titleFormat": "{{device}}: driver {{driver_version}}", "tagKeys": "device,driver_version"},
+        annotation("torch or benchd upgraded", "rgba(255, 160, 0, 0.8)",
+                   f"benchd_build_info{{{live}}} unless benchd_build_info{{{live}}} offset 10m",
+                   step="5m", title="benchd {{version}}, torch {{torch_version}}", tags="version,torch_version"),
+        annotation("driver changed", "rgba(255, 80, 0, 0.8)",
+                   f'benchd_device_info{{{live},driver_version!=""}} unless benchd_device_info{{{live}}} offset 10m',
+                   step="5m", title="{{device}}: driver {{driver_version}}", tags="device,driver_version"),
     ]  # fmt: skip
-    return dashboard(
-        "benchd-host", "benchd: host detail",
-        [datasource_variable(), variable("instance", "label_values(benchd_build_info, instance)", multi=False),
-         variable("workload", 'label_values(benchd_runs_total{instance="$instance"}, workload)'),
-         variable("preset", 'label_values(benchd_runs_total{instance="$instance",workload=~"$workload"}, preset)'),
-         variable("device", 'label_values(benchd_runs_total{instance="$instance"}, device)')],
-        panels, annotations,
+    return board("benchd-host", "benchd: host detail", variables, panels, annotations)
+
+
+def datasource_variable() -> dashboard.DatasourceVariable:
+    return dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus")
+
+
+def annotation(name: str, color: str, expr: str, *, step: str, title: str, tags: str) -> dict[str, Any]:
+    """A Prometheus annotation. The SDK's AnnotationQuery has no fields for the Prometheus query's
+    step, title and tags, so those are added to what it builds."""
+    built = (
+        dashboard.AnnotationQuery()
+        .name(name)
+        .datasource(DATASOURCE)
+        .enable(True)
+        .icon_color(color)
+        .expr(expr)
+    )
+    return {**encoded(built), "step": step, "titleFormat": title, "tagKeys": tags}
+
+
+def encoded(builder: Any) -> dict[str, Any]:
+    """What a builder built, as plain JSON values."""
+    result: dict[str, Any] = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+    return result
+
+
+def board(uid: str, title: str, variables: list[Any], panels: list[Panel],
+          annotations: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+    builder = (
+        dashboard.Dashboard(title).uid(uid).tags(["benchd"]).editable().time("now-7d", "now").refresh("1m")
+        .tooltip(DashboardCursorSync.CROSSHAIR).variables(variables)
     )  # fmt: skip
-
-
-def dashboard(uid: str, title: str, variables: list, panels: list, annotations: list) -> dict[str, Any]:
-    for number, item in enumerate(panels, start=1):
-        item["id"] = number
-    return {
-        "uid": uid,
-        "title": title,
-        "tags": ["benchd"],
-        "schemaVersion": 39,
-        "version": 1,
-        "editable": True,
-        "time": {"from": "now-7d", "to": "now"},
-        "refresh": "1m",
-        "templating": {"list": variables},
-        "annotations": {"list": annotations},
-        "panels": panels,
-    }
+    for number, panel in enumerate(panels, start=1):
+        builder = builder.with_panel(panel.id(number))
+    result = encoded(builder)
+    result["annotations"] = {"list": annotations or []}
+    return result
 
 
 def sidecar_configmap(files: dict[str, str]) -> str:
