@@ -172,8 +172,8 @@ def test_every_dashboard_and_rule_expression_evaluates_against_real_data(stack) 
                 assert result, f"{title}: no data for {expr}"
         for variable in dashboard["templating"]["list"]:
             if variable["type"] == "query":
-                match = re.fullmatch(r"label_values\((.*), (\w+)\)", variable["query"]["query"])
-                assert match, variable["query"]["query"]
+                match = re.fullmatch(r"label_values\((.*), (\w+)\)", variable["query"])
+                assert match, variable["query"]
                 series = substitute(match.group(1), instance)
                 values = prometheus.get("/api/v1/series", params={"match[]": series}).json()
                 assert values["status"] == "success" and values["data"], series
