@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install serve run test test-fast lint promtool
+.PHONY: install serve run test test-fast lint promtool chromium
 
 $(BIN)/benchd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ promtool:
 	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
+# Chromium (Debian's package) renders `benchd report`'s page in the tests, driven by playwright.
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
 # mypy sees the `benchd` package as it installs: daemon/ with workloads/ inside, as links.
 TYPECHECK_TREE = $(VENV)/typecheck
 
@@ -35,7 +40,7 @@ lint: install
 	ln -s $(CURDIR)/daemon/* $(TYPECHECK_TREE)/benchd/ && ln -s $(CURDIR)/workloads $(TYPECHECK_TREE)/benchd/
 	MYPYPATH=$(TYPECHECK_TREE) $(BIN)/mypy
 
-test: lint promtool
+test: lint promtool chromium
 	$(BIN)/python -m pytest
 
 # The inner loop: everything but the tests marked slow (live daemons, Prometheus, whole runs).

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import types
-from pathlib import Path
 
 import pytest
 
@@ -117,26 +114,6 @@ def test_nvml_facts_by_uuid(monkeypatch) -> None:
     assert "no device GPU-9" in device.nvml_facts("GPU-9")["unavailable"]
     assert fake.shutdowns == 2
     assert device.nvml_facts(None) == {"unavailable": "torch reports no UUID for this device"}
-
-
-@pytest.mark.slow
-def test_two_hosts_give_joinable_distinguishable_results(tmp_path: Path, small_data_dir: Path) -> None:
-    """The same run on two 'machines' (data dirs with their own BENCHD_HOSTNAME) shares a config id."""
-    runs = {}
-    for host in ("bench-a", "bench-b"):
-        data_dir = tmp_path / host
-        data_dir.mkdir()
-        (data_dir / "datasets").symlink_to(small_data_dir / "datasets")
-        completed = subprocess.run(
-            [sys.executable, "-m", "benchd", "run", "vae", "-p", "bs128", "--fraction", "0.1",
-             "--device", "cpu", "--no-telemetry", "--json", "--data-dir", str(data_dir)],
-            capture_output=True, text=True, check=True, env={**_clean_env(), "BENCHD_HOSTNAME": host},
-        )  # fmt: skip
-        (runs[host],) = json.loads(completed.stdout)
-    a, b = runs["bench-a"], runs["bench-b"]
-    assert a["system"]["hostname"] == "bench-a" and b["system"]["hostname"] == "bench-b"
-    assert a["config_id"] == b["config_id"] is not None
-    assert a["system"]["torch"] and a["system"]["cpu"] and a["system"]["accelerator"] is None
 
 
 def _clean_env() -> dict[str, str]:

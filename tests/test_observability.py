@@ -200,3 +200,28 @@ def _evaluated_rules(client: httpx.Client) -> list[dict] | None:
     groups = client.get("/api/v1/rules").json()["data"]["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
     return rules if rules and all(rule["health"] != "unknown" for rule in rules) else None
+
+
+@pytest.mark.slow
+def test_compare_from_prometheus_gives_the_table_a_bundle_gives(stack, tmp_path: Path) -> None:
+    """The fleet path (instant queries) and the bundle path (the daemon's runs) are one table."""
+    from .test_cli import benchd
+
+    daemon, prometheus = stack
+    (queued,) = daemon.http.post("/api/v1/runs", json=QUICK_VAE).json()["runs"]
+    run = daemon.wait_finished(queued["id"])
+    assert run["outcome"] == "ok"
+    scraped = "benchd_last_epoch_duration_seconds and on(instance) benchd_host_info"
+    wait_for(lambda: query(prometheus, scraped), 60, "the run's figures to be scraped")
+    from_prometheus = benchd("compare", "--prometheus", str(prometheus.base_url), "--format", "json")
+    assert from_prometheus.returncode == 0, from_prometheus.stderr
+    bundle = tmp_path / "bundle.json"
+    exported = benchd("export", "--url", f"http://127.0.0.1:{daemon.port}", "--output", str(bundle))
+    assert exported.returncode == 0, exported.stderr
+    from_bundle = benchd("compare", str(bundle), "--format", "json")
+    assert from_bundle.returncode == 0, from_bundle.stderr
+    table = json.loads(from_prometheus.stdout)
+    assert table == json.loads(from_bundle.stdout)
+    (cell,) = table["cells"]
+    assert (cell["workload"], cell["preset"], cell["config"]) == ("vae", "bs128", run["config_id"])
+    assert cell["epoch_seconds"] > 0 and cell["scaled"] is True and cell["baseline"] is True

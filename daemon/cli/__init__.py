@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from benchd.cli import data, local, remote  # noqa: F401 - importing them registers their commands
+from benchd.cli import compare, data, local, remote  # noqa: F401 - importing them registers their commands
 from benchd.cli.app import app
 
 

@@ -40,6 +40,9 @@ DataDirOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="Every column: setup, config, timing, data, workers, all sensors.")
+]
 TimingOption = Annotated[
     str,
     typer.Option(

@@ -15,6 +15,7 @@ from benchd.cli.app import (
     DataDirOption,
     JsonOption,
     TimingOption,
+    WideOption,
     app,
     config_app,
     fail,
@@ -63,6 +64,7 @@ def run(
     ] = True,
     data_dir: DataDirOption = None,
     json_output: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Run WORKLOAD's presets in the foreground, print the results table and store the runs."""
     from benchd import catalog, devices
@@ -128,7 +130,7 @@ def run(
     if json_output:
         typer.echo(json.dumps([r.to_json() for r in runs], indent=2))
     else:
-        report.print_table(report.runs_table(runs))
+        report.print_table(report.runs_table(runs, wide=wide))
     if any(r.outcome != Outcome.OK for r in runs):
         raise typer.Exit(EXIT_FAILED_RUN)
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Annotated, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from benchd.catalog import NAMES_TEXT
-from benchd.cli.app import EXIT_BAD_INPUT, EXIT_FAILED_RUN, JsonOption, app
+from benchd.cli.app import EXIT_BAD_INPUT, EXIT_FAILED_RUN, DataDirOption, JsonOption, WideOption, app
 from benchd.cli.client import ClientError, DaemonClient
 from benchd.results.model import Outcome
 
@@ -30,23 +32,60 @@ TokenOption = Annotated[
 ]
 
 
-def _call(client: DaemonClient, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def call(client: DaemonClient, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     try:
         return client.request(method, path, body)
     except ClientError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        bad_input = exc.status is not None and 400 <= exc.status < 500 and exc.status not in (404, 409, 429)
-        raise typer.Exit(EXIT_BAD_INPUT if bad_input else EXIT_FAILED_RUN) from None
+        exit_with(exc)
 
 
-def _print_runs(runs: list[dict[str, Any]], json_output: bool) -> None:
+def exit_with(exc: ClientError) -> NoReturn:
+    """The daemon's error as one line; a request it refused as bad input exits 2, anything else 1."""
+    typer.echo(f"error: {exc}", err=True)
+    bad_input = exc.status is not None and 400 <= exc.status < 500 and exc.status not in (404, 409, 429)
+    raise typer.Exit(EXIT_BAD_INPUT if bad_input else EXIT_FAILED_RUN) from None
+
+
+def _print_runs(runs: list[dict[str, Any]], json_output: bool, wide: bool = False, title: str = "") -> None:
     from benchd.cli import report
     from benchd.results.model import Run
 
     if json_output:
         typer.echo(json.dumps(runs, indent=2))
     else:
-        report.print_table(report.runs_table([Run.from_json(r) for r in runs]))
+        table = report.runs_table(
+            [Run.from_json(r) for r in runs], wide=wide, title=title or "benchd results"
+        )
+        report.print_table(table)
+
+
+def _read(
+    client: DaemonClient, path: str, data_dir: Path | None, local: Callable[[Any], Any]
+) -> tuple[Any, str]:
+    """Ask the daemon; when none answers, read the local store instead. Says which it read, on stderr."""
+    from benchd.paths import default_data_dir, store_path
+    from benchd.results.store import ResultsStore, StoreError
+
+    try:
+        answer = client.request("GET", path)
+    except ClientError as exc:
+        if exc.status is not None:  # a daemon answered, with an error
+            exit_with(exc)
+        store = store_path(data_dir if data_dir is not None else default_data_dir())
+        if not store.is_file():
+            typer.echo(f"error: {exc}; and no results store at {store} (--data-dir)", err=True)
+            raise typer.Exit(EXIT_FAILED_RUN) from None
+        typer.echo(f"no daemon at {client.url}: reading the local store {store}", err=True)
+        try:
+            opened = ResultsStore(store)
+        except StoreError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        try:
+            return local(opened), f"local store {store}"
+        finally:
+            opened.close()
+    return answer, f"daemon at {client.url}"
 
 
 @app.command()
@@ -65,6 +104,7 @@ def trigger(
     url: UrlOption = None,
     token: TokenOption = None,
     json_output: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Ask the running daemon to run WORKLOAD now; with --wait, exit 0 only if every run was ok."""
     client = DaemonClient(url, token)
@@ -75,7 +115,7 @@ def trigger(
         body["fraction"] = fraction
     if timing is not None:
         body["timing"] = timing
-    queued = _call(client, "POST", "/api/v1/runs", body)["runs"]
+    queued = call(client, "POST", "/api/v1/runs", body)["runs"]
     if not wait:
         if json_output:
             typer.echo(json.dumps(queued, indent=2))
@@ -87,7 +127,7 @@ def trigger(
             )
         return
     runs = _follow(client, [r["id"] for r in queued])
-    _print_runs(runs, json_output)
+    _print_runs(runs, json_output, wide)
     if any(r["outcome"] != Outcome.OK for r in runs):
         raise typer.Exit(EXIT_FAILED_RUN)
 
@@ -104,7 +144,7 @@ def _follow(client: DaemonClient, run_ids: list[int]) -> list[dict[str, Any]]:
             for run_id in run_ids:
                 if run_id in finished:
                     continue
-                run = _call(client, "GET", f"/api/v1/runs/{run_id}")
+                run = call(client, "GET", f"/api/v1/runs/{run_id}")
                 label = f"run {run_id} {run['workload']} {run['preset']}"
                 progress = run.get("progress")
                 if run["state"] == "finished":
@@ -125,33 +165,47 @@ def _follow(client: DaemonClient, run_ids: list[int]) -> list[dict[str, Any]]:
 def runs(
     workload: Annotated[str | None, typer.Option(help="Only this workload.")] = None,
     outcome: Annotated[str | None, typer.Option(help="Only runs with this outcome.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.", min=1, max=1000)] = 20,
     url: UrlOption = None,
+    data_dir: DataDirOption = None,
     json_output: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
-    """List the daemon's runs, newest first."""
+    """List runs, newest first: the daemon's, or the local store's when no daemon answers."""
     from urllib.parse import urlencode
 
     query = urlencode(
         {k: v for k, v in {"workload": workload, "outcome": outcome, "limit": limit}.items() if v}
     )
-    _print_runs(_call(DaemonClient(url), "GET", f"/api/v1/runs?{query}")["runs"], json_output)
+    answer, source = _read(DaemonClient(url), f"/api/v1/runs?{query}", data_dir, lambda store: {
+        "runs": [r.to_json() for r in store.list_runs(workload=workload, outcome=outcome, limit=limit)]
+    })  # fmt: skip
+    _print_runs(answer["runs"], json_output, wide, f"benchd results ({source})")
 
 
 @app.command()
 def show(
-    run_id: Annotated[int, typer.Argument(help="Run id.")],
+    run_id: Annotated[int, typer.Argument(help="Run id.", min=1)],
     url: UrlOption = None,
+    data_dir: DataDirOption = None,
     json_output: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Show one run with its epochs: where each epoch's time went, by phase."""
     from benchd.cli import report
 
-    run = _call(DaemonClient(url), "GET", f"/api/v1/runs/{run_id}")
+    def local(store: Any) -> dict[str, Any]:
+        run = store.get_run(run_id)
+        if run is None:
+            typer.echo(f"error: no run {run_id} in the local store", err=True)
+            raise typer.Exit(EXIT_FAILED_RUN)
+        return run.to_json()
+
+    run, source = _read(DaemonClient(url), f"/api/v1/runs/{run_id}", data_dir, local)
     if json_output:
         typer.echo(json.dumps(run, indent=2))
         return
-    _print_runs([run], False)
+    _print_runs([run], False, wide, f"benchd run {run_id} ({source})")
     typer.echo(f"  config {run.get('config_id') or '-'}; {report.system_line(run.get('system'))}")
     for epoch in run["epochs"]:
         typer.echo(f"  epoch {epoch['index']}: {report.epoch_line(epoch)}")
@@ -166,14 +220,14 @@ def cancel(
     token: TokenOption = None,
 ) -> None:
     """Cancel a queued or running run."""
-    answer = _call(DaemonClient(url, token), "DELETE", f"/api/v1/runs/{run_id}")
+    answer = call(DaemonClient(url, token), "DELETE", f"/api/v1/runs/{run_id}")
     typer.echo(f"run {run_id}: {answer['state']}")
 
 
 @app.command()
 def status(url: UrlOption = None, json_output: JsonOption = False) -> None:
     """Daemon health, devices, queue, the run in progress and the last results."""
-    answer = _call(DaemonClient(url), "GET", "/api/v1/status")
+    answer = call(DaemonClient(url), "GET", "/api/v1/status")
     if json_output:
         typer.echo(json.dumps(answer, indent=2))
         return
@@ -189,7 +243,21 @@ def status(url: UrlOption = None, json_output: JsonOption = False) -> None:
         )
     typer.echo(f"  queue: {len(answer['queue'])} run(s) waiting")
     for last in answer["last"]:
-        seconds = f"{last['epoch_seconds']:.3f} s/epoch" if last["epoch_seconds"] is not None else "-"
-        typer.echo(
-            f"  last {last['workload']} {last['preset']} on {last['device']}: {last['outcome']}, {seconds}"
-        )
+        typer.echo(f"  {last['workload']} {last['preset']} on {last['device']}: {_last_line(last)}")
+
+
+def _last_line(last: dict[str, Any]) -> str:
+    """The last outcome and, apart from it, the last successful result: a failure hides neither."""
+    line = f"last run {last['outcome']}{_when(last.get('finished_at'))}"
+    if last.get("epoch_seconds") is None:
+        return line + "; no ok run yet"
+    fraction = last.get("fraction") or 1.0
+    share = f" ({fraction:.0%} epoch)" if fraction < 1 else ""
+    return (f"{line}; last ok {last['epoch_seconds']:.3f} s/epoch{share}, config {last['config']}"
+            f"{_when(last.get('success_at'))}")  # fmt: skip
+
+
+def _when(moment: float | None) -> str:
+    import time
+
+    return "" if moment is None else time.strftime(" at %Y-%m-%d %H:%M", time.localtime(moment))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from typing import Any
 
 from rich.console import Console
@@ -34,11 +36,18 @@ def _unit(value: float | None, template: str) -> str:
 
 
 def _epoch_cell(run: Run) -> str:
+    """The representative time with the epoch fraction beside it: a figure never travels without it."""
     summary = run.summary
     if summary is None:
         return "-"
     basis = "1st epoch" if summary.basis == BASIS_FIRST else f"median of {len(summary.epochs)}"
-    return f"{summary.epoch_seconds:.3f} ({basis})"
+    share = f"{run.fraction:.0%} epoch, " if run.fraction < 1 else ""
+    return f"{summary.epoch_seconds:.3f} ({share}{basis})"
+
+
+def _time_cell(run: Run) -> str:
+    moment = run.finished_at or run.started_at or run.queued_at
+    return time.strftime("%m-%d %H:%M", time.localtime(moment))
 
 
 def _preset_cell(run: Run) -> str:
@@ -69,24 +78,27 @@ def _outcome_cell(run: Run) -> str:
     return f"{label}: {run.message}" if run.message and run.outcome != Outcome.OK else label
 
 
+# (name, justify, wide): a wide column is shown only with --wide, so the default fits 100 columns.
 RESULT_COLUMNS = (
-    ("run", "right"),
-    ("workload", "left"),
-    ("preset", "left"),
-    ("setup", "left"),
-    ("device", "left"),
-    ("timing", "left"),
-    ("data", "left"),
-    ("workers", "right"),
-    ("fraction", "right"),
-    ("epoch s", "right"),
-    ("samples/s", "right"),
-    ("peak device mem", "right"),
-    ("peak host mem", "right"),
-    ("max temp", "right"),
-    ("avg power", "right"),
-    ("energy/epoch", "right"),
-    ("outcome", "left"),
+    ("run", "right", False),
+    ("time", "left", False),
+    ("origin", "left", True),
+    ("workload", "left", False),
+    ("preset", "left", False),
+    ("setup", "left", True),
+    ("config", "left", True),
+    ("device", "left", False),
+    ("timing", "left", True),
+    ("data", "left", True),
+    ("workers", "right", True),
+    ("epoch s", "right", False),
+    ("samples/s", "right", False),
+    ("peak device mem", "right", False),
+    ("peak host mem", "right", True),
+    ("max temp", "right", True),
+    ("avg power", "right", True),
+    ("energy/epoch", "right", False),
+    ("outcome", "left", False),
 )
 
 
@@ -95,14 +107,16 @@ def _result_row(run: Run) -> tuple[str, ...]:
     sensors = run.energy_summary()
     return (
         str(run.id),
+        _time_cell(run),
+        run.origin,
         run.workload,
         _preset_cell(run),
         _setup_cell(run),
+        run.config_id or "-",
         f"{run.device_name} ({run.device_type})" if run.device_name else run.requested_device,
         run.timing or "-",
         _data_cell(run),
         "-" if run.workers is None else str(run.workers),
-        f"{run.fraction:g}",
         _epoch_cell(run),
         f"{summary.samples_per_second:,.1f} {run.sample_unit}" if summary else "-",
         _bytes(run.peak_device_bytes),
@@ -114,17 +128,22 @@ def _result_row(run: Run) -> tuple[str, ...]:
     )
 
 
-def runs_table(runs: list[Run]) -> Table:
+def runs_table(runs: list[Run], *, wide: bool = False, title: str = "benchd results") -> Table:
     """One row per run: the comparison's columns, with the epoch fraction beside the time.
 
     A column no run has a figure for (sensors this host lacks, device memory
-    on a CPU) is left out rather than printed as a column of dashes.
+    on a CPU) is left out rather than printed as a column of dashes; the
+    setup, config, timing, data and other detail columns come with `wide`.
     """
-    table = Table(title="benchd results")
+    table = Table(title=title)
     rows = [_result_row(run) for run in runs]
-    shown = [i for i in range(len(RESULT_COLUMNS)) if not rows or any(row[i] != "-" for row in rows)]
+    shown = [
+        i
+        for i, (_name, _justify, only_wide) in enumerate(RESULT_COLUMNS)
+        if (wide or not only_wide) and (not rows or any(row[i] != "-" for row in rows))
+    ]
     for i in shown:
-        name, justify = RESULT_COLUMNS[i]
+        name, justify, _wide = RESULT_COLUMNS[i]
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for row in rows:
         table.add_row(*(row[i] for i in shown))
@@ -167,5 +186,6 @@ def epoch_line(epoch: dict[str, Any]) -> str:
 
 
 def print_table(table: Table) -> None:
-    """Full width when piped to a file or another program: truncated cells help no one there."""
-    Console(width=None if sys.stdout.isatty() else 240).print(table)
+    """Full width when piped to a file or another program (truncated cells help no one there),
+    unless COLUMNS says how wide the reader's screen is."""
+    Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 240).print(table)

@@ -234,6 +234,24 @@ class Run:
         data["contended"] = self.contended
         return data
 
+    def config_labels(self) -> dict[str, str]:
+        """What the config is, as text: `benchd_config_info`'s labels, and the fields compare names."""
+        config = self.config
+        return {
+            "workload": self.workload,
+            "preset": self.preset,
+            "batch_size": str(config.get("batch_size", "")),
+            "options": ",".join(f"{k}={v}" for k, v in sorted((config.get("options") or {}).items())),
+            "epochs": str(config.get("epochs", "")),
+            "fraction": f"{self.fraction:g}",
+            "workers": "published" if config.get("workers") is None else str(config["workers"]),
+            "timing": self.timing or "",
+            "precision": self.precision or "",
+            "data": self.data_kind or "",
+            "data_scale": "" if self.data_scale is None else f"{self.data_scale:g}",
+            "suite": self.suite() or "",
+        }
+
     def suite(self) -> str | None:
         """The suite this run's config belongs to (catalog.suites), if any."""
         try:

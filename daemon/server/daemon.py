@@ -228,6 +228,7 @@ def _last(key: tuple[str, str, str], state: SeriesState, board: Snapshot) -> dic
         "device": device,
         "outcome": state.last_outcome,
         "finished_at": state.last_finished_at,
+        "success_at": state.last_success_at,
         "config": state.last_config,
         "epoch_seconds": result.epoch_seconds if result else None,
         "samples_per_second": result.samples_per_second if result else None,

@@ -94,24 +94,6 @@ class ConfigResult:
         return middle, spread, len(previous)
 
 
-def config_info(run: Run) -> dict[str, str]:
-    config = run.config
-    return {
-        "workload": run.workload,
-        "preset": run.preset,
-        "batch_size": str(config.get("batch_size", "")),
-        "options": ",".join(f"{k}={v}" for k, v in sorted((config.get("options") or {}).items())),
-        "epochs": str(config.get("epochs", "")),
-        "fraction": f"{run.fraction:g}",
-        "workers": "published" if config.get("workers") is None else str(config["workers"]),
-        "timing": run.timing or "",
-        "precision": run.precision or "",
-        "data": run.data_kind or "",
-        "data_scale": "" if run.data_scale is None else f"{run.data_scale:g}",
-        "suite": run.suite() or "",
-    }
-
-
 class Scoreboard:
     def __init__(self, configs_per_series: int = CONFIGS_PER_SERIES) -> None:
         self._lock = threading.Lock()
@@ -150,7 +132,7 @@ class Scoreboard:
                 }
 
     def _record_result(self, run: Run, key: ResultKey, state: SeriesState) -> None:
-        result = self.results.setdefault(key, ConfigResult(info=config_info(run)))
+        result = self.results.setdefault(key, ConfigResult(info=run.config_labels()))
         result.scheduled = run.origin == Origin.SCHEDULE
         result.last_seen = run.finished_at or 0.0
         for epoch in run.epochs:

@@ -1,0 +1,92 @@
+"""One measured result, whichever source it came from: a run in a bundle, or series in Prometheus.
+
+Both sources become the same record so that one piece of code builds the
+table: the figures of a config's run on one device of one machine, with the
+config described by the same labels `benchd_config_info` carries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from benchd.results.bundle import Bundle
+from benchd.results.model import Outcome, Run
+
+# Extra figures a cell can show on request, each the run's median over its representative epochs.
+EXTRAS = ("memory", "temperature", "power", "energy")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A machine's device: where a column's figures were measured."""
+
+    host: str
+    device_type: str
+    device_name: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.host} {self.device_name} ({self.device_type.upper()})"
+
+
+@dataclass(frozen=True)
+class Result:
+    column: Column
+    workload: str
+    preset: str
+    config_id: str | None  # None: the run failed before it knew its data, so its config is unknown
+    labels: dict[str, str]  # what the config is (Run.config_labels)
+    fraction: float
+    outcome: str
+    epoch_seconds: (
+        float | None
+    )  # representative epoch, as measured (a fraction of an epoch when fraction < 1)
+    finished_at: float
+    contended: bool = False
+    extras: dict[str, float] = field(default_factory=dict)  # EXTRAS measured, in base units
+
+    @property
+    def suite(self) -> str:
+        return self.labels.get("suite", "")
+
+
+def _column(run: Run, host: str) -> Column:
+    device_type = run.device_type or run.requested_device.split(":")[0]
+    return Column(host, device_type, run.device_name or device_type)
+
+
+def _extras(run: Run) -> dict[str, float]:
+    sensors = run.energy_summary()
+    figures = {
+        "memory": run.peak_device_bytes,
+        "temperature": sensors.get("max_temperature_celsius"),
+        "power": sensors.get("average_power_watts"),
+        "energy": sensors.get("energy_joules"),
+    }
+    return {name: float(value) for name, value in figures.items() if value is not None}
+
+
+def from_bundle(bundle: Bundle) -> list[Result]:
+    """A bundle's finished runs that measured something or failed trying (not cancelled or skipped)."""
+    results = []
+    for run in bundle.runs:
+        if run.outcome is None or run.outcome in (Outcome.CANCELLED, Outcome.SKIPPED):
+            continue
+        host = str((run.system or {}).get("hostname") or bundle.hostname)
+        summary = run.summary if run.outcome == Outcome.OK else None
+        results.append(
+            Result(
+                column=_column(run, host),
+                workload=run.workload,
+                preset=run.preset,
+                config_id=run.config_id,
+                labels=run.config_labels(),
+                fraction=run.fraction,
+                outcome=run.outcome,
+                epoch_seconds=summary.epoch_seconds if summary else None,
+                finished_at=run.finished_at or run.queued_at,
+                contended=run.contended,
+                extras=_extras(run),
+            )
+        )
+    return results

@@ -1,0 +1,128 @@
+"""Results bundles: one host's runs in one JSON file, for comparing machines without a shared server.
+
+A bundle is what `benchd export` writes and `benchd compare` and `benchd
+report` read. Its layout is versioned (BUNDLE_VERSION) and described by the
+JSON Schema in docs/bundle.schema.json; a reader refuses a version it does not
+know rather than guessing at its fields. Reading is torch-free and checks
+enough that a bad file is one line naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchd import __version__
+from benchd.results.model import Run
+
+BUNDLE_FORMAT = "benchd-results"
+BUNDLE_VERSION = 1
+MAX_BUNDLE_BYTES = 512 * 1024 * 1024  # a year of a busy fleet node is a few MB; more is not a bundle
+
+
+class BundleError(Exception):
+    """A bundle that cannot be read: names the file and what is wrong with it."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One host's description and runs, with where they were read from."""
+
+    source: str
+    host: dict[str, Any]
+    runs: list[Run]
+    exported_at: float
+
+    @property
+    def hostname(self) -> str:
+        return str(self.host.get("hostname") or "unknown host")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": BUNDLE_FORMAT,
+            "version": BUNDLE_VERSION,
+            "benchd_version": __version__,
+            "exported_at": self.exported_at,
+            "host": self.host,
+            "runs": [run.to_json() for run in self.runs],
+        }
+
+
+def host_of(runs: list[Run], fallback: dict[str, Any]) -> dict[str, Any]:
+    """The host the runs describe: the newest run's `system` without its per-run software, else fallback."""
+    for run in sorted(runs, key=lambda r: r.id, reverse=True):
+        if run.system and run.system.get("hostname"):
+            return dict(run.system)
+    return fallback
+
+
+def make_bundle(runs: list[Run], fallback_host: dict[str, Any], source: str) -> Bundle:
+    return Bundle(source, host_of(runs, fallback_host), runs, time.time())
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def parse_bundle(text: str, source: str) -> Bundle:
+    """A bundle from its JSON text; BundleError names what is wrong."""
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BundleError(source, "nested too deeply to be a bundle") from None
+    except ValueError as exc:
+        raise BundleError(source, f"not valid JSON (truncated?): {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
+        raise BundleError(source, f'not a benchd results bundle (no "format": "{BUNDLE_FORMAT}")')
+    version = data.get("version")
+    if version != BUNDLE_VERSION:
+        raise BundleError(
+            source, f"bundle version {version!r}; this benchd reads version {BUNDLE_VERSION} (benchd export)"
+        )
+    host, runs = data.get("host"), data.get("runs")
+    if not isinstance(host, dict) or not isinstance(host.get("hostname"), str) or not host["hostname"]:
+        raise BundleError(source, "host.hostname is missing")
+    if not isinstance(runs, list):
+        raise BundleError(source, "runs is not a list")
+    exported_at = data.get("exported_at")
+    if not isinstance(exported_at, int | float) or not math.isfinite(exported_at):
+        raise BundleError(source, "exported_at is not a time")
+    return Bundle(source, host, [_run(item, index, source) for index, item in enumerate(runs)], exported_at)
+
+
+def _run(item: Any, index: int, source: str) -> Run:
+    try:
+        if not isinstance(item, dict):
+            raise TypeError("not an object")
+        run = Run.from_json(item)
+        if not isinstance(run.workload, str) or not isinstance(run.preset, str):
+            raise TypeError("workload and preset must be strings")
+        for epoch in run.epochs:
+            seconds = epoch.duration_seconds
+            if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 0:
+                raise TypeError(f"epoch {epoch.index}: duration_seconds is not a number")
+        return run
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BundleError(source, f"runs[{index}] is not a run: {exc}") from None
+
+
+def read_bundle(path: Path) -> Bundle:
+    try:
+        size = path.stat().st_size
+        if size > MAX_BUNDLE_BYTES:
+            raise BundleError(str(path), f"{size:,} bytes is larger than a bundle can be")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BundleError(str(path), "not UTF-8 text") from None
+    except OSError as exc:
+        raise BundleError(str(path), exc.strerror or str(exc)) from None
+    return parse_bundle(text, str(path))
