@@ -39,8 +39,10 @@ def daemon(data_dir: Path) -> Iterator[DaemonProcess]:
     process.close()
 
 
-def benchd_cli(*args: str, url: str) -> subprocess.CompletedProcess:
+def benchd_cli(*args: str, url: str, data_dir: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BENCHD_")}
+    if data_dir is not None:  # where runs and show look when no daemon answers
+        env["BENCHD_DATA_DIR"] = str(data_dir)
     return subprocess.run(
         [sys.executable, "-m", "benchd", *args, "--url", url],
         capture_output=True, text=True, env=env, timeout=300, check=False,
@@ -237,13 +239,14 @@ def test_second_daemon_on_the_same_data_dir_refuses(daemon: DaemonProcess) -> No
         second.close()
 
 
-def test_client_commands_without_a_daemon_say_where_they_looked() -> None:
+def test_client_commands_without_a_daemon_say_where_they_looked(tmp_path: Path) -> None:
     url = "http://127.0.0.1:9"
     for args in (["status"], ["runs"], ["trigger", "vae"], ["cancel", "1"], ["show", "1"]):
-        result = benchd_cli(*args, url=url)
+        result = benchd_cli(*args, url=url, data_dir=tmp_path)
         assert result.returncode == 1
         assert result.stderr.strip().startswith(f"error: cannot reach the benchd daemon at {url}")
         assert "Traceback" not in result.stderr
+    assert "no results store at" in benchd_cli("runs", url=url, data_dir=tmp_path).stderr
 
 
 def test_status_runs_show_cancel_commands(daemon: DaemonProcess) -> None:
@@ -253,7 +256,8 @@ def test_status_runs_show_cancel_commands(daemon: DaemonProcess) -> None:
     assert result.returncode == 0 and "queued run 1" in result.stderr
     daemon.wait_finished(1)
     status = benchd_cli("status", url=daemon.url)
-    assert "ready" in status.stdout and "last vae bs128 on cpu: ok" in status.stdout
+    assert "ready" in status.stdout and "vae bs128 on cpu: last run ok at " in status.stdout
+    assert "; last ok " in status.stdout and "s/epoch (2% epoch), config " in status.stdout
     assert "vae" in benchd_cli("runs", url=daemon.url).stdout
     shown = benchd_cli("show", "1", url=daemon.url).stdout
     assert "epoch 0:" in shown and "data wait" in shown and "steps" in shown  # where the time went

@@ -206,7 +206,8 @@ def show(
         typer.echo(json.dumps(run, indent=2))
         return
     _print_runs([run], False, wide, f"benchd run {run_id} ({source})")
-    typer.echo(f"  config {run.get('config_id') or '-'}; {report.system_line(run.get('system'))}")
+    timing = f", {run['timing']} timing" if run.get("timing") else ""
+    typer.echo(f"  config {run.get('config_id') or '-'}{timing}; {report.system_line(run.get('system'))}")
     for epoch in run["epochs"]:
         typer.echo(f"  epoch {epoch['index']}: {report.epoch_line(epoch)}")
     if run.get("message"):
