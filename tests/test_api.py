@@ -116,7 +116,64 @@ def test_a_valid_request_is_refused_while_devices_are_unknown(client, daemon) ->
     daemon.probed = None
     response = client.post("/api/v1/runs", json={"workload": "vae"})
     assert response.status_code == 503 and "being probed" in response.json()["error"]
-    assert client.get("/readyz").status_code == 503
+    assert response.headers["retry-after"] == "1"  # the CLI waits and tries again
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.headers["retry-after"] == "1"
+
+
+def test_a_chunked_body_is_read_only_up_to_the_limit_then_refused(client, daemon) -> None:
+    def chunks():  # no Content-Length: the body is chunked, as a client that streams it sends it
+        for _ in range(1024):
+            yield b" " * 4096
+
+    response = client.post("/api/v1/runs", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "larger than 65536 bytes" in response.json()["error"]
+    assert daemon.store.list_runs() == []
+    too_long = client.post("/api/v1/runs", content=b"{}", headers={"content-type": "application/json",
+                                                                  "content-length": "99999999"})  # fmt: skip
+    assert too_long.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+def test_mutating_routes_take_json_only(client, daemon, content_type) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/api/v1/runs", content=b'{"workload": "vae"}', headers=headers)
+    assert response.status_code == 415 and "must be application/json" in response.json()["error"]
+    assert daemon.store.list_runs() == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"origin": "https://evil.example"}, {"origin": "null"}, {"sec-fetch-site": "cross-site"},
+     {"origin": "http://testserver.evil.example"}],
+)  # fmt: skip
+def test_cross_origin_browser_requests_cannot_queue_runs(client, daemon, headers) -> None:
+    response = client.post("/api/v1/runs", json={"workload": "vae"}, headers=headers)
+    assert response.status_code == 403 and "cross-origin" in response.json()["error"]
+    assert client.delete("/api/v1/runs/1", headers=headers).status_code == 403
+    assert daemon.store.list_runs() == []
+
+
+def test_a_same_origin_request_passes_the_origin_check(client) -> None:
+    response = client.post(
+        "/api/v1/runs", json={"workload": "resnet"}, headers={"origin": "http://testserver"}
+    )
+    assert response.status_code == 422  # past the guard, refused by the request model
+
+
+def test_methods_a_route_lacks_get_405_with_the_right_allow(client) -> None:
+    for method in ("POST", "PUT", "DELETE"):
+        response = client.request(method, "/metrics", headers={"content-type": "application/json"})
+        assert response.status_code == 405, method
+        assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD"}
+    assert client.head("/metrics").status_code == 200
+    runs = client.put("/api/v1/runs", json={})
+    assert runs.status_code == 405 and {"GET", "POST"} <= set(runs.headers["allow"].split(", "))
+    one = client.post("/api/v1/runs/1", json={})
+    assert one.status_code == 405 and {"GET", "DELETE"} <= set(one.headers["allow"].split(", "))
+    assert "error" in one.json()
 
 
 def test_a_valid_request_while_shutting_down_is_503(client, daemon) -> None:

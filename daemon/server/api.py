@@ -15,12 +15,13 @@ from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.endpoints import HTTPEndpoint
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from benchd import catalog
 from benchd.catalog import request as request_model
@@ -39,6 +40,8 @@ from benchd.server.openapi import openapi_document
 
 MAX_BODY_BYTES = 64 * 1024
 MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+RETRY_SOON = {"Retry-After": "1"}  # while the daemon starts: the CLI waits and tries again
 
 
 class Daemon(Protocol):
@@ -70,10 +73,11 @@ class Daemon(Protocol):
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -81,7 +85,16 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
 
 
 class GuardMiddleware:
-    """Bearer token on mutating routes (constant-time compare) and a cap on body size.
+    """What every mutating request must pass before a handler sees it.
+
+    - No cross-origin browser requests: a web page the operator visits could
+      otherwise queue benchmarks on a tokenless loopback daemon (403).
+    - The bearer token, when one is configured (constant-time compare; 401).
+    - A JSON body: `application/json` only (415), so no form or text/plain
+      "simple request" gets through either.
+    - At most MAX_BODY_BYTES of body, however it is sent: a declared length
+      over the limit is refused unread, and a chunked body is read only up to
+      the limit, then refused (413). The handler gets the body already read.
 
     Plain ASGI rather than BaseHTTPMiddleware: it stays out of the way of
     scrapes, which should cost as little as possible.
@@ -92,24 +105,86 @@ class GuardMiddleware:
         self.token = token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in MUTATING_METHODS:
-            headers = Headers(scope=scope)
-            refusal = None
-            if self.token is not None:
-                given = headers.get("authorization", "").encode()
-                if not hmac.compare_digest(given, f"Bearer {self.token}".encode()):
-                    refusal = error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
-            length = headers.get("content-length")
-            if (
-                refusal is None
-                and length is not None
-                and (not length.isdigit() or int(length) > MAX_BODY_BYTES)
-            ):
+        if scope["type"] != "http" or scope["method"] not in MUTATING_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        refusal = self._refusal(headers, scope["method"])
+        body = b""
+        if refusal is None:
+            read = await _read_body(receive)
+            if read is None:
+                return  # the client went away
+            if len(read) > MAX_BODY_BYTES:
                 refusal = error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+            body = read
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    def _refusal(self, headers: Headers, method: str) -> Response | None:
+        if _cross_origin(headers):
+            return error(
+                403, "cross-origin requests are refused: use the benchd CLI or a client without Origin"
+            )
+        if self.token is not None:
+            given = headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, f"Bearer {self.token}".encode()):
+                return error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+        length = headers.get("content-length")
+        if length is not None and (
+            not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY_BYTES
+        ):
+            return error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        has_body = method in BODY_METHODS or (length not in (None, "0")) or "transfer-encoding" in headers
+        if has_body and media_type != "application/json":
+            shown = media_type or "none"
+            return error(
+                415, f"content type must be application/json (got {shown})", {"Accept": "application/json"}
+            )
+        return None
+
+
+def _cross_origin(headers: Headers) -> bool:
+    """A browser says where a request comes from; anything but this daemon's own origin is refused."""
+    if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False  # not a browser's cross-origin request: the CLI, curl, Prometheus
+    host = headers.get("host", "")
+    return origin in ("null", "") or origin.split("://", 1)[-1].rstrip("/").lower() != host.lower()
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The request body, or the first MAX_BODY_BYTES + 1 bytes of it; None if the client disconnected."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES or not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the app the body already read, then waits on the client as before."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -154,7 +229,7 @@ async def readyz(request: Request) -> Response:
     reason = _daemon(request).not_ready_reason()
     if reason is None:
         return JSONResponse({"status": "ready"})
-    return JSONResponse({"status": "starting", "reason": reason}, status_code=503)
+    return JSONResponse({"status": "starting", "reason": reason}, status_code=503, headers=RETRY_SOON)
 
 
 async def workloads(_request: Request) -> Response:
@@ -166,7 +241,7 @@ async def create_runs(request: Request) -> Response:
     daemon = _daemon(request)
     probe = daemon.probe()
     if probe is None:
-        raise ApiError(503, "devices are still being probed; try again in a few seconds")
+        raise ApiError(503, "devices are still being probed; try again in a few seconds", RETRY_SOON)
     requests = parse_run_request(payload, probe, daemon)
     submitted = await run_in_threadpool(daemon.queue.submit_many, requests, Origin.API)
     created = [
@@ -231,7 +306,7 @@ async def openapi(_request: Request) -> Response:
 
 async def api_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error(exc.status, exc.message)
+    return error(exc.status, exc.message, exc.headers)
 
 
 async def http_error(_request: Request, exc: Exception) -> Response:
@@ -247,6 +322,18 @@ async def shutting_down(_request: Request, exc: Exception) -> Response:
     return error(503, str(exc))
 
 
+class Runs(HTTPEndpoint):
+    """One route per path, its methods together, so a 405 lists every method the path allows."""
+
+    get = staticmethod(list_runs)
+    post = staticmethod(create_runs)
+
+
+class OneRun(HTTPEndpoint):
+    get = staticmethod(get_run)
+    delete = staticmethod(cancel_run)
+
+
 def create_app(daemon: Daemon) -> Starlette:
     """The routes over `daemon`, which the handlers find on `request.app.state`."""
     from benchd.server.exposition import CachedExposition
@@ -255,13 +342,11 @@ def create_app(daemon: Daemon) -> Starlette:
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", CachedExposition(build_registry(daemon.collector))),
+        Route("/metrics", CachedExposition(build_registry(daemon.collector)), methods=["GET"]),  # and HEAD
         Route("/api/v1/openapi.json", openapi),
         Route("/api/v1/workloads", workloads),
-        Route("/api/v1/runs", list_runs, methods=["GET"]),
-        Route("/api/v1/runs", create_runs, methods=["POST"]),
-        Route("/api/v1/runs/{run_id}", get_run, methods=["GET"]),
-        Route("/api/v1/runs/{run_id}", cancel_run, methods=["DELETE"]),
+        Route("/api/v1/runs", Runs),
+        Route("/api/v1/runs/{run_id}", OneRun),
         Route("/api/v1/status", status),
     ]
     app = Starlette(
