@@ -100,6 +100,10 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
         ('[workloads.vae]\ninterval = "1h"\ntiming = "wall"\n', "workloads.vae.timing", "'reference' or"),
         ('[server]\nhost = "0.0.0.0"\n', "server.token", "non-loopback"),
         ('[server]\ntoken = "short"\n', "server.token", "at least 16"),
+        ('[server]\ntoken = "   "\n', "server.token", "is blank"),
+        ('[server]\ntoken = "with a space inside it"\n', "server.token", "without spaces"),
+        ('[server]\ntoken = "x"\ntoken_file = "t"\n', "server.token_file", "not both"),
+        ('[server]\ntoken_file = "no-such-file"\n', "server.token_file", "No such file"),
         ('data_dir = "x"\n[server\n', "file", "not valid TOML"),
     ],
 )
@@ -114,6 +118,27 @@ def test_errors_name_the_key_and_reason(tmp_path: Path, text: str, key: str, rea
 def test_token_allows_any_address(tmp_path: Path) -> None:
     loaded = settings(tmp_path, '[server]\nhost = "0.0.0.0"\n', env={"BENCHD_TOKEN": "x" * 20})
     assert loaded.host == "0.0.0.0" and not loaded.loopback
+
+
+def test_the_token_can_come_from_a_file_and_a_readable_secret_is_warned_about(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("s3cret-token-0123456789\n")  # a file's trailing newline is not part of the token
+    secret.chmod(0o600)
+    loaded = settings(tmp_path, "", env={"BENCHD_TOKEN_FILE": str(secret)})
+    assert loaded.token == "s3cret-token-0123456789" and loaded.warnings == ()
+    secret.chmod(0o644)
+    assert (
+        "can be read or written by others"
+        in settings(tmp_path, "", env={"BENCHD_TOKEN_FILE": str(secret)}).warnings[0]
+    )
+    config = tmp_path / "benchd.toml"
+    config.write_text('[server]\ntoken = "s3cret-token-0123456789"\n')
+    config.chmod(0o640)
+    (warning,) = load_settings(config, environ={}).warnings
+    assert warning.startswith(f"config file {config} holds the token")
+    config.chmod(0o600)
+    assert load_settings(config, environ={}).warnings == ()
+    assert load_settings(None, environ={"BENCHD_TOKEN": "s3cret-token-0123456789"}).warnings == ()
 
 
 def test_durations() -> None:

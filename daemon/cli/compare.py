@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from benchd.cli.app import DataDirOption, app, fail
-from benchd.cli.remote import TokenOption, UrlOption, call
+from benchd.cli.remote import TokenFileOption, TokenOption, UrlOption, call, client_for
 
 if TYPE_CHECKING:
     from benchd.comparison.table import Comparison
@@ -61,11 +61,10 @@ def _local_runs(data_dir: Path | None) -> tuple[list[Run], str]:
         store.close()
 
 
-def _daemon_runs(url: str | None, token: str | None) -> tuple[list[Run], str]:
-    from benchd.cli.client import DaemonClient
+def _daemon_runs(url: str | None, token: str | None, token_file: Path | None) -> tuple[list[Run], str]:
     from benchd.results.model import Run
 
-    client = DaemonClient(url, token)
+    client = client_for(url, token, token_file)
     runs = call(client, "GET", "/api/v1/runs?limit=1000")["runs"]
     return [Run.from_json(r) for r in runs if r.get("state") == "finished"], client.url
 
@@ -94,6 +93,7 @@ def export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here, not to stdout.")] = None,
     url: UrlOption = None,
     token: TokenOption = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Write this host's finished runs as one results bundle (JSON, docs/bundle.schema.json).
 
@@ -104,7 +104,7 @@ def export(
 
     now = time.time()
     cutoff = parse_since(since, now) if since is not None else None
-    runs, source = _daemon_runs(url, token) if url is not None else _local_runs(data_dir)
+    runs, source = _daemon_runs(url, token, token_file) if url is not None else _local_runs(data_dir)
     chosen = [
         run
         for run in sorted(runs, key=lambda r: r.id)

@@ -147,6 +147,9 @@ def serve(
     ] = None,
     host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default 9655).")] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="Read the bearer token from this file (server.token_file).")
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Run the daemon: scheduled and triggered benchmarks, HTTP API and /metrics."""
@@ -158,11 +161,14 @@ def serve(
     from benchd.server.config import ConfigError, load_settings
 
     os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
-    flags = {"server.host": host, "server.port": port, "data_dir": str(data_dir) if data_dir else None}
+    flags = {"server.host": host, "server.port": port, "data_dir": str(data_dir) if data_dir else None,
+             "server.token_file": str(token_file) if token_file else None}  # fmt: skip
     try:
         settings = load_settings(config, flags)
     except ConfigError as exc:
         fail(str(exc))
+    for warning in settings.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from benchd.server.daemon import DaemonLockError
     from benchd.server.daemon import serve as run_server

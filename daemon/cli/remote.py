@@ -15,7 +15,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from benchd.catalog import NAMES_TEXT
-from benchd.cli.app import EXIT_BAD_INPUT, EXIT_FAILED_RUN, DataDirOption, JsonOption, WideOption, app
+from benchd.cli.app import EXIT_BAD_INPUT, EXIT_FAILED_RUN, DataDirOption, JsonOption, WideOption, app, fail
 from benchd.cli.client import ClientError, DaemonClient
 from benchd.results.model import Outcome
 
@@ -30,6 +30,23 @@ UrlOption = Annotated[
 TokenOption = Annotated[
     str | None, typer.Option("--token", help="Bearer token. Default: BENCHD_TOKEN.", show_default=False)
 ]
+TokenFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        help="Read the bearer token from this file (kept out of `ps`). Default: BENCHD_TOKEN_FILE.",
+    ),
+]
+
+
+def client_for(url: str | None, token: str | None = None, token_file: Path | None = None) -> DaemonClient:
+    """A client for a command that changes something: with its token, and waiting for a starting daemon."""
+    from benchd.cli.client import TokenError, resolve_token
+
+    try:
+        return DaemonClient(url, resolve_token(token, token_file), wait_for_start=True)
+    except TokenError as exc:
+        fail(str(exc))
 
 
 def call(client: DaemonClient, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -103,11 +120,12 @@ def trigger(
     wait: Annotated[bool, typer.Option("--wait", help="Follow the runs and print their results.")] = False,
     url: UrlOption = None,
     token: TokenOption = None,
+    token_file: TokenFileOption = None,
     json_output: JsonOption = False,
     wide: WideOption = False,
 ) -> None:
     """Ask the running daemon to run WORKLOAD now; with --wait, exit 0 only if every run was ok."""
-    client = DaemonClient(url, token)
+    client = client_for(url, token, token_file)
     body: dict[str, Any] = {"workload": workload, "presets": preset or "all", "device": device}
     if epochs is not None:
         body["epochs"] = epochs
@@ -216,12 +234,13 @@ def show(
 
 @app.command()
 def cancel(
-    run_id: Annotated[int, typer.Argument(help="Run id.")],
+    run_id: Annotated[int, typer.Argument(help="Run id.", min=1)],
     url: UrlOption = None,
     token: TokenOption = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Cancel a queued or running run."""
-    answer = call(DaemonClient(url, token), "DELETE", f"/api/v1/runs/{run_id}")
+    answer = call(client_for(url, token, token_file), "DELETE", f"/api/v1/runs/{run_id}")
     typer.echo(f"run {run_id}: {answer['state']}")
 
 

@@ -40,6 +40,7 @@ ENV_KEYS = {
     "BENCHD_HOST": "server.host",
     "BENCHD_PORT": "server.port",
     "BENCHD_TOKEN": "server.token",
+    "BENCHD_TOKEN_FILE": "server.token_file",
     "BENCHD_QUEUE_SIZE": "runs.queue_size",
     "BENCHD_TIMEOUT": "runs.timeout",
     "BENCHD_GRACE": "runs.grace",
@@ -97,6 +98,7 @@ class Settings:
     max_cpu_load: float
     skip_when_gpu_busy: bool
     schedules: tuple[Schedule, ...]
+    warnings: tuple[str, ...] = ()  # said at start: a secret others can read, and the like
 
     @property
     def loopback(self) -> bool:
@@ -130,7 +132,8 @@ EXAMPLE = f"""# benchd configuration. Precedence: this file < BENCHD_* environme
 [server]
 host = "127.0.0.1"       # BENCHD_HOST; any non-loopback address requires a token
 port = {DEFAULT_PORT}             # BENCHD_PORT
-# token = "change-me"     # BENCHD_TOKEN; required by POST and DELETE when set
+# token = "change-me"     # BENCHD_TOKEN; required by POST and DELETE when set (16+ printable characters)
+# token_file = "/etc/benchd/token"  # BENCHD_TOKEN_FILE; the token from a file (chmod 600), not in `ps`
 
 [runs]
 queue_size = 32          # queued runs beyond this are refused (HTTP 429)
@@ -285,19 +288,25 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def _config_path(config_path: Path | None, environ: Mapping[str, str]) -> Path | None:
+    return config_path or (Path(environ[ENV_CONFIG]) if environ.get(ENV_CONFIG) else None)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError("file", f"{path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("file", f"{path}: not valid TOML ({exc})") from None
+
+
 def load_layers(
     config_path: Path | None, environ: Mapping[str, str], flags: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Merge file, environment and flags (each `dotted.key: value`) into one tree."""
-    tree: dict[str, Any] = {}
-    path = config_path or (Path(environ[ENV_CONFIG]) if environ.get(ENV_CONFIG) else None)
-    if path is not None:
-        try:
-            tree = tomllib.loads(path.read_text())
-        except OSError as exc:
-            raise ConfigError("file", f"{path}: {exc.strerror or exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError("file", f"{path}: not valid TOML ({exc})") from None
+    path = _config_path(config_path, environ)
+    tree: dict[str, Any] = _read_file(path) if path is not None else {}
     for variable, dotted in ENV_KEYS.items():
         if environ.get(variable):
             _set_dotted(tree, dotted, environ[variable])
@@ -307,10 +316,11 @@ def load_layers(
     return tree
 
 
-def settings_from_tree(tree: Mapping[str, Any]) -> Settings:
+def settings_from_tree(tree: Mapping[str, Any], token_in_file: Path | None = None) -> Settings:
+    """Validated settings; `token_in_file` is the config file when the token is written in it."""
     _reject_unknown("", tree, {"data_dir", "server", "runs", "schedule", "busy_check", "workloads"})
     server = _table("server", tree.get("server", {}))
-    _reject_unknown("server.", server, {"host", "port", "token"})
+    _reject_unknown("server.", server, {"host", "port", "token", "token_file"})
     runs = _table("runs", tree.get("runs", {}))
     _reject_unknown("runs.", runs, {"queue_size", "timeout", "grace"})
     schedule = _table("schedule", tree.get("schedule", {}))
@@ -320,9 +330,7 @@ def settings_from_tree(tree: Mapping[str, Any]) -> Settings:
     workloads = _table("workloads", tree.get("workloads", DEFAULT_WORKLOADS))
 
     host = str(server.get("host", "127.0.0.1"))
-    token = server.get("token") or None
-    if token is not None and (not isinstance(token, str) or len(token) < 16):
-        raise ConfigError("server.token", "must be a string of at least 16 characters")
+    token, warnings = _token(server, token_in_file)
     if token is None and not is_loopback(host):
         raise ConfigError(
             "server.token", f"is required to listen on the non-loopback address {host} (set BENCHD_TOKEN)"
@@ -347,7 +355,53 @@ def settings_from_tree(tree: Mapping[str, Any]) -> Settings:
         schedules=tuple(
             _schedule(name, _table(f"workloads.{name}", table), timeout) for name, table in workloads.items()
         ),
+        warnings=warnings,
     )
+
+
+def check_token(key: str, token: object) -> str:
+    """A bearer token as HTTP can carry it: at least 16 printable ASCII characters, no spaces."""
+    if not isinstance(token, str) or not token.strip():
+        raise ConfigError(key, "is blank")
+    if not all("!" <= c <= "~" for c in token):
+        raise ConfigError(key, "must be printable ASCII without spaces or control characters")
+    if len(token) < 16:
+        raise ConfigError(key, "must be a string of at least 16 characters")
+    return token
+
+
+def _readable_by_others(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & 0o077)
+    except OSError:
+        return False
+
+
+def _token(server: Mapping[str, Any], holder: Path | None) -> tuple[str | None, tuple[str, ...]]:
+    """The token from `token` or `token_file` (not both), and warnings about who else can read it."""
+    given, token_file = server.get("token"), server.get("token_file")
+    if given is not None and token_file is not None:
+        raise ConfigError("server.token_file", "set server.token or server.token_file, not both")
+    warnings = []
+    if token_file is not None:
+        path = Path(str(token_file)).expanduser()
+        try:
+            given = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                "server.token_file", f"{path}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
+        token = check_token("server.token_file", given)
+        if _readable_by_others(path):
+            warnings.append(f"token file {path} can be read or written by others: chmod 600 it")
+        return token, tuple(warnings)
+    if given is None or given == "":
+        return None, ()
+    token = check_token("server.token", given)
+    if holder is not None and _readable_by_others(holder):
+        warnings.append(f"config file {holder} holds the token and can be read or written by others: "
+                        "chmod 600 it, or use server.token_file")  # fmt: skip
+    return token, tuple(warnings)
 
 
 def load_settings(
@@ -355,6 +409,8 @@ def load_settings(
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    return settings_from_tree(
-        load_layers(config_path, os.environ if environ is None else environ, flags or {})
-    )
+    environ = os.environ if environ is None else environ
+    tree = load_layers(config_path, environ, flags or {})
+    path = _config_path(config_path, environ)
+    in_file = path is not None and "token" in _table("server", _read_file(path).get("server", {}))
+    return settings_from_tree(tree, path if in_file else None)
