@@ -27,6 +27,13 @@ def misbehave(spec: dict, events: EventWriter) -> None:
         events.emit({"event": "started", "t": protocol.now(), "grandchild_pid": grandchild.pid})
         events.emit({"event": "finished", "t": protocol.now()})
         return
+    if fault == "report_env":  # which of the daemon's secrets reached the child
+        secrets = sorted(name for name in os.environ if name.startswith("BENCHD_TOKEN"))
+        events.emit(
+            {"event": "started", "t": protocol.now(), "secrets": secrets, "home": os.environ.get("HOME")}
+        )
+        events.emit({"event": "finished", "t": protocol.now()})
+        return
     events.emit({"event": "started", "t": protocol.now(), "device": "cpu", "device_name": "test"})
     events.emit({"event": "epoch_start", "t": protocol.now(), "epoch": 0})
     if fault == "none":

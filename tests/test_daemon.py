@@ -239,6 +239,35 @@ def test_second_daemon_on_the_same_data_dir_refuses(daemon: DaemonProcess) -> No
         second.close()
 
 
+def test_a_busy_port_fails_serve_with_one_line_before_it_serves(data_dir: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BENCHD_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "benchd", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+@pytest.mark.slow
+def test_serve_then_trigger_at_once_works_in_a_script(data_dir: Path) -> None:
+    """`benchd serve & benchd trigger vae --wait`: the client waits for the daemon to listen and be ready."""
+    daemon = DaemonProcess(data_dir, NO_SCHEDULE).start(wait_ready=False)
+    try:
+        result = benchd_cli("trigger", "vae", "-p", "bs128", "--fraction", "0.02", "--device", "cpu",
+                            "--wait", url=daemon.url)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "ok" in result.stdout
+    finally:
+        daemon.close()
+
+
 def test_client_commands_without_a_daemon_say_where_they_looked(tmp_path: Path) -> None:
     url = "http://127.0.0.1:9"
     for args in (["status"], ["runs"], ["trigger", "vae"], ["cancel", "1"], ["show", "1"]):

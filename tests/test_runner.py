@@ -59,6 +59,14 @@ def test_failures_are_classified_and_parent_carries_on(
     assert run_fault(tmp_path, "none")[0].outcome == "ok"
 
 
+def test_the_daemons_token_never_reaches_a_training_child(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BENCHD_TOKEN", "s3cret-token-0123456789")
+    monkeypatch.setenv("BENCHD_TOKEN_FILE", str(tmp_path / "token"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _result, events = run_fault(tmp_path, "report_env")
+    assert events[0]["secrets"] == [] and events[0]["home"] == str(tmp_path)  # the rest passes through
+
+
 def test_failure_keeps_stderr_tail(tmp_path: Path) -> None:
     result, _ = run_fault(tmp_path, "error")
     assert "NotImplementedError" in (result.stderr_tail or "")

@@ -170,12 +170,12 @@ def serve(
     for warning in settings.warnings:
         typer.echo(f"warning: {warning}", err=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from benchd.server.daemon import DaemonLockError
+    from benchd.server.daemon import DaemonLockError, ListenError
     from benchd.server.daemon import serve as run_server
 
     try:
         code = run_server(settings)
-    except (DataDirError, StoreError, DaemonLockError) as exc:
+    except (DataDirError, StoreError, DaemonLockError, ListenError) as exc:
         fail(str(exc))
     raise typer.Exit(code)
 

@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +140,14 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
+# The daemon's secrets: a training child needs none, and its environment is readable by its user.
+SECRET_VARIABLES = ("BENCHD_TOKEN", "BENCHD_TOKEN_FILE")
+
+
+def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    return {name: value for name, value in environ.items() if name not in SECRET_VARIABLES}
+
+
 def run_child(
     spec: dict[str, Any],
     *,
@@ -171,6 +179,7 @@ def run_child(
                 stderr=subprocess.STDOUT,
                 pass_fds=(write_fd,),
                 start_new_session=True,
+                env=child_environment(os.environ),
             )
         finally:
             os.close(write_fd)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import socket
 import threading
 import time
 from datetime import datetime
@@ -36,6 +37,7 @@ from benchd.server.scoreboard import Scoreboard, SeriesState, Snapshot
 from benchd.telemetry.sampler import Sampler
 
 log = logging.getLogger("benchd")
+LISTEN_BACKLOG = 2048  # uvicorn's own default
 
 LOCK_FILE = "daemon.lock"
 
@@ -189,12 +191,37 @@ def _ignore_signal(_signum: int, _frame: Any) -> None:
     """Uvicorn re-raises the stop signal after a clean shutdown; we have already handled it."""
 
 
+class ListenError(Exception):
+    """The address cannot be listened on (in use, not this host's, not permitted)."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, made before anything starts, so a busy port fails `serve` at once."""
+    try:
+        family, _type, _proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not a port another socket listens on
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
 def serve(settings: Settings, command: tuple[str, ...] = HARNESS_COMMAND) -> int:
     import signal
 
     from benchd.server.api import create_app
 
     os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
+    sock = listen(settings.host, settings.port)
+    port = sock.getsockname()[1]
     daemon = Daemon(settings, command)
     daemon.start()
     config = uvicorn.Config(
@@ -209,12 +236,13 @@ def serve(settings: Settings, command: tuple[str, ...] = HARNESS_COMMAND) -> int
     server = _Server(config, daemon)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _ignore_signal)
-    log.info("benchd %s serving on http://%s:%d (data in %s)", __version__, settings.host, settings.port,
+    log.info("benchd %s serving on http://%s:%d (data in %s)", __version__, settings.host, port,
              settings.data_dir)  # fmt: skip
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         daemon.stop()
+        sock.close()
     return 0 if server.started else 1
 
 
