@@ -12,6 +12,7 @@ import os
 import time
 from typing import Any, Final, Literal, TypedDict, cast
 
+PARENT_PID_VARIABLE: Final = "BENCHD_PARENT_PID"  # in the harness's environment: whom it must not outlive
 STARTED: Final = "started"
 EPOCH_START: Final = "epoch_start"
 PROGRESS: Final = "progress"

@@ -18,6 +18,38 @@ from benchd.protocol import EventWriter
 from benchd.workloads.harness import main
 
 
+def _cuda_oom() -> None:
+    import torch
+
+    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def _mps_oom() -> None:
+    raise RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB, other allocations: 1 GB)")
+
+
+def _cpu_oom() -> None:
+    """A real allocation the CPU allocator refuses."""
+    import torch
+
+    torch.empty(1 << 60, dtype=torch.uint8)
+
+
+def _torch_broken() -> None:
+    """torch fails to import, as on a host with a broken install."""
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    import torch  # noqa: F401
+
+
+def _unsupported_operator() -> None:
+    raise NotImplementedError("The operator 'aten::foo' is not currently implemented for the MPS device")
+
+
+# Faults that are an exception raised by the workload.
+FAILURES = {"cuda_oom": _cuda_oom, "mps_oom": _mps_oom, "cpu_oom": _cpu_oom, "torch_broken": _torch_broken,
+            "error": _unsupported_operator}  # fmt: skip
+
+
 def misbehave(spec: dict, events: EventWriter) -> None:
     """Raw, partial events on purpose: the parent must cope with whatever a child sends."""
     fault = spec.get("fault", "none")  # a run request from the queue has none: behave
@@ -40,14 +72,8 @@ def misbehave(spec: dict, events: EventWriter) -> None:
         events.emit({"event": "epoch_end", "t": protocol.now(), "epoch": 0, "duration": 0.5, "samples": 10,
                      "steps": 1, "data_wait": 0.0, "loss": 1.0})  # fmt: skip
         events.emit({"event": "finished", "t": protocol.now()})
-    elif fault == "cuda_oom":
-        import torch
-
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-    elif fault == "mps_oom":
-        raise RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB, other allocations: 1 GB)")
-    elif fault == "error":
-        raise NotImplementedError("The operator 'aten::foo' is not currently implemented for the MPS device")
+    elif fault in FAILURES:
+        FAILURES[fault]()
     elif fault == "hang":
         threading.Event().wait()
     elif fault == "sigkill":

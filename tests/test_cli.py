@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from benchd import __version__
@@ -212,6 +213,41 @@ def test_sigterm_stops_the_child_and_records_the_run_as_cancelled(small_data_dir
     assert (run.state, run.outcome) == ("finished", "cancelled")
     log = Path(run.log_path or "")
     assert log.exists()
+
+
+@pytest.mark.slow
+def test_a_sigkilled_run_takes_its_child_along_and_is_interrupted_by_the_next(
+    small_data_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "datasets").symlink_to(small_data_dir / "datasets")
+    env = {**os.environ, "BENCHD_DATA_DIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchd", "run", "siamese", "-p", "bs64", "--epochs", "50", "--device", "cpu",
+         "--no-telemetry"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    store = ResultsStore(store_path(tmp_path))
+    try:
+        deadline = time.monotonic() + 120
+        running = None
+        while running is None and time.monotonic() < deadline:
+            running = next((r for r in store.list_runs(limit=5) if r.state == "running"), None)
+            threading.Event().wait(0.1)
+        assert running is not None, "the run never started"
+        (child,) = psutil.Process(process.pid).children()
+        process.kill()  # SIGKILL: no handler runs, nothing is recorded
+        process.wait(30)
+        psutil.Process(child.pid).wait(30)  # the kernel ended the child with its parent
+        assert store.get_run(running.id).state == "running"  # until someone notices
+        result = benchd("run", "vae", "-p", "bs128", "--fraction", "0.01", "--device", "cpu",
+                        "--no-telemetry", data_dir=tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        run = store.get_run(running.id)
+        assert (run.state, run.outcome) == ("finished", "interrupted")
+        assert f"pid {process.pid}" in run.message
+    finally:
+        process.kill()
+        store.close()
 
 
 @pytest.mark.slow

@@ -41,6 +41,8 @@ def test_clean_run_is_ok_and_records_peak_memory(tmp_path: Path) -> None:
     [
         ("cuda_oom", "oom", "CUDA out of memory"),
         ("mps_oom", "oom", "MPS backend out of memory"),
+        ("cpu_oom", "oom", "DefaultCPUAllocator: can't allocate memory"),
+        ("torch_broken", "error", "ModuleNotFoundError: import of torch halted"),
         ("error", "error", "not currently implemented for the MPS device"),
         ("segfault", "error", "SIGSEGV"),
         ("sigkill", "error", "SIGKILL"),
@@ -65,6 +67,26 @@ def test_the_daemons_token_never_reaches_a_training_child(tmp_path: Path, monkey
     monkeypatch.setenv("HOME", str(tmp_path))
     _result, events = run_fault(tmp_path, "report_env")
     assert events[0]["secrets"] == [] and events[0]["home"] == str(tmp_path)  # the rest passes through
+
+
+@pytest.mark.parametrize(
+    ("membership", "counters", "text"),
+    [
+        ("0::/system.slice/benchd.service\n", "system.slice/benchd.service/memory.events",
+         "low 0\nhigh 0\nmax 4\noom 2\noom_kill 2\n"),  # v2
+        ("12:cpu,cpuacct:/docker/abc\n7:memory:/docker/abc\n", "memory/docker/abc/memory.oom_control",
+         "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"),  # v1
+    ],
+)  # fmt: skip
+def test_oom_kills_are_read_from_cgroup_v1_and_v2(
+    tmp_path: Path, membership: str, counters: str, text: str
+) -> None:
+    (tmp_path / "cgroup").write_text(membership)
+    (tmp_path / "fs" / counters).parent.mkdir(parents=True)
+    (tmp_path / "fs" / counters).write_text(text)
+    assert runner.cgroup_oom_kills(tmp_path / "cgroup", tmp_path / "fs") == 2
+    (tmp_path / "fs" / counters).unlink()
+    assert runner.cgroup_oom_kills(tmp_path / "cgroup", tmp_path / "fs") is None  # unreadable: unknown, not 0
 
 
 def test_failure_keeps_stderr_tail(tmp_path: Path) -> None:

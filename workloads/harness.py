@@ -222,10 +222,36 @@ def guarded(body: Body, spec: dict[str, Any], events: EventWriter) -> int:
         body(spec, events)
     except BaseException as exc:
         traceback.print_exc()
-        kind, message = classify(exc)
+        try:
+            kind, message = classify(exc)
+        except Exception:  # a failed classification must not lose the failure
+            kind, message = protocol.FAILURE_ERROR, f"{type(exc).__name__} (unclassified)"
         events.emit(protocol.Failed(event="failed", t=protocol.now(), kind=kind, message=message))
         return EXIT_FAILED
     return 0
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """Never outlive the parent, even while generating a dataset: a `benchd run` killed with
+    SIGKILL must not leave its child training on an unrecorded run.
+
+    Linux: the kernel sends SIGKILL when the parent dies (prctl), and a parent
+    already gone before that is noticed at once. Elsewhere the event pipe ends
+    the child: its next event fails with a broken pipe.
+    """
+    parent = os.environ.get(protocol.PARENT_PID_VARIABLE, "")
+    if sys.platform != "linux" or not parent.isdigit():
+        return
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != int(parent):
+        os._exit(EXIT_FAILED)
 
 
 def main(argv: list[str] | None = None, body: Body = run_workload) -> int:
@@ -233,6 +259,7 @@ def main(argv: list[str] | None = None, body: Body = run_workload) -> int:
     parser.add_argument("--spec", required=True, help="the run's specification, as JSON")
     parser.add_argument("--events-fd", required=True, type=int, help="inherited pipe for events")
     args = parser.parse_args(argv)
+    die_with_parent()
     faulthandler.enable()  # a segfault leaves a Python stack in the run's log
     events = EventWriter(args.events_fd)
     try:

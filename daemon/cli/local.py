@@ -73,6 +73,8 @@ def run(
     from benchd.cli.data import prepare_dataset
     from benchd.cli.progress import RunProgress
     from benchd.datasets.layout import DatasetError
+    from benchd.lifecycle.ledger import RunLedger
+    from benchd.lifecycle.queue import interrupt_abandoned
     from benchd.lifecycle.recording import RunRequest, execute, queue_run
     from benchd.paths import store_path
     from benchd.results.model import Outcome
@@ -93,6 +95,7 @@ def run(
     directory = resolve_data_dir(data_dir)
     try:
         store = ResultsStore(store_path(directory))
+        interrupt_abandoned(RunLedger(store, lambda _run: None))  # a `benchd run` killed before it finished
     except StoreError as exc:
         fail(str(exc))
     try:

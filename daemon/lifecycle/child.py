@@ -101,17 +101,28 @@ class _Reaper(threading.Thread):
         self.waker.wake()
 
 
-def cgroup_oom_kills() -> int | None:
-    """The kernel OOM killer's kill count in our cgroup (v2), None where it cannot be read."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_oom_kills(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = CGROUP_ROOT) -> int | None:
+    """The kernel OOM killer's kill count in our memory cgroup, None where it cannot be read.
+
+    cgroup v2: `oom_kill` in the group's memory.events; v1: `oom_kill` in the
+    memory controller's memory.oom_control (kernels 4.13 and later).
+    """
     try:
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            hierarchy, _controllers, path = line.split(":", 2)
+        for line in proc_cgroup.read_text().splitlines():
+            hierarchy, controllers, path = line.split(":", 2)
             if hierarchy == "0":
-                events = Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.events"
-                for entry in events.read_text().splitlines():
-                    key, value = entry.split()
-                    if key == "oom_kill":
-                        return int(value)
+                counters = root / path.lstrip("/") / "memory.events"
+            elif "memory" in controllers.split(","):
+                counters = root / "memory" / path.lstrip("/") / "memory.oom_control"
+            else:
+                continue
+            for entry in counters.read_text().splitlines():
+                key, value = entry.split()
+                if key == "oom_kill":
+                    return int(value)
     except (OSError, ValueError):
         return None
     return None
@@ -145,7 +156,8 @@ SECRET_VARIABLES = ("BENCHD_TOKEN", "BENCHD_TOKEN_FILE")
 
 
 def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    return {name: value for name, value in environ.items() if name not in SECRET_VARIABLES}
+    kept = {name: value for name, value in environ.items() if name not in SECRET_VARIABLES}
+    return {**kept, protocol.PARENT_PID_VARIABLE: str(os.getpid())}
 
 
 def run_child(

@@ -22,6 +22,7 @@ from benchd.lifecycle.child import HARNESS_COMMAND, CancelToken
 from benchd.lifecycle.ledger import RunLedger
 from benchd.lifecycle.recording import RunRequest, execute, queue_run
 from benchd.results.model import Origin, Outcome, State
+from benchd.results.store import owner_alive
 from benchd.telemetry.sampler import Sampler
 
 log = logging.getLogger("benchd.queue")
@@ -263,7 +264,7 @@ def recover(ledger: RunLedger, queue: RunQueue, data_dir: Path) -> list[int]:
     """After a start: runs left `running` become `interrupted` (their ids are returned);
     runs left `queued` are queued again."""
     store = ledger.store
-    interrupted = []
+    interrupted = interrupt_abandoned(ledger)
     for run in store.runs_in_state(State.RUNNING):
         if run.origin == Origin.CLI:  # a foreground `benchd run` owns its own runs
             continue
@@ -277,6 +278,19 @@ def recover(ledger: RunLedger, queue: RunQueue, data_dir: Path) -> list[int]:
         config = RunConfig(**{k: v for k, v in run.config.items() if k in RunConfig.__dataclass_fields__})
         queue.resume(run.id, RunRequest(config, run.requested_device, data_dir, run.timeout_seconds))
     return interrupted
+
+
+def interrupt_abandoned(ledger: RunLedger) -> list[int]:
+    """Foreground runs whose `benchd run` is gone (killed with SIGKILL, or the host rebooted) are
+    interrupted: their owner's pid and start time say so, so a live `benchd run` is never touched.
+    Runs stored before owners were recorded say nothing, and are left alone."""
+    abandoned = []
+    for run_id, pid, started in ledger.store.unfinished_owners(Origin.CLI):
+        if not owner_alive(pid, started):
+            message = f"the benchd run that ran it (pid {pid}) ended without recording an outcome"
+            ledger.finish(run_id, Outcome.INTERRUPTED, message=message)
+            abandoned.append(run_id)
+    return abandoned
 
 
 def _log_waiting(run_id: int, device: str, holder: str) -> None:

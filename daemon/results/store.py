@@ -10,6 +10,7 @@ by appending migrations: a newer benchd upgrades an older file in place.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -17,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from benchd.protocol import EpochEnd, Started
 from benchd.results.model import Epoch, Origin, Outcome, Run, State
@@ -96,9 +99,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN system TEXT;
     CREATE INDEX runs_by_config ON runs (config_id, outcome, id);
     """,
+    # The process that owns a run until it ends (pid and start time): a run whose owner is gone
+    # was abandoned (a `benchd run` killed with SIGKILL) and is interrupted, never left running.
+    """
+    ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE runs ADD COLUMN owner_started REAL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+OWNER_START_TOLERANCE_SECONDS = 1.0  # psutil's start times are rounded to clock ticks
 
 
 class StoreError(Exception):
@@ -112,6 +122,18 @@ _RUN_COLUMNS = (
     "peak_host_rss_bytes, queued_at, started_at, finished_at, timeout_seconds, origin, baseline, "
     "timing, workers, data_scale, config_id, system"
 )
+
+
+def owner() -> tuple[int, float]:
+    """This process: its pid and start time, which together name it even after the pid is reused."""
+    return os.getpid(), psutil.Process().create_time()
+
+
+def owner_alive(pid: int, started: float) -> bool:
+    try:
+        return abs(psutil.Process(pid).create_time() - started) < OWNER_START_TOLERANCE_SECONDS
+    except psutil.Error:
+        return False
 
 
 class ResultsStore:
@@ -181,11 +203,12 @@ class ResultsStore:
         timeout: float | None = None,
         origin: Origin = Origin.CLI,
     ) -> int:
+        owner_pid, owner_started = owner()
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO runs (workload, preset, config, batch_size, fraction, epochs_requested, seed, "
-                "requested_device, state, benchd_version, sample_unit, timeout_seconds, origin, queued_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "requested_device, state, benchd_version, sample_unit, timeout_seconds, origin, queued_at, "
+                "owner_pid, owner_started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     config["workload"],
                     config["preset"],
@@ -201,6 +224,8 @@ class ResultsStore:
                     timeout,
                     origin,
                     time.time(),
+                    owner_pid,
+                    owner_started,
                 ),
             )
             assert cursor.lastrowid is not None  # an INSERT into a rowid table always sets it
@@ -326,6 +351,18 @@ class ResultsStore:
                 r[0] for r in self._db.execute("SELECT id FROM runs WHERE state = ? ORDER BY id", (state,))
             ]
         return [run for run in (self.get_run(i) for i in ids) if run is not None]
+
+    def unfinished_owners(self, origin: Origin) -> list[tuple[int, int, float]]:
+        """(run id, owner pid, owner start time) of the origin's unfinished runs that name their owner."""
+        with self._lock:
+            return [
+                (row[0], row[1], row[2])
+                for row in self._db.execute(
+                    "SELECT id, owner_pid, owner_started FROM runs WHERE origin = ? AND state IN (?, ?) "
+                    "AND owner_pid IS NOT NULL ORDER BY id",
+                    (origin, State.QUEUED, State.RUNNING),
+                )
+            ]
 
     def finished_runs(self) -> list[Run]:
         """Every finished run, oldest first: what the daemon's counters are rebuilt from."""
