@@ -195,6 +195,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
         payload = json.loads(body or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "body is nested too deeply to be a run request") from None
     if not isinstance(payload, dict):
         raise ApiError(422, "body must be a JSON object")
     return payload
