@@ -36,7 +36,7 @@ from benchd.lifecycle.queue import (
 from benchd.lifecycle.recording import RunRequest
 from benchd.results.model import OUTCOMES, Origin
 from benchd.results.store import ResultsStore
-from benchd.server.openapi import openapi_document
+from benchd.server.openapi import MAX_RUN_ID, openapi_document
 
 MAX_BODY_BYTES = 64 * 1024
 MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -271,7 +271,7 @@ def list_runs(request: Request) -> Response:
 
 def _run_id(request: Request) -> int:
     text = request.path_params["run_id"]
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not 1 <= int(text) <= MAX_RUN_ID:
         raise ApiError(400, f"run id must be a positive integer, got {text!r}")
     return int(text)
 
@@ -302,8 +302,8 @@ def status(request: Request) -> Response:
     return JSONResponse(_daemon(request).status())
 
 
-async def openapi(_request: Request) -> Response:
-    return JSONResponse(openapi_document())
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document(token_required=_daemon(request).token is not None))
 
 
 async def api_error(_request: Request, exc: Exception) -> Response:

@@ -11,9 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from benchd import __version__
+from benchd.catalog import WORKLOADS
 from benchd.catalog import request as request_model
+from benchd.results.model import OUTCOMES
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+MAX_RUN_ID = 2**63 - 1  # SQLite's largest rowid
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -24,9 +27,12 @@ def _errors(*codes: int) -> dict[str, Any]:
     reasons = {
         400: "Malformed request.",
         401: "Missing or wrong bearer token.",
+        403: "A cross-origin browser request.",
         404: "No such run.",
         409: "The run already ended.",
+        405: "Method not allowed (the Allow header lists the route's methods).",
         413: "Request body too large.",
+        415: "The body is not application/json.",
         422: "Invalid run request: the message names the field and the reason; nothing was queued.",
         429: "The queue is full; nothing was queued.",
         503: "Not ready yet (devices being probed) or shutting down.",
@@ -34,11 +40,19 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): _json(_ERROR, reasons[code]) for code in codes}
 
 
-_RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+_RUN_ID = {
+    "name": "run_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_RUN_ID},
+}
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(token_required: bool = True) -> dict[str, Any]:
+    """The document as this daemon behaves: its mutating routes need the token only when one is set."""
+    guarded: dict[str, Any] = {"security": _BEARER} if token_required else {}
+    refused = (401,) if token_required else ()
     return {
         "openapi": "3.1.0",
         "info": {
@@ -134,8 +148,8 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "List runs, newest first",
                     "parameters": [
-                        {"name": "workload", "in": "query", "schema": {"type": "string"}},
-                        {"name": "outcome", "in": "query", "schema": {"type": "string"}},
+                        {"name": "workload", "in": "query", "schema": {"enum": list(WORKLOADS)}},
+                        {"name": "outcome", "in": "query", "schema": {"enum": [str(o) for o in OUTCOMES]}},
                         {
                             "name": "limit",
                             "in": "query",
@@ -157,7 +171,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "post": {
                     "summary": "Queue runs of a workload's presets",
-                    "security": _BEARER,
+                    **guarded,
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -177,7 +191,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                             "Queued (or already queued).",
                         ),
-                        **_errors(400, 401, 413, 422, 429, 503),
+                        **_errors(400, *refused, 403, 413, 415, 422, 429, 503),
                     },
                 },
             },
@@ -192,11 +206,11 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "delete": {
                     "summary": "Cancel a queued or running run",
-                    "security": _BEARER,
+                    **guarded,
                     "parameters": [_RUN_ID],
                     "responses": {
                         "202": _json({"type": "object"}, "Cancelled, or being stopped."),
-                        **_errors(400, 401, 404, 409),
+                        **_errors(400, *refused, 403, 404, 409),
                     },
                 },
             },
