@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from benchd.catalog import request as request_model
 from benchd.lifecycle import device_lock
+from benchd.lifecycle import queue as queue_module
 from benchd.lifecycle.ledger import RunLedger
 from benchd.lifecycle.queue import RunQueue
 from benchd.lifecycle.recording import RunRequest
@@ -48,3 +50,36 @@ def test_a_run_benchd_cannot_start_ends_error_and_the_next_one_runs(tmp_path: Pa
     assert passed.outcome == "ok"
     assert board.outcomes[("vae", "bs128", "cpu", "error")] == 1  # both reached the scoreboard
     assert board.outcomes[("vae", "bs128", "cpu", "ok")] == 1
+
+
+def _refuse_writes(action: int, *_args: object) -> int:
+    """A store whose writes fail, as on a full or read-only disk (SQLite refuses at prepare time)."""
+    refused = (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE)
+    return sqlite3.SQLITE_DENY if action in refused else sqlite3.SQLITE_OK
+
+
+@pytest.mark.slow
+def test_an_outcome_the_store_refused_is_recorded_as_error_once_it_takes_writes(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv(device_lock.ENV_LOCK_DIR, str(tmp_path / "locks"))
+    monkeypatch.setattr(queue_module, "RECORD_RETRY_SECONDS", 0.2)
+    store = ResultsStore(tmp_path / "benchd.sqlite3")
+    board = Scoreboard()
+    queue = RunQueue(RunLedger(store, board.record), queue_size=4, grace=1.0, command=FAULT_CHILD)
+    try:
+        with queue._lock:  # the worker waits for this lock: the store refuses writes before it starts
+            ((lost, _),) = queue.submit_many([_request(tmp_path, 0.5)], Origin.API)
+            store._db.set_authorizer(_refuse_writes)
+        wait_for(lambda: not store.writable and queue.active_runs() == [], 60, "the run to end unrecorded")
+        assert store.get_run(lost).state != "finished" and board.outcomes == {}
+        store._db.set_authorizer(None)  # space returns
+        wait_for(lambda: store.get_run(lost).state == "finished", 30, "the outcome to be recorded")
+        ((next_run, _),) = queue.submit_many([_request(tmp_path, 0.25)], Origin.API)
+        wait_for(lambda: store.get_run(next_run).state == "finished", 60, "the next run to end")
+    finally:
+        queue.shutdown(10)
+    recorded = store.get_run(lost)
+    assert (recorded.outcome, recorded.message) == ("error", queue_module.UNRECORDED_MESSAGE)
+    assert store.get_run(next_run).outcome == "ok" and store.writable
+    assert board.outcomes[("vae", "bs128", "cpu", "error")] == 1  # counted once, when it was recorded

@@ -80,6 +80,19 @@ class _DeviceLane:
     queue: collections.deque[_Queued] = field(default_factory=collections.deque)
     active: ActiveRun | None = None
     worker: threading.Thread | None = None
+    unrecorded: set[int] = field(default_factory=set)  # ended, but the store refused the outcome
+
+
+RECORD_RETRY_SECONDS = 5.0  # how often a worker retries outcomes the store refused
+UNRECORDED_MESSAGE = (
+    "benchd could not record this run's outcome when it ended: the results store refused writes"
+)
+
+
+@dataclass(frozen=True)
+class _View:
+    queued: tuple[dict[str, Any], ...]
+    active: tuple[ActiveRun, ...]
 
 
 class RunQueue:
@@ -101,6 +114,7 @@ class RunQueue:
         self._lock = threading.Condition()
         self._lanes: dict[str, _DeviceLane] = {}
         self._accepting = True
+        self._view = _View((), ())
 
     # -- intake -------------------------------------------------------------
 
@@ -114,7 +128,7 @@ class RunQueue:
                 raise ShuttingDownError("the daemon is shutting down")
             twins = [self._queued_twin(r) for r in requests]
             new = sum(1 for twin in twins if twin is None)
-            if new and self.queue_length() + new > self._queue_size:
+            if new and self._waiting() + new > self._queue_size:
                 raise QueueFullError(
                     f"the queue cannot take {new} more run(s) ({self._queue_size} at most); try again later"
                 )
@@ -146,26 +160,36 @@ class RunQueue:
                 target=self._work, args=(item.request.device,), name=f"benchd-worker-{item.request.device}"
             )
             lane.worker.start()
+        self._publish()
         self._lock.notify_all()
 
+    def _waiting(self) -> int:
+        return sum(len(lane.queue) for lane in self._lanes.values())
+
+    def _publish(self) -> None:
+        """Make the views below match the lanes; called with the lock held, after every change."""
+        queued = tuple(
+            {"id": q.run_id, "workload": q.request.config.workload, "preset": q.request.config.preset,
+             "device": device}
+            for device, lane in self._lanes.items()
+            for q in lane.queue
+        )  # fmt: skip
+        self._view = _View(
+            queued, tuple(lane.active for lane in self._lanes.values() if lane.active is not None)
+        )
+
     # -- views ----------------------------------------------------------------
+    # Read without the lock, which is held while runs are written to the store: a scrape or a status
+    # call never waits on SQLite (a locked or full store), only reads the last published view.
 
     def queue_length(self) -> int:
-        with self._lock:
-            return sum(len(lane.queue) for lane in self._lanes.values())
+        return len(self._view.queued)
 
     def active_runs(self) -> list[ActiveRun]:
-        with self._lock:
-            return [lane.active for lane in self._lanes.values() if lane.active is not None]
+        return list(self._view.active)
 
     def queued_runs(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [
-                {"id": q.run_id, "workload": q.request.config.workload, "preset": q.request.config.preset,
-                 "device": device}
-                for device, lane in self._lanes.items()
-                for q in lane.queue
-            ]  # fmt: skip
+        return [dict(q) for q in self._view.queued]
 
     def device_busy(self, device: str) -> bool:
         """Whether benchd itself has a run in progress or waiting on `device`."""
@@ -186,6 +210,7 @@ class RunQueue:
                 for queued in lane.queue:
                     if queued.run_id == run_id:
                         lane.queue.remove(queued)
+                        self._publish()
                         self._ledger.finish(run_id, Outcome.CANCELLED, message="cancelled before it started")
                         return Outcome.CANCELLED
                 if lane.active is not None and lane.active.run_id == run_id:
@@ -207,6 +232,7 @@ class RunQueue:
                 lane.queue.clear()
                 if lane.active is not None:
                     lane.active.cancel.cancel()
+            self._publish()
             workers = [lane.worker for lane in self._lanes.values() if lane.worker is not None]
             self._lock.notify_all()
         for worker in workers:
@@ -217,36 +243,68 @@ class RunQueue:
     def _work(self, device: str) -> None:
         lane = self._lanes[device]
         while True:
+            self._record_unrecorded(lane)
             with self._lock:
                 while self._accepting and not lane.queue:
-                    self._lock.wait()
+                    if lane.unrecorded:  # try the store again from time to time, runs or not
+                        if not self._lock.wait(RECORD_RETRY_SECONDS):
+                            break
+                    else:
+                        self._lock.wait()
                 if not self._accepting:
                     lane.worker = None
                     return
+                if not lane.queue:
+                    continue
                 item = lane.queue.popleft()
                 lane.active = ActiveRun(item.run_id, item.request.config, device, CancelToken())
                 active = lane.active
-            try:
-                execute(
-                    self._store,
-                    item.run_id,
-                    item.request,
-                    cancel=active.cancel,
-                    on_event=functools.partial(self._follow, active),
-                    command=self._command,
-                    grace=self._grace,
-                    sampler=self._sampler,
-                    on_wait=functools.partial(_log_waiting, item.run_id, device),
-                )
-            except Exception:  # recorded as `error` by execute where the store allows; the worker goes on
-                log.exception("run %s on %s failed in benchd itself", item.run_id, device)
-            finally:
-                with self._lock:
-                    lane.active = None
-            try:
+                self._publish()
+            self._run(lane, item, active)
+
+    def _run(self, lane: _DeviceLane, item: _Queued, active: ActiveRun) -> None:
+        try:
+            execute(
+                self._store,
+                item.run_id,
+                item.request,
+                cancel=active.cancel,
+                on_event=functools.partial(self._follow, active),
+                command=self._command,
+                grace=self._grace,
+                sampler=self._sampler,
+                on_wait=functools.partial(_log_waiting, item.run_id, active.device),
+            )
+        except Exception:  # recorded as `error` by execute where the store allows; the worker goes on
+            log.exception("run %s on %s failed in benchd itself", item.run_id, active.device)
+        finally:
+            with self._lock:
+                lane.active = None
+                self._publish()
+        try:
+            run = self._store.get_run(item.run_id)
+            recorded = run is not None and run.state == State.FINISHED
+            if recorded:
                 self._ledger.announce(item.run_id)
-            except Exception:  # a store that cannot be read now: the scoreboard catches up at the next start
-                log.exception("run %s ended but could not be read back", item.run_id)
+        except Exception:  # a store that cannot be read now
+            log.exception("run %s ended but could not be read back", item.run_id)
+            recorded = False
+        if not recorded:
+            lane.unrecorded.add(item.run_id)
+
+    def _record_unrecorded(self, lane: _DeviceLane) -> None:
+        """Runs whose outcome the store refused (full, read-only, locked) end `error` once it takes writes."""
+        for run_id in sorted(lane.unrecorded):
+            try:
+                run = self._store.get_run(run_id)
+                if run is not None and run.state != State.FINISHED:
+                    self._ledger.finish(run_id, Outcome.ERROR, message=UNRECORDED_MESSAGE)
+                elif run is not None:
+                    self._ledger.announce(run_id)
+            except Exception as exc:  # still refused: kept for the next try
+                log.warning("run %s: the store still refuses its outcome (%s)", run_id, exc)
+                return
+            lane.unrecorded.discard(run_id)
 
     def _follow(self, active: ActiveRun, event: protocol.Event) -> None:
         with self._lock:

@@ -108,6 +108,8 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+_DAMAGED_ADVICE = "move it aside (benchd starts a new one) or restore it from a backup"
+_LOCKED_ADVICE = "another process holds it locked; try again when it is done"
 OWNER_START_TOLERANCE_SECONDS = 1.0  # psutil's start times are rounded to clock ticks
 
 
@@ -153,7 +155,19 @@ class ResultsStore:
         self.writable = True
         """Whether the last write committed: False from a failed write (disk full, read-only,
         locked) until one succeeds. Read without I/O, for the store's health metric."""
-        self._migrate()
+        try:
+            self._check_intact()
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            advice = _LOCKED_ADVICE if "locked" in str(exc) else _DAMAGED_ADVICE
+            raise StoreError(f"{path}: the results store cannot be used ({exc}); {advice}") from None
+
+    def _check_intact(self) -> None:
+        """A damaged page anywhere fails here, at open, rather than midway through some later query."""
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError(f"damaged: {problems[0]}")
 
     def close(self) -> None:
         self._db.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -42,6 +43,7 @@ MAX_BODY_BYTES = 64 * 1024
 MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 RETRY_SOON = {"Retry-After": "1"}  # while the daemon starts: the CLI waits and tries again
+STORE_RETRY = {"Retry-After": "5"}
 
 
 class Daemon(Protocol):
@@ -324,6 +326,11 @@ async def shutting_down(_request: Request, exc: Exception) -> Response:
     return error(503, str(exc))
 
 
+async def store_unavailable(_request: Request, exc: Exception) -> Response:
+    """A store another process holds locked, or a full or read-only disk: nothing was done; try later."""
+    return error(503, f"the results store cannot be used now ({exc}); nothing was changed", STORE_RETRY)
+
+
 class Runs(HTTPEndpoint):
     """One route per path, its methods together, so a 405 lists every method the path allows."""
 
@@ -359,6 +366,7 @@ def create_app(daemon: Daemon) -> Starlette:
             ApiError: api_error,
             QueueFullError: queue_full,
             ShuttingDownError: shutting_down,
+            sqlite3.Error: store_unavailable,
         },
     )
     app.state.daemon = daemon

@@ -10,6 +10,7 @@ import time
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -35,7 +36,8 @@ class CachedExposition:
         now = time.monotonic()
         cached = self._rendered.get(content_type)
         if cached is None or now - cached[0] > self.MAX_AGE_SECONDS:
-            cached = (now, encoder(self._registry))
+            # In a worker thread: the event loop stays free for /healthz whatever the collector waits on.
+            cached = (now, await run_in_threadpool(encoder, self._registry))
             self._rendered[content_type] = cached
         response = Response(cached[1], media_type=None, headers={"Content-Type": content_type})
         await response(scope, receive, send)

@@ -35,7 +35,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         415: "The body is not application/json.",
         422: "Invalid run request: the message names the field and the reason; nothing was queued.",
         429: "The queue is full; nothing was queued.",
-        503: "Not ready yet (devices being probed) or shutting down.",
+        503: "Not ready yet (devices being probed), shutting down, or the results store cannot be used now "
+        "(locked by another process, disk full or read-only); Retry-After says when to try again.",
     }
     return {str(code): _json(_ERROR, reasons[code]) for code in codes}
 
@@ -166,7 +167,7 @@ def openapi_document(token_required: bool = True) -> dict[str, Any]:
                             },
                             "Runs.",
                         ),
-                        **_errors(400),
+                        **_errors(400, 503),
                     },
                 },
                 "post": {
@@ -201,7 +202,7 @@ def openapi_document(token_required: bool = True) -> dict[str, Any]:
                     "parameters": [_RUN_ID],
                     "responses": {
                         "200": _json({"$ref": "#/components/schemas/Run"}, "The run."),
-                        **_errors(400, 404),
+                        **_errors(400, 404, 503),
                     },
                 },
                 "delete": {
@@ -210,7 +211,7 @@ def openapi_document(token_required: bool = True) -> dict[str, Any]:
                     "parameters": [_RUN_ID],
                     "responses": {
                         "202": _json({"type": "object"}, "Cancelled, or being stopped."),
-                        **_errors(400, *refused, 403, 404, 409),
+                        **_errors(400, *refused, 403, 404, 409, 503),
                     },
                 },
             },
