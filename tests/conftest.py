@@ -19,3 +19,10 @@ def small_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in NAMES:
         layout.ensure(data_dir, get_format(name), scale=SMALL_SCALE, seed=0)
     return data_dir
+
+
+@pytest.fixture
+def data_dir(small_data_dir: Path, tmp_path: Path) -> Path:
+    """A fresh data directory sharing the session's small datasets (the store is per test)."""
+    (tmp_path / "datasets").symlink_to(small_data_dir / "datasets")
+    return tmp_path

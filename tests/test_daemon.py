@@ -26,13 +26,6 @@ SLOW_RUN = {"workload": "siamese", "presets": ["bs64"], "epochs": 50, "device": 
 
 
 @pytest.fixture
-def data_dir(small_data_dir: Path, tmp_path: Path) -> Path:
-    """A fresh data directory sharing the session's small datasets (the store is per test)."""
-    (tmp_path / "datasets").symlink_to(small_data_dir / "datasets")
-    return tmp_path
-
-
-@pytest.fixture
 def daemon(data_dir: Path) -> Iterator[DaemonProcess]:
     process = DaemonProcess(data_dir, NO_SCHEDULE).start()
     yield process

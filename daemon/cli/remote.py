@@ -92,12 +92,12 @@ def _read(
         if not store.is_file():
             typer.echo(f"error: {exc}; and no results store at {store} (--data-dir)", err=True)
             raise typer.Exit(EXIT_FAILED_RUN) from None
-        typer.echo(f"no daemon at {client.url}: reading the local store {store}", err=True)
         try:
             opened = ResultsStore(store)
         except StoreError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+        typer.echo(f"no daemon at {client.url}: reading the local store {store}", err=True)
         try:
             return local(opened), f"local store {store}"
         finally:

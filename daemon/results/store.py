@@ -167,7 +167,7 @@ class ResultsStore:
         """A damaged page anywhere fails here, at open, rather than midway through some later query."""
         problems = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
         if problems != ["ok"]:
-            raise sqlite3.DatabaseError(f"damaged: {problems[0]}")
+            raise sqlite3.DatabaseError("damaged: " + " ".join(" ".join(problems[:3]).split()))
 
     def close(self) -> None:
         self._db.close()
