@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchd.datasets import fetch, layout, mnist, verify
+from benchd.datasets import fetch, layout, mnist, sources, verify, wikitext
 from benchd.datasets.fetch import FetchError, RemoteFile, Source
 
 from .daemon_process import free_port
@@ -198,7 +198,82 @@ def test_symlink_members_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.zip"
     path.write_bytes(buffer.getvalue())
     with pytest.raises(FetchError, match="symbolic link"):
-        fetch.extract_zip(path, tmp_path / "out", lambda name: name)
+        fetch.extract_zip(path, tmp_path / "out", lambda name: name, 1 << 20)
+
+
+def _import_bad_input(tmp_path: Path, name: str, source: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BENCHD_")}
+    return subprocess.run(
+        [sys.executable, "-m", "benchd", "data", "import", name, str(source),
+         "--data-dir", str(tmp_path / "d")],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _one_line_exit_2(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert all(fragment in line for fragment in fragments), line
+
+
+def test_a_zip_bomb_is_refused_before_it_fills_the_disk(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(sources, "UNPACK_MARGIN_BYTES", 0)  # the cap is then 4x the dataset's size
+    limit = sources.unpack_limit(wikitext.estimate_bytes(1.0))
+    bomb = tmp_path / "bomb.zip"
+    with (
+        zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("wikitext-2/wiki.train.tokens", "w", force_zip64=True) as member,
+    ):
+        for _ in range(limit // (1 << 20) + 2):
+            member.write(bytes(1 << 20))
+    assert bomb.stat().st_size < limit // 100
+    with pytest.raises(FetchError, match="unpacks to more than"):
+        fetch.import_dataset(tmp_path / "data", "wikitext-2", bomb)
+    assert not (tmp_path / "data" / "datasets" / "wikitext-2").exists()
+    assert list((tmp_path / "data" / "datasets").glob("*")) == []  # nothing left behind
+
+
+def test_a_gzip_bomb_is_cut_off_at_the_limit(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(sources, "UNPACK_MARGIN_BYTES", 0)
+    limit = sources.unpack_limit(mnist.estimate_bytes(1.0))
+    source = tmp_path / "raw"
+    source.mkdir()
+    with gzip.open(source / "train-images-idx3-ubyte.gz", "wb", compresslevel=1) as bomb:
+        for _ in range(limit // (1 << 20) + 2):
+            bomb.write(bytes(1 << 20))
+    with pytest.raises(FetchError, match="unpacks to more than"):
+        fetch.import_dataset(tmp_path / "data", "mnist", source)
+    assert list((tmp_path / "data" / "datasets").glob("*")) == []
+
+
+def test_damaged_and_truncated_archives_are_one_line(tmp_path: Path) -> None:
+    stored = tmp_path / "crc.zip"
+    with zipfile.ZipFile(stored, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("wikitext-2/wiki.train.tokens", b"a b c\n" * 1000)
+    data = bytearray(stored.read_bytes())
+    data[data.index(b"a b c") + 100] ^= 0xFF  # a flipped bit in the member's bytes
+    stored.write_bytes(bytes(data))
+    _one_line_exit_2(_import_bad_input(tmp_path, "wikitext-2", stored), "crc.zip is damaged or truncated",
+                     "Bad CRC-32")  # fmt: skip
+    raw = _raw_mnist(tmp_path)
+    cut = raw / "train-labels-idx1-ubyte.gz"
+    cut.write_bytes(cut.read_bytes()[:-20])
+    _one_line_exit_2(_import_bad_input(tmp_path, "mnist", raw), "train-labels-idx1-ubyte.gz is damaged")
+    assert not (tmp_path / "d" / "datasets" / "mnist").exists()
+
+
+def test_a_symlink_out_of_an_imported_folder_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "secret"
+    outside.write_text("not a dataset")
+    source = _raw_mnist(tmp_path)
+    (source / "extra").symlink_to(outside)
+    _one_line_exit_2(_import_bad_input(tmp_path, "mnist", source), "is a symbolic link out of")
+    inside = tmp_path / "linked-within"
+    inside.mkdir()
+    for path in source.glob("*.gz"):
+        (inside / path.name).write_bytes(path.read_bytes())
+    (inside / "alias.gz").symlink_to(inside / "t10k-labels-idx1-ubyte.gz")  # within the folder: fine
+    fetch.refuse_links_out(inside)
 
 
 def wikitext_zip(train: str, valid: str, test: str) -> bytes:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchd.datasets import layout
 from benchd.datasets.formats import NAMES, get_format
-from benchd.datasets.sources import CHUNK, FetchError, RemoteFile, Source, extract_zip
+from benchd.datasets.sources import CHUNK, FetchError, RemoteFile, Source, extract_zip, refuse_links_out
 from benchd.datasets.verify import Verification, verify_directory
 
 ProgressCallback = Callable[[str, int, int | None], None]  # file name, bytes so far, total
@@ -180,6 +180,8 @@ def import_dataset(data_dir: Path, name: str, source: Path, *, symlink: bool = F
     """Use files the user already has: verify them where they are, then copy or link them in."""
     if not source.exists():
         raise FetchError(f"{source}: no such file or directory")
+    if source.is_dir():
+        refuse_links_out(source)
     target, staging = _stage(data_dir, name)
     try:
         if get_format(name).stage_import(source, staging):
@@ -220,4 +222,5 @@ __all__ = [
     "fetch",
     "import_dataset",
     "mirror_env",
+    "refuse_links_out",
 ]

@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from benchd.datasets import facts
 from benchd.datasets.layout import DatasetError, ProgressCallback
-from benchd.datasets.sources import RemoteFile, Source, extract_zip
+from benchd.datasets.sources import RemoteFile, Source, extract_zip, unpack_limit
 
 NAME = "lsun-classroom"
 RELATIVE_PATH = "lsun/classroom_train_lmdb"
@@ -171,7 +171,8 @@ DECODE_SAMPLE = 64
 
 def assemble(downloads: list[Path], staging: Path) -> None:
     """The archive holds classroom_train_lmdb/{data,lock}.mdb: keep the files, drop the folder."""
-    extract_zip(downloads[0], staging, lambda member: Path(member).name if member.endswith(".mdb") else None)
+    extract_zip(downloads[0], staging, lambda member: Path(member).name if member.endswith(".mdb") else None,
+                unpack_limit(estimate_bytes(1.0)))  # fmt: skip
 
 
 def stage_import(source: Path, staging: Path) -> bool:

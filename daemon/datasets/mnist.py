@@ -16,7 +16,7 @@ import numpy as np
 
 from benchd.datasets import facts
 from benchd.datasets.layout import DatasetError, ProgressCallback
-from benchd.datasets.sources import RemoteFile, Source, gunzip
+from benchd.datasets.sources import RemoteFile, Source, gunzip, unpack_limit
 
 NAME = "mnist"
 RELATIVE_PATH = "mnist"
@@ -184,7 +184,7 @@ REAL_COUNTS = {"train": facts.MNIST_TRAIN_IMAGES, "test": facts.MNIST_TEST_IMAGE
 def assemble(downloads: list[Path], staging: Path) -> None:
     """The gzipped IDX files, decompressed."""
     for path in downloads:
-        gunzip(path, staging / path.name.removesuffix(".gz"))
+        gunzip(path, staging / path.name.removesuffix(".gz"), unpack_limit(estimate_bytes(1.0)))
 
 
 def stage_import(source: Path, staging: Path) -> bool:

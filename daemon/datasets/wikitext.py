@@ -16,7 +16,7 @@ import numpy as np
 
 from benchd.datasets import facts
 from benchd.datasets.layout import DatasetError, ProgressCallback
-from benchd.datasets.sources import RemoteFile, Source, extract_zip
+from benchd.datasets.sources import RemoteFile, Source, extract_zip, unpack_limit
 
 NAME = "wikitext-2"
 RELATIVE_PATH = "wikitext-2"
@@ -189,7 +189,8 @@ PUBLISHED_NAMES = {
 
 def assemble(downloads: list[Path], staging: Path) -> None:
     """The archive's three token files, renamed to train.txt, valid.txt and test.txt."""
-    extract_zip(downloads[0], staging, lambda member: PUBLISHED_NAMES.get(Path(member).name))
+    extract_zip(downloads[0], staging, lambda member: PUBLISHED_NAMES.get(Path(member).name),
+                unpack_limit(estimate_bytes(1.0)))  # fmt: skip
 
 
 def stage_import(source: Path, staging: Path) -> bool:
