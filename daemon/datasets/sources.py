@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 CHUNK = 1 << 20
 
@@ -68,8 +68,12 @@ def _too_big(archive_path: Path, limit: int) -> FetchError:
     )
 
 
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 def _copy_bounded(
-    source: IO[bytes], out: IO[bytes], budget: list[int], archive_path: Path, limit: int
+    source: _Readable, out: IO[bytes], budget: list[int], archive_path: Path, limit: int
 ) -> None:
     """Copy until the source ends or the budget (bytes still allowed, shared by all members) runs out."""
     while chunk := source.read(CHUNK):
