@@ -83,3 +83,29 @@ def test_an_outcome_the_store_refused_is_recorded_as_error_once_it_takes_writes(
     assert (recorded.outcome, recorded.message) == ("error", queue_module.UNRECORDED_MESSAGE)
     assert store.get_run(next_run).outcome == "ok" and store.writable
     assert board.outcomes[("vae", "bs128", "cpu", "error")] == 1  # counted once, when it was recorded
+
+
+@pytest.mark.slow
+def test_a_worker_that_fails_outside_a_run_is_restarted_and_says_so(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv(device_lock.ENV_LOCK_DIR, str(tmp_path / "locks"))
+    original = RunQueue._run
+    failures = ["injected into the worker"]
+
+    def flaky(self: RunQueue, *args: object) -> None:
+        if failures:
+            raise RuntimeError(failures.pop())
+        original(self, *args)
+
+    monkeypatch.setattr(RunQueue, "_run", flaky)
+    store = ResultsStore(tmp_path / "benchd.sqlite3")
+    queue = RunQueue(RunLedger(store, Scoreboard().record), queue_size=4, grace=1.0, command=FAULT_CHILD)
+    try:
+        ((held, _),) = queue.submit_many([_request(tmp_path, 0.5)], Origin.API)
+        wait_for(lambda: store.get_run(held).state == "finished", 30, "the held run to be ended")
+        assert "injected into the worker" in (queue.worker_failure() or "")
+        ((after, _),) = queue.submit_many([_request(tmp_path, 0.25)], Origin.API)
+        wait_for(lambda: store.get_run(after).state == "finished", 60, "the next run to end")
+    finally:
+        queue.shutdown(10)
+    assert store.get_run(held).outcome == "error" and store.get_run(after).outcome == "ok"
+    assert queue.worker_failure(within=0) is None  # said for a while, then no longer

@@ -11,6 +11,7 @@ import collections
 import functools
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,7 @@ class _DeviceLane:
 
 
 RECORD_RETRY_SECONDS = 5.0  # how often a worker retries outcomes the store refused
+WORKER_FAILURE_MEMORY_SECONDS = 60.0  # how long a restarted worker keeps readiness and health at "failing"
 UNRECORDED_MESSAGE = (
     "benchd could not record this run's outcome when it ended: the results store refused writes"
 )
@@ -115,6 +117,7 @@ class RunQueue:
         self._lanes: dict[str, _DeviceLane] = {}
         self._accepting = True
         self._view = _View((), ())
+        self._worker_failed: tuple[float, str] | None = None  # (monotonic time, what happened)
 
     # -- intake -------------------------------------------------------------
 
@@ -157,7 +160,9 @@ class RunQueue:
         lane.queue.append(item)
         if lane.worker is None:
             lane.worker = threading.Thread(
-                target=self._work, args=(item.request.device,), name=f"benchd-worker-{item.request.device}"
+                target=self._supervise,
+                args=(item.request.device,),
+                name=f"benchd-worker-{item.request.device}",
             )
             lane.worker.start()
         self._publish()
@@ -239,6 +244,34 @@ class RunQueue:
             worker.join(timeout)
 
     # -- the worker -------------------------------------------------------------
+
+    def worker_failure(self, within: float = WORKER_FAILURE_MEMORY_SECONDS) -> str | None:
+        """What last broke a device's worker, if that was less than `within` seconds ago."""
+        failed = self._worker_failed
+        if failed is None or time.monotonic() - failed[0] > within:
+            return None
+        return failed[1]
+
+    def _supervise(self, device: str) -> None:
+        """Keep the device's worker going: a failure outside any run's own handling is logged, said
+        (worker_failure: readiness and the queue's health metric), and the worker starts over. A run
+        it held ends `error` through the unrecorded-run path."""
+        lane = self._lanes[device]
+        while True:
+            try:
+                self._work(device)
+                return
+            except Exception as exc:
+                log.exception("the worker for %s failed; restarting it", device)
+                self._worker_failed = (
+                    time.monotonic(),
+                    f"the worker for {device} failed and was restarted: {exc}",
+                )
+                with self._lock:
+                    if lane.active is not None:
+                        lane.unrecorded.add(lane.active.run_id)
+                        lane.active = None
+                        self._publish()
 
     def _work(self, device: str) -> None:
         lane = self._lanes[device]

@@ -143,9 +143,9 @@ class Daemon:
         return self._probed.wait(timeout)
 
     def not_ready_reason(self) -> str | None:
-        if self._probe is not None:
-            return None
-        return self.facts.probe_error or "devices are being probed"
+        if self._probe is None:
+            return self.facts.probe_error or "devices are being probed"
+        return self.queue.worker_failure()
 
     def status(self) -> dict[str, Any]:
         reason = self.not_ready_reason()

@@ -104,6 +104,7 @@ class BenchdCollector(Collector):
         )
         health.add_metric(["store"], 1.0 if self._store.writable else 0.0)
         health.add_metric(["device_probe"], 0.0 if facts.probe_error else 1.0)
+        health.add_metric(["queue"], 0.0 if self._queue.worker_failure() else 1.0)
         yield health
         if self._sampler is not None:
             yield from self._sensors(self._sampler)
