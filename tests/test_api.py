@@ -203,3 +203,24 @@ def test_the_openapi_run_request_is_the_model(client) -> None:
     assert schema["additionalProperties"] is False
     assert schema["properties"]["epochs"]["maximum"] == 1000
     assert schema["properties"]["timing"]["enum"] == ["reference", "device"]
+
+
+def test_one_unreadable_record_never_fails_the_listing(client, daemon) -> None:
+    config = {
+        "workload": "vae",
+        "preset": "bs128",
+        "batch_size": 128,
+        "fraction": 0.5,
+        "epochs": 1,
+        "seed": 1,
+    }
+    good = daemon.store.create_run(config, requested_device="cpu", benchd_version="t", sample_unit="images")
+    bad = daemon.store.create_run(config, requested_device="cpu", benchd_version="t", sample_unit="images")
+    daemon.store._db.execute("UPDATE runs SET config = '{not json' WHERE id = ?", (bad,))  # edited by hand
+    listed = client.get("/api/v1/runs")
+    assert listed.status_code == 200
+    assert [r["id"] for r in listed.json()["runs"]] == [good]
+    ((unreadable),) = listed.json()["unreadable"]
+    assert unreadable["id"] == bad and f"run {bad}: its stored record cannot be read" in unreadable["error"]
+    one = client.get(f"/api/v1/runs/{bad}")
+    assert one.status_code == 409 and "cannot be read" in one.json()["error"]

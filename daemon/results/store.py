@@ -10,6 +10,7 @@ by appending migrations: a newer benchd upgrades an older file in place.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -23,6 +24,8 @@ import psutil
 
 from benchd.protocol import EpochEnd, Started
 from benchd.results.model import Epoch, Origin, Outcome, Run, State
+
+log = logging.getLogger("benchd")
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -117,6 +120,14 @@ class StoreError(Exception):
     """The store cannot be opened or is from a newer benchd."""
 
 
+class UnreadableRunError(StoreError):
+    """One run's stored record cannot be read (edited by hand, written by a broken build): names it."""
+
+    def __init__(self, run_id: int, reason: str) -> None:
+        super().__init__(f"run {run_id}: its stored record cannot be read ({reason})")
+        self.run_id = run_id
+
+
 _RUN_COLUMNS = (
     "id, workload, preset, config, fraction, requested_device, state, outcome, message, stderr_tail, "
     "log_path, device, device_type, device_name, precision, torch_version, benchd_version, "
@@ -152,6 +163,7 @@ class ResultsStore:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{path}: cannot open the results store ({exc})") from None
         self._lock = threading.Lock()
+        self.unreadable: dict[int, str] = {}  # run id -> why its record could not be read
         self.writable = True
         """Whether the last write committed: False from a failed write (disk full, read-only,
         locked) until one succeeds. Read without I/O, for the store's health metric."""
@@ -355,16 +367,33 @@ class ResultsStore:
             epoch_rows = self._db.execute(
                 f"SELECT {_EPOCH_COLUMNS} FROM epochs WHERE run_id = ? ORDER BY idx", (run_id,)
             ).fetchall()
-        run = _run_from_row(row)
-        run.epochs = [_epoch_from_row(r) for r in epoch_rows]
+        try:
+            run = _run_from_row(row)
+            run.epochs = [_epoch_from_row(r) for r in epoch_rows]
+        except (ValueError, TypeError, KeyError) as exc:  # JSON, a type, a missing field
+            raise UnreadableRunError(run_id, str(exc) or type(exc).__name__) from None
         return run
+
+    def _readable(self, ids: list[int]) -> list[Run]:
+        """The runs that can be read; each one that cannot is logged by id and kept in `unreadable`."""
+        runs = []
+        for run_id in ids:
+            try:
+                run = self.get_run(run_id)
+            except UnreadableRunError as exc:
+                self.unreadable[run_id] = str(exc)
+                log.warning("%s; left out", exc)
+                continue
+            if run is not None:
+                runs.append(run)
+        return runs
 
     def runs_in_state(self, state: State) -> list[Run]:
         with self._lock:
             ids = [
                 r[0] for r in self._db.execute("SELECT id FROM runs WHERE state = ? ORDER BY id", (state,))
             ]
-        return [run for run in (self.get_run(i) for i in ids) if run is not None]
+        return self._readable(ids)
 
     def unfinished_owners(self, origin: Origin) -> list[tuple[int, int, float]]:
         """(run id, owner pid, owner start time) of the origin's unfinished runs that name their owner."""
@@ -400,7 +429,7 @@ class ResultsStore:
                     f"SELECT id FROM runs {where} ORDER BY id DESC LIMIT ?", (*params, limit)
                 ).fetchall()
             ]
-        return [run for run in (self.get_run(i) for i in ids) if run is not None]
+        return self._readable(ids)
 
 
 _RUN_FIELDS = tuple(name.strip() for name in _RUN_COLUMNS.split(","))

@@ -36,7 +36,7 @@ from benchd.lifecycle.queue import (
 )
 from benchd.lifecycle.recording import RunRequest
 from benchd.results.model import OUTCOMES, Origin
-from benchd.results.store import ResultsStore
+from benchd.results.store import ResultsStore, UnreadableRunError
 from benchd.server.openapi import MAX_RUN_ID, openapi_document
 
 MAX_BODY_BYTES = 64 * 1024
@@ -267,8 +267,12 @@ def list_runs(request: Request) -> Response:
     limit_text = query.get("limit", "50")
     if not (limit_text.isascii() and limit_text.isdigit()) or not 1 <= int(limit_text) <= 1000:
         raise ApiError(400, f"limit must be an integer from 1 to 1000, got {limit_text!r}")
-    runs = _daemon(request).store.list_runs(workload=workload, outcome=outcome, limit=int(limit_text))
-    return JSONResponse({"runs": [r.to_json() for r in runs]})
+    store = _daemon(request).store
+    runs = store.list_runs(workload=workload, outcome=outcome, limit=int(limit_text))
+    body: dict[str, Any] = {"runs": [r.to_json() for r in runs]}
+    if store.unreadable:  # said, never a reason to fail the whole listing
+        body["unreadable"] = [{"id": i, "error": why} for i, why in sorted(store.unreadable.items())]
+    return JSONResponse(body)
 
 
 def _run_id(request: Request) -> int:
@@ -326,6 +330,10 @@ async def shutting_down(_request: Request, exc: Exception) -> Response:
     return error(503, str(exc))
 
 
+async def unreadable_run(_request: Request, exc: Exception) -> Response:
+    return error(409, str(exc))
+
+
 async def store_unavailable(_request: Request, exc: Exception) -> Response:
     """A store another process holds locked, or a full or read-only disk: nothing was done; try later."""
     return error(503, f"the results store cannot be used now ({exc}); nothing was changed", STORE_RETRY)
@@ -367,6 +375,7 @@ def create_app(daemon: Daemon) -> Starlette:
             QueueFullError: queue_full,
             ShuttingDownError: shutting_down,
             sqlite3.Error: store_unavailable,
+            UnreadableRunError: unreadable_run,
         },
     )
     app.state.daemon = daemon

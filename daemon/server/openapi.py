@@ -29,7 +29,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "Missing or wrong bearer token.",
         403: "A cross-origin browser request.",
         404: "No such run.",
-        409: "The run already ended.",
+        409: "The run already ended (DELETE), or its stored record cannot be read (GET: says why).",
         405: "Method not allowed (the Allow header lists the route's methods).",
         413: "Request body too large.",
         415: "The body is not application/json.",
@@ -162,7 +162,12 @@ def openapi_document(token_required: bool = True) -> dict[str, Any]:
                             {
                                 "type": "object",
                                 "properties": {
-                                    "runs": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}}
+                                    "runs": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}},
+                                    "unreadable": {
+                                        "type": "array",
+                                        "description": "Runs whose records cannot be read, left out.",
+                                        "items": {"type": "object"},
+                                    },
                                 },
                             },
                             "Runs.",
@@ -202,7 +207,7 @@ def openapi_document(token_required: bool = True) -> dict[str, Any]:
                     "parameters": [_RUN_ID],
                     "responses": {
                         "200": _json({"$ref": "#/components/schemas/Run"}, "The run."),
-                        **_errors(400, 404, 503),
+                        **_errors(400, 404, 409, 503),
                     },
                 },
                 "delete": {
