@@ -28,6 +28,10 @@ CONFIG: dict[str, Any] = {
     "stale_factor": 2.5,
     "failure_window": "6h",
     "hot_celsius": 85,
+    "outlier_factor": 1.25,  # slower than the fleet median of the same config on the same GPU model by this
+    "outlier_min_devices": 3,  # and only where at least this many such devices report the config
+    "outlier_for": "2h",
+    "grafana_url": "http://grafana:3000",  # where the alerts' dashboard links point (compose's Grafana)
 }
 
 FAILED_OUTCOMES = "|".join(FAILURES)
@@ -35,23 +39,34 @@ SAME_CONFIG = "job, instance, workload, preset, device, config"
 
 
 def _alert(
-    name: str, expr: str, duration: str, severity: str, summary: str, description: str
+    name: str, expr: str, duration: str, severity: str, summary: str, description: str, dashboard: str = ""
 ) -> dict[str, Any]:
+    annotations = {"summary": summary, "description": description, "runbook_url": f"{RUNBOOK}#{name.lower()}"}
+    if dashboard:
+        annotations["dashboard_url"] = dashboard
     return {
         "alert": name,
         "expr": expr,
         "for": duration,
         "labels": {"severity": severity},
-        "annotations": {
-            "summary": summary,
-            "description": description,
-            "runbook_url": f"{RUNBOOK}#{name.lower()}",
-        },
+        "annotations": annotations,
     }
+
+
+def _why_slow(config: dict[str, Any]) -> str:
+    """The host-detail dashboard at the alerting device, where its "Why slow?" row is."""
+    return (f"{config['grafana_url']}/d/benchd-host/?var-instance={{{{ $labels.instance }}}}"
+            "&var-device={{ $labels.device }}")  # fmt: skip
+
+
+def _with_model(series: str, s: str) -> str:
+    """A results series with its device's model (benchd_device_info's `name`) as a label."""
+    return f"({series} * on(instance, device) group_left(name) benchd_device_info{{{s}}})"
 
 
 def rule_groups(config: dict[str, Any]) -> list[dict[str, Any]]:
     s = config["selector"]
+    modelled = _with_model(f"benchd_last_epoch_duration_seconds{{{s}}}", s)
     return [
         {
             "name": "benchd.alerts",
@@ -99,8 +114,26 @@ def rule_groups(config: dict[str, Any]) -> list[dict[str, Any]]:
                     "{{ $labels.workload }} {{ $labels.preset }} on {{ $labels.instance }} ({{ $labels.device }}, "
                     "config {{ $labels.config }}) is more than "
                     f"{config['regression_factor']}x slower than the median of its previous runs.",
-                    "Compare with the host-detail dashboard: look for throttling, a hot device, other processes "
-                    "on the device, a driver or torch upgrade (benchd_device_info, benchd_build_info).",
+                    "Open the host-detail dashboard's Why slow? row: time throttled by reason, clocks, the "
+                    "power limit and the PCIe link of this run against the earlier ones; then look for a hot "
+                    "device, other processes on it, a driver or torch upgrade (benchd_device_info, "
+                    "benchd_build_info).",
+                    _why_slow(config),
+                ),
+                _alert(
+                    "BenchdDeviceOutlier",
+                    f"({modelled} / on(config, name) group_left() quantile by (config, name) (0.5, {modelled})) "
+                    f"> {config['outlier_factor']} "
+                    f"and on(config, name) (count by (config, name) ({modelled}) >= {config['outlier_min_devices']})",
+                    config["outlier_for"],
+                    "warning",
+                    "{{ $labels.device }} on {{ $labels.instance }} ({{ $labels.name }}) is more than "
+                    f"{config['outlier_factor']}x slower than the fleet's median for config "
+                    "{{ $labels.config }} on that model.",
+                    "Same work, same GPU model, and this device is an outlier: open its Why slow? row (power "
+                    "cap or thermal throttling, a lower power limit, a PCIe link trained down), and compare "
+                    "its driver and cooling with its peers.",
+                    _why_slow(config),
                 ),
                 _alert(
                     "BenchdAcceleratorMissing",

@@ -286,6 +286,7 @@ def host_detail() -> dict[str, Any]:
                query(f"benchd_device_info{{{live}}}", "C", instant=True),
                query(f"benchd_device_power_limit_watts{{{live}}}", "D", instant=True)],
               (0, 30, 24, 7)),
+        *why_slow(live),
     ]  # fmt: skip
     variables = [
         datasource_variable(), variable("instance", "label_values(benchd_build_info, instance)", multi=False),
@@ -305,6 +306,30 @@ def host_detail() -> dict[str, Any]:
                    step="5m", title="{{device}}: driver {{driver_version}}", tags="device,driver_version"),
     ]  # fmt: skip
     return board("benchd-host", "benchd: host detail", variables, panels, annotations)
+
+
+def why_slow(live: str) -> list[Panel]:
+    """The row the regression and outlier alerts link to: what held each config's runs back."""
+    header = dashboard.Row("Why slow?").datasource(DATASOURCE).grid_pos(GridPos(h=1, w=24, x=0, y=37))
+    return [
+        header,
+        place(timeseries_panel(), "Why slow? Seconds per epoch the clocks were held down, by reason",
+              [query(f"benchd_epoch_throttle_seconds{{{HOST_SERIES}}}", legend="{{device}} {{reason}} {{config}}")],
+              (0, 38, 12, 8), "s"),
+        place(timeseries_panel(), "Why slow? SM clock per epoch: mean and lowest",
+              [query(f"benchd_epoch_mean_sm_clock_hertz{{{HOST_SERIES}}}", "A", "mean {{device}} {{config}}"),
+               query(f"benchd_epoch_min_sm_clock_hertz{{{HOST_SERIES}}}", "B", "lowest {{device}} {{config}}")],
+              (12, 38, 12, 8), "hertz"),
+        place(timeseries_panel(), "Why slow? Average power per epoch against the power limit",
+              [query(f"benchd_epoch_average_power_watts{{{HOST_SERIES}}}", "A", "power {{device}} {{config}}"),
+               query(f"benchd_epoch_power_limit_watts{{{HOST_SERIES}}}", "B", "limit {{device}}")],
+              (0, 46, 12, 8), "watt"),
+        place(table_panel(), "Why slow? PCIe link and clock events now",
+              [query(f"benchd_epoch_pcie_link_generation{{{HOST_SERIES}}}", "A", instant=True),
+               query(f"benchd_epoch_pcie_link_width{{{HOST_SERIES}}}", "B", instant=True),
+               query(f"benchd_sensor_clock_event_active{{{live}}} == 1", "C", instant=True)],
+              (12, 46, 12, 8)),
+    ]  # fmt: skip
 
 
 def datasource_variable() -> dashboard.DatasourceVariable:
@@ -338,7 +363,10 @@ def board(uid: str, title: str, variables: list[Any], panels: list[Panel],
         .tooltip(DashboardCursorSync.CROSSHAIR).variables(variables)
     )  # fmt: skip
     for number, panel in enumerate(panels, start=1):
-        builder = builder.with_panel(panel.id(number))
+        if isinstance(panel, dashboard.Row):
+            builder = builder.with_row(panel.id(number))
+        else:
+            builder = builder.with_panel(panel.id(number))
     result = encoded(builder)
     result["annotations"] = {"list": annotations or []}
     return result

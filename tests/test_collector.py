@@ -191,3 +191,42 @@ def test_at_most_n_configs_per_series_scheduled_ones_kept_first() -> None:
     for index in range(3):
         board.record(_finished_run(f"triggered-{index}", 1.0, 10.0 + index, origin="api"))
     assert sorted(k[3] for k in board.results) == ["scheduled", "triggered-2"]
+
+
+def test_why_a_run_was_slow_is_exported_by_config(store: ResultsStore, monkeypatch) -> None:
+    """Throttling, clocks, the power limit and the PCIe link of the config's last ok run on its GPU."""
+
+    def epoch(index: int, throttled: dict[str, float], clock: float) -> Epoch:
+        figures = {"throttle_seconds": throttled,
+                   "mean_sm_clock_hertz": {"value": clock, "source": "sampled"},
+                   "min_sm_clock_hertz": {"value": clock - 3e8, "source": "sampled"},
+                   "power_limit_watts": {"value": 250.0, "source": "sampled"},
+                   "pcie_link": {"generation": 3, "width": 8}}  # fmt: skip
+        return Epoch(index, 10.0, 100, 10, 0.0, None, None, 1.0, {"domains": {"cuda:1": figures}})
+
+    run = _finished_run("dddddddddddd", 10.0, 500.0)
+    run.device, run.device_type = "cuda:1", "cuda"
+    run.epochs = [epoch(0, {}, 1.9e9), epoch(1, {"sw_power_cap": 4.0}, 1.4e9), epoch(2, {"sw_power_cap": 2.0,
+                  "hw_thermal_slowdown": 1.0}, 1.6e9)]  # fmt: skip
+    assert run.slowdown_summary()["throttle_seconds"] == {"hw_thermal_slowdown": 0.5, "sw_power_cap": 3.0}
+    board = Scoreboard()
+    board.record(run)
+    registry = CollectorRegistry(auto_describe=False)
+    queue = RunQueue(RunLedger(store, board.record), queue_size=1, grace=1.0)
+    registry.register(BenchdCollector(board, queue, store, DaemonFacts))
+    value = registry.get_sample_value
+    labels = {"workload": "vae", "preset": "bs128", "device": "cuda:1", "config": "dddddddddddd"}
+    assert value("benchd_epoch_throttle_seconds", {**labels, "reason": "sw_power_cap"}) == 3.0
+    assert value("benchd_epoch_throttle_seconds", {**labels, "reason": "hw_thermal_slowdown"}) == 0.5
+    assert value("benchd_epoch_mean_sm_clock_hertz", labels) == pytest.approx(1.5e9)  # median of the two
+    assert value("benchd_epoch_min_sm_clock_hertz", labels) == pytest.approx(1.1e9)
+    assert value("benchd_epoch_power_limit_watts", labels) == 250.0
+    assert (
+        value("benchd_epoch_pcie_link_generation", labels),
+        value("benchd_epoch_pcie_link_width", labels),
+    ) == (3, 8)
+    assert value("benchd_epoch_mean_memory_clock_hertz", labels) is None  # not reported: absent
+    from benchd.cli.report import slowdown_line
+
+    why = slowdown_line(run.slowdown_summary()) or ""
+    assert "sw power cap 3.0 s" in why and "power limit 250 W" in why and "PCIe gen 3 x8" in why

@@ -11,6 +11,7 @@ from unittest import mock
 import pynvml
 import pytest
 
+from benchd.server.scoreboard import Scoreboard
 from benchd.telemetry import aggregate
 from benchd.telemetry.amd import AmdSensor, normalise_celsius
 from benchd.telemetry.apple import AppleSensor
@@ -51,7 +52,13 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch):
         "temperature": patch("nvmlDeviceGetTemperature", return_value=66),
         "memory": patch("nvmlDeviceGetMemoryInfo", return_value=types.SimpleNamespace(used=2_000_000_000)),
         "utilization": patch("nvmlDeviceGetUtilizationRates", return_value=types.SimpleNamespace(gpu=87)),
-        "clock": patch("nvmlDeviceGetClockInfo", return_value=1980),
+        "clock": patch(
+            "nvmlDeviceGetClockInfo",
+            side_effect=lambda _h, kind: 1980 if kind == pynvml.NVML_CLOCK_SM else 2619,
+        ),
+        "limit": patch("nvmlDeviceGetEnforcedPowerLimit", return_value=300_000),
+        "pcie_generation": patch("nvmlDeviceGetCurrPcieLinkGeneration", return_value=4),
+        "pcie_width": patch("nvmlDeviceGetCurrPcieLinkWidth", return_value=16),
         "reasons": patch("nvmlDeviceGetCurrentClocksEventReasons", return_value=0x4 | 0x1),
         "processes": patch("nvmlDeviceGetComputeRunningProcesses", return_value=[object(), object()]),
     }
@@ -68,8 +75,10 @@ def test_nvml_values_and_units(fake_gpu) -> None:
     assert reading.temperature_celsius == 65.0
     assert reading.memory_used_bytes == 2_000_000_000
     assert reading.utilization_ratio == pytest.approx(0.87)
-    assert reading.sm_clock_hertz == 1.98e9
+    assert reading.sm_clock_hertz == 1.98e9 and reading.memory_clock_hertz == 2.619e9  # MHz -> Hz
     assert reading.throttle_reasons == ("sw_power_cap",)  # idle is not a throttle
+    assert reading.power_limit_watts == 300.0  # mW -> W
+    assert (reading.pcie_generation, reading.pcie_width) == (4, 16)
     assert reading.processes == 2
 
 
@@ -267,6 +276,56 @@ def trace(counter: bool, power) -> list[Reading]:
             energy = sum(power(i / 1000) for i in range(int(t * 1000))) / 1000  # fine-grained integral
         readings.append(Reading(t=t, domain="cuda:0", power_watts=power(t), energy_joules=energy))
     return readings
+
+
+def test_time_throttled_by_reason_clocks_limit_and_link_per_epoch() -> None:
+    def gpu(t: float, clock: float, *reasons: str) -> Reading:
+        return Reading(t=t, domain="cuda:0", sm_clock_hertz=clock, memory_clock_hertz=2.6e9,
+                       throttle_reasons=reasons, power_limit_watts=300.0, pcie_generation=4,
+                       pcie_width=16)  # fmt: skip
+
+    readings = [gpu(0.0, 1.98e9), gpu(1.0, 1.5e9, "sw_power_cap"),
+                gpu(2.5, 1.2e9, "sw_power_cap", "hw_slowdown"), gpu(3.0, 1.9e9), gpu(4.0, 1.9e9)]  # fmt: skip
+    figures = aggregate.epoch_telemetry(readings, 0.0, 4.0)["domains"]["cuda:0"]
+    # Each interval counts for the reasons its first sample saw: power cap 1.0-3.0, slowdown 2.5-3.0.
+    assert figures["throttle_seconds"] == {
+        "hw_slowdown": pytest.approx(0.5),
+        "sw_power_cap": pytest.approx(2.0),
+    }
+    assert figures["mean_sm_clock_hertz"]["value"] == pytest.approx(1.696e9)
+    assert figures["min_sm_clock_hertz"] == {"value": 1.2e9, "source": "sampled"}
+    assert figures["power_limit_watts"]["value"] == 300.0 and figures["pcie_link"] == {
+        "generation": 4,
+        "width": 16,
+    }
+    calm = aggregate.epoch_telemetry([gpu(0.0, 1.9e9), gpu(1.0, 1.9e9)], 0.0, 1.0)["domains"]["cuda:0"]
+    assert calm["throttle_seconds"] == {}  # measured, and never held down
+    cpu = aggregate.epoch_telemetry([Reading(t=0.0, domain="cpu", temperature_celsius=50.0)] * 2, 0.0, 1.0)
+    assert "throttle_seconds" not in cpu["domains"]["cpu"]  # not measured: absent, never 0
+
+
+def test_a_multi_gpu_host_exports_clocks_limits_and_events_for_every_device(fake_gpu) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from benchd.server.metrics import BenchdCollector, DaemonFacts
+
+    fake_gpu["count"].return_value = 2
+    fake_gpu["handle"].side_effect = lambda index: f"handle-{index}"
+    fake_gpu["uuid"].side_effect = lambda handle: f"GPU-{handle[-1]}aaaa"
+    fake_gpu["reasons"].side_effect = lambda handle: 0x40 if handle == "handle-1" else 0x1  # one runs hot
+    sampler = Sampler([NvmlSensor()]).open()
+    sampler.sample_now()
+    registry = CollectorRegistry()
+    registry.register(BenchdCollector(mock.Mock(snapshot=Scoreboard().snapshot), mock.Mock(
+        queue_length=lambda: 0, active_runs=list, worker_failure=lambda: None), mock.Mock(writable=True),
+        DaemonFacts, sampler=sampler))  # fmt: skip
+    for device in ("cuda:0", "cuda:1"):
+        assert registry.get_sample_value("benchd_sensor_sm_clock_hertz", {"domain": device}) == 1.98e9
+        assert registry.get_sample_value("benchd_sensor_power_limit_watts", {"domain": device}) == 300.0
+    hot = {"domain": "cuda:1", "reason": "hw_thermal_slowdown"}
+    assert registry.get_sample_value("benchd_sensor_clock_event_active", hot) == 1.0
+    assert registry.get_sample_value("benchd_sensor_clock_event_active", {**hot, "domain": "cuda:0"}) == 0.0
+    sampler.stop()
 
 
 def test_known_energy_from_a_counter() -> None:

@@ -226,6 +226,9 @@ def show(
     _print_runs([run], False, wide, f"benchd run {run_id} ({source})")
     timing = f", {run['timing']} timing" if run.get("timing") else ""
     typer.echo(f"  config {run.get('config_id') or '-'}{timing}; {report.system_line(run.get('system'))}")
+    why = report.slowdown_line((run.get("summary") or {}).get("slowdown") or {})
+    if why:
+        typer.echo(f"  why: {why}")
     for epoch in run["epochs"]:
         typer.echo(f"  epoch {epoch['index']}: {report.epoch_line(epoch)}")
     if run.get("message"):

@@ -185,6 +185,26 @@ def epoch_line(epoch: dict[str, Any]) -> str:
     return line
 
 
+def slowdown_line(slowdown: dict[str, Any]) -> str | None:
+    """Why the run was as fast as it was, in one line (Run.slowdown_summary); None when nothing says."""
+    parts = []
+    throttled = slowdown.get("throttle_seconds")
+    if throttled is not None:
+        held = ", ".join(
+            f"{reason.replace('_', ' ')} {seconds:.1f} s" for reason, seconds in throttled.items()
+        )
+        parts.append(f"clocks held down per epoch: {held}" if held else "clocks never held down")
+    for name, key in (("SM", "sm_clock_hertz"), ("memory", "memory_clock_hertz")):
+        if f"mean_{key}" in slowdown:
+            mean, low = slowdown[f"mean_{key}"] / 1e9, slowdown[f"min_{key}"] / 1e9
+            parts.append(f"{name} clock {mean:.2f} GHz (min {low:.2f})")
+    if "power_limit_watts" in slowdown:
+        parts.append(f"power limit {slowdown['power_limit_watts']:.0f} W")
+    if "pcie_link" in slowdown:
+        parts.append(f"PCIe gen {slowdown['pcie_link']['generation']} x{slowdown['pcie_link']['width']}")
+    return "; ".join(parts) or None
+
+
 def print_table(table: Table) -> None:
     """Full width when piped to a file or another program (truncated cells help no one there),
     unless COLUMNS says how wide the reader's screen is."""

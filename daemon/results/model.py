@@ -9,6 +9,7 @@ and dashboards use the same words without importing the database.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
@@ -124,6 +125,32 @@ def summarize(epochs: list[Epoch]) -> Summary | None:
     )
 
 
+Pick = Callable[[list[float]], float]
+# How each per-epoch figure becomes the run's: like the epoch time (median), or the extreme over them.
+ENERGY_PICKS: dict[str, Pick] = {
+    "energy_joules": statistics.median,
+    "average_power_watts": statistics.median,
+    "peak_power_watts": max,
+    "max_temperature_celsius": max,
+}
+SLOWDOWN_PICKS: dict[str, Pick] = {
+    "mean_sm_clock_hertz": statistics.median,
+    "min_sm_clock_hertz": min,
+    "mean_memory_clock_hertz": statistics.median,
+    "min_memory_clock_hertz": min,
+    "power_limit_watts": lambda values: values[-1],
+}
+
+
+def _picked(chosen: list[dict[str, Any]], picks: dict[str, Pick]) -> dict[str, float]:
+    result: dict[str, float] = {}
+    for key, pick in picks.items():
+        values = [figures[key]["value"] for figures in chosen if key in figures]
+        if values:
+            result[key] = pick(values)
+    return result
+
+
 @dataclass
 class Run:
     id: int
@@ -176,26 +203,36 @@ class Run:
         names = dict.fromkeys(name for phases in chosen for name in phases)
         return {name: statistics.median(p.get(name, 0.0) for p in chosen) for name in names}
 
+    def _device_figures(self) -> list[dict[str, Any]]:
+        """The sensor figures of the representative epochs, on the run's own device."""
+        summary = self.summary
+        if summary is None or self.device is None:
+            return []
+        return [e.domain(self.device) for e in self.epochs if e.index in summary.epochs]
+
     def energy_summary(self) -> dict[str, float]:
         """The run's device-domain sensor figures over its representative epochs.
 
         Energy and average power: medians, like the epoch time; temperature:
         the maximum. Only figures that were measured appear.
         """
-        summary = self.summary
-        if summary is None or self.device is None:
-            return {}
-        chosen = [e.domain(self.device) for e in self.epochs if e.index in summary.epochs]
-        result: dict[str, float] = {}
-        for key, pick in (
-            ("energy_joules", statistics.median),
-            ("average_power_watts", statistics.median),
-            ("peak_power_watts", max),
-            ("max_temperature_celsius", max),
-        ):
-            values = [figures[key]["value"] for figures in chosen if key in figures]
-            if values:
-                result[key] = pick(values)
+        return _picked(self._device_figures(), ENERGY_PICKS)
+
+    def slowdown_summary(self) -> dict[str, Any]:
+        """What explains the representative epochs' speed on the run's device (telemetry/aggregate.py):
+        median seconds throttled per reason, clocks (median of the means, lowest of the minima), the
+        power limit and PCIe link last seen. Only what the device reported appears."""
+        chosen = self._device_figures()
+        result: dict[str, Any] = _picked(chosen, SLOWDOWN_PICKS)
+        throttles = [f["throttle_seconds"] for f in chosen if "throttle_seconds" in f]
+        if throttles:
+            reasons = sorted({reason for seconds in throttles for reason in seconds})
+            result["throttle_seconds"] = {
+                r: statistics.median(t.get(r, 0.0) for t in throttles) for r in reasons
+            }
+        links = [f["pcie_link"] for f in chosen if "pcie_link" in f]
+        if links:
+            result["pcie_link"] = links[-1]
         return result
 
     @property
@@ -226,7 +263,14 @@ class Run:
         data["data"] = data.pop("data_kind")
         data["epochs"] = [e.to_json() for e in self.epochs]
         data["summary"] = (
-            {**asdict(summary), **self.energy_summary(), "phases": self.phase_summary()} if summary else None
+            {
+                **asdict(summary),
+                **self.energy_summary(),
+                "phases": self.phase_summary(),
+                "slowdown": self.slowdown_summary(),
+            }
+            if summary
+            else None
         )
         data["peak_device_bytes"] = self.peak_device_bytes
         data["setup"] = self.setup()

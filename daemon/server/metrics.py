@@ -27,7 +27,10 @@ from benchd.lifecycle.queue import RunQueue
 from benchd.results.model import OUTCOMES, Outcome
 from benchd.results.store import ResultsStore
 from benchd.server.scoreboard import BASELINE_RUNS, Scoreboard, Snapshot
+from benchd.telemetry.nvidia import CLOCK_EVENT_REASONS
 from benchd.telemetry.sampler import Sampler
+
+CLOCK_EVENTS = tuple(name for name in CLOCK_EVENT_REASONS.values() if name != "gpu_idle")
 
 SERIES_LABELS = ["workload", "preset", "device"]
 
@@ -44,12 +47,27 @@ EPOCH_SENSOR_METRICS = {
         "Highest temperature sampled during the last ok run.",
     ),
 }
+# Run.slowdown_summary() keys of the last ok run: what explains its speed (docs/metrics.md, "Why slow").
+SLOWDOWN = {
+    "mean_sm_clock_hertz": ("benchd_epoch_mean_sm_clock_hertz", "Mean SM clock over an epoch (median)."),
+    "min_sm_clock_hertz": ("benchd_epoch_min_sm_clock_hertz", "Lowest SM clock sampled in those epochs."),
+    "mean_memory_clock_hertz": (
+        "benchd_epoch_mean_memory_clock_hertz", "Mean memory clock over an epoch (median).",
+    ),
+    "min_memory_clock_hertz": (
+        "benchd_epoch_min_memory_clock_hertz", "Lowest memory clock sampled in those epochs.",
+    ),
+    "power_limit_watts": ("benchd_epoch_power_limit_watts", "Power limit in force during the last ok run."),
+}  # fmt: skip
 # Reading fields exported live, per domain.
 LIVE_SENSOR_METRICS = {
     "temperature_celsius": ("benchd_sensor_temperature_celsius", "Latest temperature of the domain."),
     "power_watts": ("benchd_sensor_power_watts", "Latest power draw of the domain."),
     "memory_used_bytes": ("benchd_sensor_memory_used_bytes", "Device memory in use (all processes)."),
     "utilization_ratio": ("benchd_sensor_utilization_ratio", "Latest utilization of the domain, 0 to 1."),
+    "sm_clock_hertz": ("benchd_sensor_sm_clock_hertz", "Latest SM clock of the domain."),
+    "memory_clock_hertz": ("benchd_sensor_memory_clock_hertz", "Latest memory clock of the domain."),
+    "power_limit_watts": ("benchd_sensor_power_limit_watts", "Power limit in force on the domain."),
 }
 
 
@@ -85,6 +103,7 @@ class BenchdCollector(Collector):
         yield from self._info(facts, board.devices, board.power_limits)
         yield from self._series(board)
         yield from self._results(board)
+        yield from self._slowdown(board)
 
         waiting = GaugeMetricFamily("benchd_queue_length", "Runs waiting to start.")
         waiting.add_metric([], self._queue.queue_length())
@@ -235,6 +254,36 @@ class BenchdCollector(Collector):
         yield from families.values()
         yield histogram
 
+    def _slowdown(self, board: Snapshot) -> Iterator[Metric]:
+        """Why each config's last ok run was as fast as it was: throttling, clocks, limits, the link."""
+        labels = [*SERIES_LABELS, "config"]
+        throttled = GaugeMetricFamily(
+            "benchd_epoch_throttle_seconds",
+            "Seconds per epoch the device's clocks were held down, by reason (NVML clock events; median).",
+            labels=[*labels, "reason"],
+        )
+        figures = {
+            key: GaugeMetricFamily(name, text, labels=labels) for key, (name, text) in SLOWDOWN.items()
+        }
+        link = {
+            part: GaugeMetricFamily(f"benchd_epoch_pcie_link_{part}", f"PCIe link {part} in the last ok run.",
+                                    labels=labels)
+            for part in ("generation", "width")
+        }  # fmt: skip
+        for key, result in sorted(board.results.items()):
+            if result.epoch_seconds is None:
+                continue
+            values = list(key)
+            for reason, seconds in sorted(result.slowdown.get("throttle_seconds", {}).items()):
+                throttled.add_metric([*values, reason], seconds)
+            for figure, family in figures.items():
+                self._add_present(family, values, result.slowdown.get(figure))
+            for part, family in link.items():
+                self._add_present(family, values, (result.slowdown.get("pcie_link") or {}).get(part))
+        yield throttled
+        yield from figures.values()
+        yield from link.values()
+
     @staticmethod
     def _sensors(sampler: Sampler) -> Iterator[Metric]:
         """Live readings (the sampler's latest) and each backend's health."""
@@ -259,6 +308,11 @@ class BenchdCollector(Collector):
             "benchd_sensor_energy_joules", "Energy counter of the domain since benchd started reading it.",
             labels=["domain"],
         )  # fmt: skip
+        events = GaugeMetricFamily(
+            "benchd_sensor_clock_event_active",
+            "1 while the reason holds the domain's clocks down, else 0 (NVML clock events, idle left out).",
+            labels=["domain", "reason"],
+        )
         for domain, reading in sorted(sampler.latest().items()):
             for field, family in live.items():
                 value = getattr(reading, field)
@@ -266,8 +320,12 @@ class BenchdCollector(Collector):
                     family.add_metric([domain], float(value))
             if reading.energy_joules is not None:
                 energy.add_metric([domain], reading.energy_joules)
+            if reading.sm_clock_hertz is not None:  # a device that reports clocks reports their events
+                for reason in CLOCK_EVENTS:
+                    events.add_metric([domain, reason], 1.0 if reason in reading.throttle_reasons else 0.0)
         yield from live.values()
         yield energy
+        yield events
 
     @staticmethod
     def _add_present(family: GaugeMetricFamily, labels: list[str], value: float | None) -> None:

@@ -13,6 +13,7 @@ import statistics
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from benchd.results.model import Origin, Outcome, Run
 
@@ -76,6 +77,7 @@ class ConfigResult:
     peak_device_bytes: int | None = None
     peak_host_bytes: int | None = None
     sensors: dict[str, float] = field(default_factory=dict)  # Run.energy_summary() of the last ok run
+    slowdown: dict[str, Any] = field(default_factory=dict)  # Run.slowdown_summary() of the last ok run
     phases: dict[str, float] = field(default_factory=dict)  # Run.phase_summary() of the last ok run
     epochs: Histogram = field(default_factory=Histogram)
     history: list[float] = field(default_factory=list)  # representative epochs of ok runs, oldest first
@@ -148,6 +150,7 @@ class Scoreboard:
             result.peak_device_bytes = run.peak_device_bytes
             result.peak_host_bytes = run.peak_host_rss_bytes
             result.sensors = run.energy_summary()
+            result.slowdown = run.slowdown_summary()
             result.phases = run.phase_summary()
             result.history = [*result.history, summary.epoch_seconds][-BASELINE_RUNS - 1 :]
         self._bound(key[:3])

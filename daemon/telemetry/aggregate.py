@@ -86,12 +86,55 @@ def domain_figures(readings: list[Reading], start: float, end: float) -> dict[st
     figures["throttle_reasons"] = (
         reasons if any(r.throttle_reasons or r.sm_clock_hertz for r in inside) else None
     )
+    figures.update(slowdown_figures(inside))
     # The run's own process is one; more means something else shared the device.
     figures["other_processes"] = (max(processes) > 1) if processes else None
     kinds = {r.power_kind for r in inside if r.power_kind}
     figures["power_kind"] = kinds.pop() if len(kinds) == 1 else None
     figures["samples"] = len(inside)
     return {k: v for k, v in figures.items() if v is not None}
+
+
+def _clock_figures(name: str, values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {}
+    return {
+        f"mean_{name}": _figure(statistics.fmean(values), SAMPLED),
+        f"min_{name}": _figure(min(values), SAMPLED),
+    }
+
+
+def throttled_seconds(inside: list[Reading]) -> dict[str, float] | None:
+    """Seconds each clock event reason was active: each interval between two samples counts for the
+    reasons the first one saw. None where the device reports no clocks; {} where it never slowed."""
+    clocked = sorted((r for r in inside if r.sm_clock_hertz is not None), key=lambda r: r.t)
+    if len(clocked) < 2:
+        return None
+    totals: dict[str, float] = defaultdict(float)
+    for earlier, later in pairwise(clocked):
+        for reason in earlier.throttle_reasons:
+            totals[reason] += later.t - earlier.t
+    return dict(sorted(totals.items()))
+
+
+def slowdown_figures(inside: list[Reading]) -> dict[str, Any]:
+    """What explains a slow epoch: time throttled by reason, SM and memory clocks (mean and minimum),
+    the power limit in force and the PCIe link, where the device reports them."""
+    figures: dict[str, Any] = {}
+    throttled = throttled_seconds(inside)
+    if throttled is not None:
+        figures["throttle_seconds"] = throttled
+    figures.update(_clock_figures("sm_clock_hertz", [r.sm_clock_hertz for r in inside if r.sm_clock_hertz]))
+    figures.update(
+        _clock_figures("memory_clock_hertz", [r.memory_clock_hertz for r in inside if r.memory_clock_hertz])
+    )
+    limits = [r.power_limit_watts for r in inside if r.power_limit_watts is not None]
+    if limits:
+        figures["power_limit_watts"] = _figure(limits[-1], SAMPLED)
+    links = [(r.pcie_generation, r.pcie_width) for r in inside if r.pcie_generation and r.pcie_width]
+    if links:
+        figures["pcie_link"] = {"generation": links[-1][0], "width": links[-1][1]}
+    return figures
 
 
 def epoch_telemetry(readings: list[Reading], start: float, end: float) -> dict[str, Any]:

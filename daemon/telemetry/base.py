@@ -24,7 +24,11 @@ class Reading:
     memory_used_bytes: int | None = None
     utilization_ratio: float | None = None
     sm_clock_hertz: float | None = None
-    throttle_reasons: tuple[str, ...] = ()
+    memory_clock_hertz: float | None = None
+    throttle_reasons: tuple[str, ...] = ()  # clock event reasons active now (nvidia.CLOCK_EVENT_REASONS)
+    power_limit_watts: float | None = None  # the limit in force (NVML's enforced limit)
+    pcie_generation: int | None = None  # the PCIe link as it runs now (it may train down)
+    pcie_width: int | None = None
     processes: int | None = None
 
 

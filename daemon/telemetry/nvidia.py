@@ -139,6 +139,8 @@ class NvmlSensor(Sensor):
         memory = self._optional(nvml.nvmlDeviceGetMemoryInfo, handle)
         utilization = self._optional(nvml.nvmlDeviceGetUtilizationRates, handle)
         clock = self._optional(nvml.nvmlDeviceGetClockInfo, handle, nvml.NVML_CLOCK_SM)
+        memory_clock = self._optional(nvml.nvmlDeviceGetClockInfo, handle, nvml.NVML_CLOCK_MEM)
+        limit = self._optional(nvml.nvmlDeviceGetEnforcedPowerLimit, handle)
         processes = self._optional(nvml.nvmlDeviceGetComputeRunningProcesses, handle)
         return Reading(
             t=t,
@@ -149,8 +151,12 @@ class NvmlSensor(Sensor):
             temperature_celsius=self._temperature(handle),
             memory_used_bytes=None if memory is None else int(memory.used),
             utilization_ratio=None if utilization is None else utilization.gpu / 100.0,
-            sm_clock_hertz=None if clock is None else clock * 1e6,
+            sm_clock_hertz=None if clock is None else clock * 1e6,  # MHz
+            memory_clock_hertz=None if memory_clock is None else memory_clock * 1e6,
             throttle_reasons=self._reasons(handle),
+            power_limit_watts=None if limit is None else limit / 1000.0,  # mW
+            pcie_generation=self._optional(nvml.nvmlDeviceGetCurrPcieLinkGeneration, handle),
+            pcie_width=self._optional(nvml.nvmlDeviceGetCurrPcieLinkWidth, handle),
             processes=None if processes is None else len(processes),
         )
 
