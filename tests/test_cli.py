@@ -89,6 +89,11 @@ def assert_bad_input(result: subprocess.CompletedProcess, *fragments: str) -> No
         (["run", "vae", "--preset", "bs64"], ["unknown preset 'bs64'", "bs128, bs5120"]),
         (["run", "vae", "--batch-size", "0"], ["batch_size: input should be greater than or equal to 1"]),
         (["run", "vae", "--fraction", "0"], ["fraction: input should be greater than 0"]),
+        (
+            ["run", "vae", "--suite", "standard-v1", "--fraction", "0.5"],
+            ["--fraction is set by --suite standard-v1"],
+        ),
+        (["run", "vae", "--suite", "standard-v2"], ["unknown suite 'standard-v2'; suites: standard-v1"]),
         (["run", "vae", "--fraction", "1.5"], ["fraction: input should be less than or equal to 1"]),
         (["run", "vae", "--fraction", "nan"], ["fraction: input should be a finite number"]),
         (["run", "vae", "--epochs", "0"], ["epochs: input should be greater than or equal to 1"]),

@@ -261,6 +261,23 @@ def test_serve_then_trigger_at_once_works_in_a_script(data_dir: Path) -> None:
         daemon.close()
 
 
+@pytest.mark.slow
+def test_runs_recorded_beside_the_daemon_are_counted_by_it(daemon: DaemonProcess) -> None:
+    """A foreground `benchd run` (or a Kubernetes Job) on the daemon's data directory shows in its metrics."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BENCHD_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "benchd", "run", "vae", "-p", "bs128", "--fraction", "0.02", "--device", "cpu",
+         "--no-telemetry", "--data-dir", str(daemon.data_dir)],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    series = {"workload": "vae", "preset": "bs128", "device": "cpu", "outcome": "ok"}
+    wait_for(
+        lambda: sample(daemon.metrics(), "benchd_runs_total", **series) == 1, 60, "the run to be counted"
+    )
+    assert sample(daemon.metrics(), "benchd_runs_total", **series) == 1  # once, however often it is seen
+
+
 def test_client_commands_without_a_daemon_say_where_they_looked(tmp_path: Path) -> None:
     url = "http://127.0.0.1:9"
     for args in (["status"], ["runs"], ["trigger", "vae"], ["cancel", "1"], ["show", "1"]):

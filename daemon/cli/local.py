@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -43,8 +44,19 @@ def run(
         list[str] | None,
         typer.Option("--preset", "-p", help="Preset to run (repeatable, or `all`). Default: all."),
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Epochs per run.")] = 1,
-    fraction: Annotated[float, typer.Option(help="Fraction of each epoch to run, in (0, 1].")] = 1.0,
+    epochs: Annotated[
+        int | None, typer.Option(help="Epochs per run. Default: 1.", show_default=False)
+    ] = None,
+    fraction: Annotated[
+        float | None,
+        typer.Option(help="Fraction of each epoch to run, in (0, 1]. Default: 1.", show_default=False),
+    ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the suite's presets, fraction and epochs for WORKLOAD (standard-v1; docs/cli.md)."
+        ),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override the preset's batch size.")] = None,
     emsize: Annotated[int | None, typer.Option(help="Transformer: embedding size.")] = None,
     nlayers: Annotated[int | None, typer.Option(help="Transformer: encoder layers.")] = None,
@@ -87,6 +99,8 @@ def run(
         "workers": workers, "seed": seed, "timing": timing, "timeout": timeout,
     }  # fmt: skip
     try:
+        if suite is not None:
+            options.update(suite_options(suite, workload, options))
         fields = request_model.parse({k: v for k, v in options.items() if v is not None})
         configs = fields.configs()
     except catalog.CatalogError as exc:
@@ -136,6 +150,19 @@ def run(
         report.print_table(report.runs_table(runs, wide=wide))
     if any(r.outcome != Outcome.OK for r in runs):
         raise typer.Exit(EXIT_FAILED_RUN)
+
+
+def suite_options(suite: str, workload: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """What --suite sets: the suite's presets, fraction and epochs for WORKLOAD; none may be given too."""
+    from benchd.catalog import CatalogError, suites
+
+    entry = suites.entry(suite, workload)
+    chosen = {"presets": list(entry.presets), "fraction": entry.fraction, "epochs": entry.epochs}
+    for name in chosen:
+        if given.get(name) not in (None, "all"):
+            option = "--preset" if name == "presets" else f"--{name}"
+            raise CatalogError(f"{option} is set by --suite {suite}; drop one of them", name)
+    return chosen
 
 
 def _say_waiting(device: str, holder: str) -> None:

@@ -407,6 +407,18 @@ class ResultsStore:
                 )
             ]
 
+    def finished_since(self, moment: float) -> list[Run]:
+        """Runs that finished at or after `moment` (Unix time), in the order they finished."""
+        with self._lock:
+            ids = [
+                row[0]
+                for row in self._db.execute(
+                    "SELECT id FROM runs WHERE state = ? AND finished_at >= ? ORDER BY finished_at, id",
+                    (State.FINISHED, moment),
+                )
+            ]
+        return self._readable(ids)
+
     def finished_runs(self) -> list[Run]:
         """Every finished run, oldest first: what the daemon's counters are rebuilt from."""
         return self.runs_in_state(State.FINISHED)

@@ -38,6 +38,8 @@ from benchd.telemetry.sampler import Sampler
 
 log = logging.getLogger("benchd")
 LISTEN_BACKLOG = 2048  # uvicorn's own default
+FOLLOW_SECONDS = 10.0  # how often runs recorded by other processes are looked for
+FOLLOW_OVERLAP_SECONDS = 60.0  # a run whose row was finished just before a pass began is not missed
 
 LOCK_FILE = "daemon.lock"
 
@@ -100,6 +102,7 @@ class Daemon:
         )
         self._probe: Probe | None = None
         self._probed = threading.Event()
+        self._stopping = threading.Event()
         self.scheduler = Scheduler(settings, self.ledger, self.queue, self._resolve)
 
     def start(self) -> None:
@@ -108,7 +111,22 @@ class Daemon:
         if interrupted:
             log.warning("marked runs %s, left running by the previous process, as interrupted", interrupted)
         threading.Thread(target=self._probe_devices, name="benchd-probe", daemon=True).start()
+        threading.Thread(target=self._follow_store, name="benchd-follow", daemon=True).start()
         self.scheduler.start()
+
+    def _follow_store(self) -> None:
+        """Count runs that others recorded in this data directory: a foreground `benchd run` beside the
+        daemon, or a Kubernetes Job that ran the suite with the GPU it requested (docs/deploy.md)."""
+        since = time.time()
+        while not self._stopping.wait(FOLLOW_SECONDS):
+            checked = time.time()
+            try:
+                for run in self.store.finished_since(since - FOLLOW_OVERLAP_SECONDS):
+                    self.scoreboard.record(run)
+            except Exception:  # a store that cannot be read now: the next pass tries again
+                log.exception("could not read runs recorded by other processes")
+                continue
+            since = checked
 
     def _probe_devices(self) -> None:
         try:
@@ -166,6 +184,7 @@ class Daemon:
         }  # fmt: skip
 
     def stop(self) -> None:
+        self._stopping.set()
         self.scheduler.stop()
         self.queue.shutdown(self.settings.grace_seconds + 30)
         self.sampler.stop()

@@ -105,14 +105,19 @@ class Scoreboard:
         self.results: dict[ResultKey, ConfigResult] = {}
         self.devices: dict[str, dict[str, str]] = {}
         self.power_limits: dict[str, float] = {}
+        self._recorded: set[int] = set()
 
     def record(self, run: Run) -> None:
-        """Add one finished run (once)."""
+        """Add one finished run, once: a run seen again (recorded by the ledger, then found in the store by
+        the daemon's follower) changes nothing."""
         if run.outcome is None:
             return
         device = run.device or run.requested_device
         series_key = (run.workload, run.preset, device)
         with self._lock:
+            if run.id in self._recorded:
+                return
+            self._recorded.add(run.id)
             self.outcomes[(run.workload, run.preset, device, run.outcome)] += 1
             state = self.series[series_key]
             state.last_outcome = run.outcome
