@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install serve run test test-fast lint promtool chromium
+.PHONY: install serve run test test-fast lint promtool chromium kubectl
 
 $(BIN)/benchd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
+# kubectl (Debian's package) renders the Kubernetes overlays offline in the tests (`kubectl kustomize`).
+kubectl:
+	@command -v kubectl >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends kubectl >/dev/null; }
+
 # mypy sees the `benchd` package as it installs: daemon/ with workloads/ inside, as links.
 TYPECHECK_TREE = $(VENV)/typecheck
 
@@ -40,7 +45,7 @@ lint: install
 	ln -s $(CURDIR)/daemon/* $(TYPECHECK_TREE)/benchd/ && ln -s $(CURDIR)/workloads $(TYPECHECK_TREE)/benchd/
 	MYPYPATH=$(TYPECHECK_TREE) $(BIN)/mypy
 
-test: lint promtool chromium
+test: lint promtool chromium kubectl
 	$(BIN)/python -m pytest
 
 # The inner loop: everything but the tests marked slow (live daemons, Prometheus, whole runs).

@@ -38,7 +38,7 @@ def test_the_printed_example_is_valid(tmp_path: Path) -> None:
 
 def test_the_default_the_example_and_kubernetes_schedule_the_same_suite(tmp_path: Path) -> None:
     """A mixed fleet's figures are the same work whichever way each host was set up."""
-    configmap = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "configmap.yaml").read_text())
+    configmap = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "base" / "configmap.yaml").read_text())
     setups = [
         load_settings(None, None, {"HOME": str(tmp_path)}),
         settings(tmp_path, EXAMPLE),

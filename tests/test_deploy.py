@@ -15,7 +15,7 @@ import yaml
 from benchd.server.config import settings_from_tree, tomllib  # tomli on Python 3.10
 
 ROOT = Path(__file__).resolve().parent.parent
-KUBERNETES = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
+KUBERNETES = ROOT / "deploy" / "kubernetes"
 BIN = Path(sys.executable).parent
 
 
@@ -53,34 +53,110 @@ def test_dockerfile_build_steps_work_outside_docker(tmp_path: Path) -> None:
     assert list(tmp_path.glob("benchd-*.whl"))
 
 
-def test_kubernetes_manifests_validate() -> None:
+def kustomize(overlay: Path) -> list[dict]:
+    """An overlay rendered the way `kubectl apply -k` renders it (offline)."""
+    result = subprocess.run([tool("kubectl"), "kustomize", str(overlay)], capture_output=True, text=True,
+                            check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def by_kind(documents: list[dict]) -> dict[str, dict]:
+    return {doc["kind"]: doc for doc in documents}
+
+
+def _validate(documents: list[dict], tmp_path: Path) -> None:
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(yaml.safe_dump_all(documents))
     result = subprocess.run(
-        [tool("kubernetes-validate"), "--strict", "--quiet", *map(str, KUBERNETES)],
-        capture_output=True, text=True, check=False,
+        [tool("kubernetes-validate"), "--strict", "--quiet", str(rendered)], capture_output=True, text=True,
+        check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    kustomization = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "kustomization.yaml").read_text())
-    assert sorted(kustomization["resources"]) == sorted(
-        p.name for p in KUBERNETES if p.name != "kustomization.yaml"
+
+
+@pytest.mark.parametrize("overlay", ["gpu", "cpu", "job"])
+def test_each_overlay_renders_and_validates(overlay: str, tmp_path: Path) -> None:
+    documents = kustomize(KUBERNETES / "overlays" / overlay)
+    _validate(documents, tmp_path)
+    assert all(
+        doc["metadata"].get("namespace") == "benchd" for doc in documents if doc["kind"] != "Namespace"
     )
+    kinds = by_kind(documents)
+    for kind in ("ServiceMonitor", "PrometheusRule"):  # what a default kube-prometheus-stack selects
+        assert kinds[kind]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert kinds["ConfigMap"]["metadata"]["labels"]  # (the dashboards one is checked below)
+    dashboards = [d for d in documents if d["metadata"]["name"] == "benchd-grafana-dashboards"]
+    assert dashboards[0]["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+def _container(documents: list[dict], kind: str) -> tuple[dict, dict]:
+    workload = by_kind(documents)[kind]
+    pod = workload["spec"]["template"]["spec"] if kind == "DaemonSet" else \
+        workload["spec"]["jobTemplate"]["spec"]["template"]["spec"]  # fmt: skip
+    (container,) = pod["containers"]
+    return pod, container
+
+
+def test_the_gpu_overlay_sees_every_gpu_without_reserving_one() -> None:
+    pod, container = _container(kustomize(KUBERNETES / "overlays" / "gpu"), "DaemonSet")
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "all" and pod["runtimeClassName"] == "nvidia"
+    assert "nvidia.com/gpu" not in str(container["resources"])  # no GPU held around the clock
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"} and pod["tolerations"]
+    assert {"NODE_NAME", "BENCHD_TOKEN_FILE", "BENCHD_HOST"} <= set(env) and "BENCHD_TOKEN" not in env
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    node_name = next(e for e in container["env"] if e["name"] == "NODE_NAME")
+    assert node_name["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"  # the host identity
+
+
+def test_the_cpu_overlay_runs_the_cpu_image_off_gpu_nodes() -> None:
+    pod, container = _container(kustomize(KUBERNETES / "overlays" / "cpu"), "DaemonSet")
+    assert container["image"].endswith(":0.1.0-cpu") and "runtimeClassName" not in pod
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    assert terms[0]["matchExpressions"][0] == {"key": "nvidia.com/gpu.present", "operator": "DoesNotExist"}
+
+
+def test_the_job_overlay_requests_a_gpu_only_while_the_suite_runs() -> None:
+    documents = kustomize(KUBERNETES / "overlays" / "job")
+    _pod, daemon = _container(documents, "DaemonSet")
+    _job_pod, job = _container(documents, "CronJob")
+    assert job["resources"]["limits"]["nvidia.com/gpu"] == 1 and "nvidia.com/gpu" not in str(
+        daemon["resources"]
+    )
+    assert 'benchd run "$workload" --suite standard-v1' in job["args"][0]
+    config = next(d for d in documents if d["metadata"]["name"] == "benchd-config")
+    exporter = settings_from_tree(tomllib.loads(config["data"]["benchd.toml"]))
+    assert exporter.schedules == ()  # the daemon only exports what the Job recorded
+    volumes = {v["name"]: v for v in by_kind(documents)["DaemonSet"]["spec"]["template"]["spec"]["volumes"]}
+    job_volumes = {v["name"]: v for v in _job_pod["volumes"]}
+    assert (
+        job_volumes["data"]["hostPath"]["path"] == volumes["data"]["hostPath"]["path"]
+    )  # one store per node
+
+
+def test_the_podmonitor_component_replaces_the_servicemonitor(tmp_path: Path) -> None:
+    copy = tmp_path / "kubernetes"
+    shutil.copytree(KUBERNETES, copy)
+    mine = copy / "overlays" / "mine"
+    mine.mkdir()
+    (mine / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../gpu\n"
+        "components:\n  - ../../components/podmonitor\n"
+    )
+    kinds = by_kind(kustomize(mine))
+    assert "PodMonitor" in kinds and "ServiceMonitor" not in kinds
+    assert kinds["PodMonitor"]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
 
 def test_kubernetes_rules_are_the_prometheus_rules() -> None:
-    rule = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "prometheusrule.yaml").read_text())
+    rule = yaml.safe_load((KUBERNETES / "base" / "prometheusrule.yaml").read_text())
     plain = yaml.safe_load((ROOT / "deploy" / "prometheus" / "rules" / "benchd.rules.yml").read_text())
     assert rule["spec"]["groups"] == plain["groups"]
-
-
-def test_daemonset_essentials_and_shipped_config() -> None:
-    daemonset = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "daemonset.yaml").read_text())
-    pod = daemonset["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
-    assert {e["name"] for e in container["env"]} >= {"NODE_NAME", "BENCHD_TOKEN", "BENCHD_HOST"}
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert pod["tolerations"] and pod["nodeSelector"]
-    configmap = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "configmap.yaml").read_text())
+    configmap = yaml.safe_load((KUBERNETES / "base" / "configmap.yaml").read_text())
     settings = settings_from_tree(tomllib.loads(configmap["data"]["benchd.toml"]))
     assert {s.workload for s in settings.schedules} == {"vae", "siamese", "transformer", "dcgan"}
 
