@@ -100,6 +100,8 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
         ('[workloads.vae]\ninterval = "1h"\ntiming = "wall"\n', "workloads.vae.timing", "'reference' or"),
         ('[server]\nhost = "0.0.0.0"\n', "server.token", "non-loopback"),
         ('[server]\ntoken = "short"\n', "server.token", "at least 16"),
+        ("[runs]\ntimeout = " + "9" * 4000 + "\n", "runs.timeout", "at most a year"),  # found by hypothesis
+        ("[busy_check]\nmax_cpu_load = " + "9" * 4000 + "\n", "busy_check.max_cpu_load", "not a finite"),
         ('[server]\ntoken = "   "\n', "server.token", "is blank"),
         ('[server]\ntoken = "with a space inside it"\n', "server.token", "without spaces"),
         ('[server]\ntoken = "x"\ntoken_file = "t"\n', "server.token_file", "not both"),

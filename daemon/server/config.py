@@ -179,19 +179,35 @@ MAX_DURATION_SECONDS = 365 * 24 * 3600.0  # a year: past it, a timer overflows o
 
 def parse_duration(key: str, value: Any) -> float:
     if isinstance(value, bool):
-        raise ConfigError(key, f"{value!r} is not a duration")
+        raise ConfigError(key, f"{_shown(value)} is not a duration")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        seconds = _as_float(value)
     else:
         match = _DURATION.match(str(value))
         if not match:
-            raise ConfigError(key, f"{value!r} is not a duration (use seconds or 500ms, 30s, 5m, 6h, 1d)")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+            raise ConfigError(
+                key, f"{_shown(value)} is not a duration (use seconds or 500ms, 30s, 5m, 6h, 1d)"
+            )
+        seconds = _as_float(match.group(1)) * _UNITS[match.group(2)]
     if not math.isfinite(seconds) or seconds > MAX_DURATION_SECONDS:
-        raise ConfigError(key, f"{value!r} is not a duration of at most a year")
+        raise ConfigError(key, f"{_shown(value)} is not a duration of at most a year")
     if seconds < 0:
-        raise ConfigError(key, f"{value!r} is negative")
+        raise ConfigError(key, f"{_shown(value)} is negative")
     return seconds
+
+
+def _as_float(value: Any) -> float:
+    """A number as a float; one too large for a float is infinity (refused as not finite), not an error."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message quotes it: never thousands of characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _number(key: str, value: Any, kind: type, low: float, high: float | None = None) -> Any:
@@ -199,17 +215,17 @@ def _number(key: str, value: Any, kind: type, low: float, high: float | None = N
         try:
             value = kind(value)
         except ValueError:
-            raise ConfigError(key, f"{value!r} is not a {kind.__name__}") from None
+            raise ConfigError(key, f"{_shown(value)} is not a {kind.__name__}") from None
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
-        or not math.isfinite(value)
+        or not math.isfinite(_as_float(value))
         or (kind is int and value != int(value))
     ):
-        raise ConfigError(key, f"{value!r} is not a finite {kind.__name__}")
+        raise ConfigError(key, f"{_shown(value)} is not a finite {kind.__name__}")
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ConfigError(key, f"{value!r} must be {bound}")
+        raise ConfigError(key, f"{_shown(value)} must be {bound}")
     return kind(value)
 
 
