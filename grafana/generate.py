@@ -393,7 +393,9 @@ def outputs() -> dict[Path, str]:
         "host-detail.json": json.dumps(host_detail(), indent=2) + "\n",
     }
     result = {ROOT / "dashboards" / name: text for name, text in files.items()}
-    result[ROOT.parent / "deploy" / "kubernetes" / "base" / "grafana-dashboards.yaml"] = sidecar_configmap(files)
+    result[ROOT.parent / "deploy" / "kubernetes" / "base" / "grafana-dashboards.yaml"] = sidecar_configmap(
+        files
+    )
     return result
 
 

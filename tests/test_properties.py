@@ -8,14 +8,19 @@ which must answer 4xx, never 5xx, and store nothing it refused.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 from datetime import datetime
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchd.catalog import CatalogError
 from benchd.catalog import request as request_model
+from benchd.comparison import results, table
+from benchd.results.bundle import BundleError, parse_bundle
 from benchd.server.config import ConfigError, settings_from_tree
 from benchd.server.cron import CronError, CronExpression
 
@@ -123,3 +128,29 @@ def test_deeply_nested_json_is_a_4xx(client) -> None:  # noqa: F811
     deep = '{"workload": "vae", "presets": ' + "[" * 30_000 + "]" * 30_000 + "}"  # within the body limit
     response = client.post("/api/v1/runs", content=deep, headers={"content-type": "application/json"})
     assert response.status_code == 400 and "nested too deeply" in response.json()["error"]
+
+
+PUBLISHED_RUN = json.loads((Path(__file__).parent / "fixtures" / "published" / "m1-ultra.json").read_text())
+RUN_FIELDS = sorted(PUBLISHED_RUN["runs"][0])
+
+
+@FAST
+@given(st.dictionaries(st.sampled_from(RUN_FIELDS), VALUES, min_size=1, max_size=4), st.booleans())
+def test_a_bundle_reads_or_names_the_file_and_the_run(changes: dict, into_epoch: bool) -> None:
+    """Whatever a bundle's run holds, reading it and building the table raise nothing but BundleError."""
+    bundle = json.loads(json.dumps(PUBLISHED_RUN))
+    target = (
+        bundle["runs"][0]["epochs"][0] if into_epoch and bundle["runs"][0]["epochs"] else bundle["runs"][0]
+    )
+    target.update(changes)
+    try:
+        text = json.dumps(bundle, allow_nan=True)
+    except ValueError:
+        return  # not even writable as JSON
+    try:
+        parsed = parse_bundle(text, "fuzzed.json")
+    except BundleError as exc:
+        assert str(exc).startswith("fuzzed.json: ")
+        return
+    with contextlib.suppress(table.ComparisonError):  # nothing left to compare: the documented refusal
+        table.build(results.from_bundle(parsed), [parsed.hostname])

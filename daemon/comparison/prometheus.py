@@ -101,6 +101,9 @@ def results(url: str) -> list[Result]:
     found = []
     for key, seconds in durations.items():
         instance, workload, preset, device, config = key
+        fraction = fractions.get(key, 1.0)
+        if not 0 < fraction <= 1 or seconds < 0:
+            continue  # not a figure benchd exports: someone else's series under benchd's name
         labels = {
             k: v
             for k, v in configs.get(config, {}).items()
@@ -108,7 +111,7 @@ def results(url: str) -> list[Result]:
         }
         found.append(Result(
             column=_column(columns, instance, device), workload=workload, preset=preset,
-            config_id=config or None, labels=labels, fraction=fractions.get(key, 1.0), outcome="ok",
+            config_id=config or None, labels=labels, fraction=fraction, outcome="ok",
             epoch_seconds=seconds, finished_at=0.0,
             extras={name: values[key] for name, values in extras.items() if key in values},
         ))  # fmt: skip

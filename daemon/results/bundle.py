@@ -9,6 +9,7 @@ enough that a bad file is one line naming the file and the problem.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -17,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from benchd import __version__
-from benchd.results.model import Run
+from benchd.results.model import OUTCOMES, Run, State
+
+STATES = tuple(State)
 
 BUNDLE_FORMAT = "benchd-results"
 BUNDLE_VERSION = 1
+MAX_EPOCH_SECONDS = 365 * 24 * 3600.0  # an epoch longer than a year is not a measurement
 MAX_BUNDLE_BYTES = 512 * 1024 * 1024  # a year of a busy fleet node is a few MB; more is not a bundle
 
 
@@ -99,19 +103,50 @@ def parse_bundle(text: str, source: str) -> Bundle:
     return Bundle(source, host, [_run(item, index, source) for index, item in enumerate(runs)], exported_at)
 
 
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "None": (type(None),),
+    "dict": (dict,),
+    "list": (list,),
+}
+
+
+def _check_types(record: Any) -> None:
+    """Every field of a Run or Epoch holds what its annotation says (no bool for a number, finite floats)."""
+    for spec in dataclasses.fields(record):
+        value = getattr(record, spec.name)
+        allowed = [part.strip().split("[", 1)[0] for part in str(spec.type).split("|")]
+        kinds = tuple(kind for name in allowed for kind in _TYPES.get(name, (object,)))
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise TypeError(f"{spec.name} is {type(value).__name__}, not {' or '.join(allowed)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{spec.name} is not a finite number")
+
+
 def _run(item: Any, index: int, source: str) -> Run:
+    """A bundle's run, checked field by field and then used the way compare and report use it, so that
+    a bad record is refused here, naming it, rather than failing somewhere in the table."""
     try:
         if not isinstance(item, dict):
             raise TypeError("not an object")
         run = Run.from_json(item)
-        if not isinstance(run.workload, str) or not isinstance(run.preset, str):
-            raise TypeError("workload and preset must be strings")
+        _check_types(run)
         for epoch in run.epochs:
-            seconds = epoch.duration_seconds
-            if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 0:
-                raise TypeError(f"epoch {epoch.index}: duration_seconds is not a number")
+            _check_types(epoch)
+            if not 0 <= epoch.duration_seconds <= MAX_EPOCH_SECONDS:
+                raise ValueError(f"epoch {epoch.index}: duration_seconds is not seconds between 0 and a year")
+        if run.outcome is not None and run.outcome not in OUTCOMES:
+            raise ValueError(f"outcome {run.outcome[:20]!r} is not one of {', '.join(OUTCOMES)}")
+        if run.state not in STATES:
+            raise ValueError(f"state {run.state[:20]!r} is not one of {', '.join(STATES)}")
+        if not 0 < run.fraction <= 1:
+            raise ValueError(f"fraction {str(run.fraction)[:20]} is not in (0, 1]")
+        run.to_json()  # every derived figure: summary, sensors, slowdown, setup, config labels
+        run.config_labels()
         return run
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
         raise BundleError(source, f"runs[{index}] is not a run: {exc}") from None
 
 
