@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 import psutil
-from daemon_footprint import free_port, get, wait_ready
+from daemon_footprint import free_port, get, print_checks, wait_ready
 
 TARGET_RSS_MB = 100
 CHUNK = b" " * (1 << 20)
@@ -88,9 +88,7 @@ def main() -> int:
          max(peak) < TARGET_RSS_MB, f"< {TARGET_RSS_MB} MB"),
         (f"/healthz afterwards: {'ok' if healthy else 'no answer'}", healthy, "ok"),
     ]  # fmt: skip
-    for text, ok, target in checks:
-        print(f"{'ok  ' if ok else 'MISS'} {text} (target {target})")
-    return 0 if all(ok for _, ok, _ in checks) else 1
+    return print_checks(checks)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,13 @@ TARGET_IDLE_CPU_PERCENT = 1.0
 TARGET_P99_MS = 25.0
 
 
+def print_checks(checks: list[tuple[str, bool, str]]) -> int:
+    """Each figure against its target, one line each; the exit status says whether all were met."""
+    for text, ok, target in checks:
+        print(f"{'ok  ' if ok else 'MISS'} {text} (target {target})")
+    return 0 if all(ok for _, ok, _ in checks) else 1
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -133,9 +140,7 @@ def main() -> int:
          f"p99 <= {TARGET_P99_MS} ms"),
         (f"scrape errors {errors}", errors == 0, "0"),
     ]  # fmt: skip
-    for text, ok, target in checks:
-        print(f"{'ok  ' if ok else 'MISS'} {text} (target {target})")
-    return 0 if all(ok for _, ok, _ in checks) else 1
+    return print_checks(checks)
 
 
 if __name__ == "__main__":
