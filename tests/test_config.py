@@ -100,6 +100,22 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
         ('[workloads.vae]\ninterval = "1h"\ntiming = "wall"\n', "workloads.vae.timing", "'reference' or"),
         ('[server]\nhost = "0.0.0.0"\n', "server.token", "non-loopback"),
         ('[server]\ntoken = "short"\n', "server.token", "at least 16"),
+        ('[workloads.vae]\ninterval = "1h"\ndevice = []\n', "workloads.vae.device", "a list of 1 to 64"),
+        (
+            '[workloads.vae]\ninterval = "1h"\ndevice = ["all", "cpu"]\n',
+            "workloads.vae.device",
+            "every device",
+        ),
+        (
+            '[workloads.vae]\ninterval = "1h"\ndevice = ["cuda:0", "gpu"]\n',
+            "workloads.vae.device",
+            "'gpu' is not one of",
+        ),
+        (
+            '[workloads.vae]\ninterval = "1h"\nparallel_devices = "maybe"\n',
+            "workloads.vae.parallel_devices",
+            "not true or false",
+        ),
         ("[runs]\ntimeout = " + "9" * 4000 + "\n", "runs.timeout", "at most a year"),  # found by hypothesis
         ("[busy_check]\nmax_cpu_load = " + "9" * 4000 + "\n", "busy_check.max_cpu_load", "not a finite"),
         ('[server]\ntoken = "   "\n', "server.token", "is blank"),
@@ -141,6 +157,19 @@ def test_the_token_can_come_from_a_file_and_a_readable_secret_is_warned_about(tm
     config.chmod(0o600)
     assert load_settings(config, environ={}).warnings == ()
     assert load_settings(None, environ={"BENCHD_TOKEN": "s3cret-token-0123456789"}).warnings == ()
+
+
+def test_a_schedule_runs_on_one_device_several_or_all(tmp_path: Path) -> None:
+    text = (
+        '[workloads.vae]\ninterval = "1h"\ndevice = "all"\n'
+        '[workloads.siamese]\ninterval = "1h"\ndevice = ["cuda:1", "cuda:0", "cuda:1"]\n'
+        "parallel_devices = true\n"
+        '[workloads.dcgan]\ninterval = "1h"\n'
+    )
+    vae, siamese, dcgan = settings(tmp_path, text).schedules
+    assert (vae.devices, vae.parallel_devices) == (("all",), False)
+    assert (siamese.devices, siamese.parallel_devices) == (("cuda:1", "cuda:0"), True)
+    assert dcgan.devices == ("auto",)
 
 
 def test_durations() -> None:

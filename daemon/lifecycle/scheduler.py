@@ -24,9 +24,10 @@ from benchd.server.config import Schedule, Settings
 log = logging.getLogger("benchd.lifecycle.scheduler")
 
 DEVICE_RETRY_SECONDS = 10.0
+CHAIN_POLL_SECONDS = 2.0  # how often a schedule running its devices one after another checks the last one
 
-DeviceResolver = Callable[[str], str | None]
-"""Maps a configured device (`auto`, `cuda`) to a device id, or None while devices are unknown."""
+DeviceResolver = Callable[[str], list[str] | None]
+"""Maps a configured device (`auto`, `cuda`, `all`) to device ids, or None while devices are unknown."""
 
 
 class Scheduler(threading.Thread):
@@ -44,6 +45,8 @@ class Scheduler(threading.Thread):
         self._resolve = resolve_device
         self._stop = threading.Event()
         self._random = random.Random()
+        # Schedules going through their devices one at a time: (schedule, device now, devices still to go).
+        self._chains: list[tuple[Schedule, str, tuple[str, ...]]] = []
 
     def stop(self) -> None:
         self._stop.set()
@@ -70,10 +73,11 @@ class Scheduler(threading.Thread):
         started = time.time()
         due = {s.workload: self._first_due(s, started) for s in self._settings.schedules}
         while not self._stop.is_set() and due:
+            self._advance_chains()
             now = time.time()
             upcoming = min(due.values())
             if upcoming > now:
-                self._stop.wait(upcoming - now)
+                self._stop.wait(min(upcoming - now, CHAIN_POLL_SECONDS) if self._chains else upcoming - now)
                 continue
             for schedule in self._settings.schedules:
                 if due[schedule.workload] <= now:
@@ -83,10 +87,42 @@ class Scheduler(threading.Thread):
                         due[schedule.workload] = now + DEVICE_RETRY_SECONDS
 
     def _fire(self, schedule: Schedule) -> bool:
-        """Queue (or skip) every preset of the schedule; False if devices are not known yet."""
-        device = self._resolve(schedule.device)
-        if device is None:
+        """Queue (or skip) every preset of the schedule on its devices; False if devices are not known yet.
+
+        Several devices run at once with `parallel_devices`, else one after another: the next device's
+        runs are queued when the last device has none left (_advance_chains).
+        """
+        devices = self._devices(schedule)
+        if devices is None:
             return False
+        if schedule.parallel_devices or len(devices) == 1:
+            for device in devices:
+                self._fire_on(schedule, device)
+        else:
+            self._fire_on(schedule, devices[0])
+            self._chains.append((schedule, devices[0], tuple(devices[1:])))
+        return True
+
+    def _devices(self, schedule: Schedule) -> list[str] | None:
+        found: list[str] = []
+        for configured in schedule.devices:
+            resolved = self._resolve(configured)
+            if resolved is None:
+                return None
+            found += [device for device in resolved if device not in found]
+        return found
+
+    def _advance_chains(self) -> None:
+        for chain in list(self._chains):
+            schedule, current, rest = chain
+            if self._queue.device_busy(current):
+                continue
+            self._chains.remove(chain)
+            if rest:
+                self._fire_on(schedule, rest[0])
+                self._chains.append((schedule, rest[0], rest[1:]))
+
+    def _fire_on(self, schedule: Schedule, device: str) -> None:
         # Runs of our own already on the device just mean the new ones wait their turn.
         reason = None if self._queue.device_busy(device) else busy_reason(self._settings, device)
         for config in schedule.request.configs():
@@ -98,9 +134,8 @@ class Scheduler(threading.Thread):
                 except QueueFullError as exc:
                     reason = str(exc)
                 except ShuttingDownError:
-                    return True
+                    return
             self._record_skipped(request, reason)
-        return True
 
     def _record_skipped(self, request: RunRequest, reason: str) -> None:
         log.info("skipped %s %s: %s", request.config.workload, request.config.preset, reason)

@@ -71,10 +71,8 @@ class Schedule:
     presets: tuple[str, ...]
     interval_seconds: float | None
     cron: CronExpression | None
-
-    @property
-    def device(self) -> str:
-        return self.request.device
+    devices: tuple[str, ...] = ("auto",)  # as configured: a device, several, or "all" (every accelerator)
+    parallel_devices: bool = False  # several devices: all at once, or one after another
 
     def period_seconds(self, now: datetime) -> float:
         if self.cron is not None:
@@ -249,7 +247,8 @@ def _reject_unknown(prefix: str, table: Mapping[str, Any], known: set[str]) -> N
             raise ConfigError(f"{prefix}{name}", f"unknown key; known keys: {', '.join(sorted(known))}")
 
 
-SCHEDULE_TIMING_KEYS = {"interval", "cron", "suite"}
+SCHEDULE_TIMING_KEYS = {"interval", "cron", "suite", "parallel_devices"}
+ALL_DEVICES = "all"
 
 
 def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Schedule:
@@ -273,15 +272,30 @@ def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Sc
             raise ConfigError(f"{key}.cron", str(exc)) from None
     values = {k: v for k, v in table.items() if k not in SCHEDULE_TIMING_KEYS}
     values["timeout"] = parse_duration(f"{key}.timeout", table.get("timeout", default_timeout))
+    devices = _devices(key, values.pop("device", "auto"))
     if "suite" in table:
         values.update(_suite_values(key, name, table))
     try:
         request = request_model.parse({"workload": name, **values})
         configs = request.configs()
+        for device in devices:  # each checked as the request model checks one
+            if device != ALL_DEVICES:
+                request_model.parse({"workload": name, "device": device})
     except catalog.CatalogError as exc:
         where = key if exc.field in ("", "workload") else f"{key}.{exc.field}"
         raise ConfigError(where, exc.reason) from None
-    return Schedule(name, request, tuple(c.preset for c in configs), interval, cron)
+    parallel = _boolean(f"{key}.parallel_devices", table.get("parallel_devices", False))
+    return Schedule(name, request, tuple(c.preset for c in configs), interval, cron, devices, parallel)
+
+
+def _devices(key: str, value: Any) -> tuple[str, ...]:
+    """`device`: one device, a list of them, or "all" (every accelerator the host has, else the CPU)."""
+    chosen = value if isinstance(value, list) else [value]
+    if not chosen or not all(isinstance(device, str) for device in chosen) or len(chosen) > 64:
+        raise ConfigError(f"{key}.device", 'must be a device, a list of 1 to 64 devices, or "all"')
+    if ALL_DEVICES in chosen and len(chosen) > 1:
+        raise ConfigError(f"{key}.device", '"all" already means every device; list devices or say "all"')
+    return tuple(dict.fromkeys(chosen))
 
 
 def _suite_values(key: str, workload: str, table: Mapping[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from benchd.lifecycle.scheduler import Scheduler
 from benchd.paths import ensure_writable, store_path
 from benchd.results.model import OUTCOMES
 from benchd.results.store import ResultsStore
-from benchd.server.config import Settings
+from benchd.server.config import ALL_DEVICES, Settings
 from benchd.server.metrics import BenchdCollector, DaemonFacts
 from benchd.server.scoreboard import Scoreboard, SeriesState, Snapshot
 from benchd.telemetry.sampler import Sampler
@@ -139,18 +139,23 @@ class Daemon:
             self.facts.torch_version = result.torch_version
             self.facts.devices = result.devices
             for schedule in self.settings.schedules:
-                device = self._resolve(schedule.device)
-                for preset in schedule.presets:
-                    if device is not None:
-                        self.scoreboard.ensure_series(schedule.workload, preset, device, OUTCOMES)
+                for configured in schedule.devices:
+                    for device in self._resolve(configured) or []:
+                        for preset in schedule.presets:
+                            self.scoreboard.ensure_series(schedule.workload, preset, device, OUTCOMES)
         finally:
             self._probed.set()
 
-    def _resolve(self, requested: str) -> str | None:
+    def _resolve(self, requested: str) -> list[str] | None:
+        """A configured device as device ids: `all` is every accelerator (else the CPU); None until probed
+        or when the host lacks it."""
         if self._probe is None:
             return None
+        if requested == ALL_DEVICES:
+            accelerators = [d["id"] for d in self._probe.devices if d["type"] != "cpu"]
+            return accelerators or ["cpu"]
         try:
-            return self._probe.resolve(requested)
+            return [self._probe.resolve(requested)]
         except ValueError:
             return None
 
