@@ -224,3 +224,21 @@ def test_one_unreadable_record_never_fails_the_listing(client, daemon) -> None:
     assert unreadable["id"] == bad and f"run {bad}: its stored record cannot be read" in unreadable["error"]
     one = client.get(f"/api/v1/runs/{bad}")
     assert one.status_code == 409 and "cannot be read" in one.json()["error"]
+
+
+def test_runs_can_be_listed_by_config(client, daemon) -> None:
+    config = {
+        "workload": "vae",
+        "preset": "bs128",
+        "batch_size": 128,
+        "fraction": 0.5,
+        "epochs": 1,
+        "seed": 1,
+    }
+    first = daemon.store.create_run(config, requested_device="cpu", benchd_version="t", sample_unit="images")
+    daemon.store.create_run(config, requested_device="cpu", benchd_version="t", sample_unit="images")
+    daemon.store._db.execute("UPDATE runs SET config_id = 'abcdef012345' WHERE id = ?", (first,))
+    listed = client.get("/api/v1/runs?config=abcdef012345").json()["runs"]
+    assert [r["id"] for r in listed] == [first]
+    bad = client.get("/api/v1/runs?config=nope")
+    assert bad.status_code == 400 and "12 hex digits" in bad.json()["error"]

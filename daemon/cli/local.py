@@ -6,7 +6,7 @@ import functools
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +23,11 @@ from benchd.cli.app import (
     interrupt_on_termination,
     resolve_data_dir,
 )
+from benchd.cli.gate import EXIT_SLOWER, MaxSlowdownOption, parse_limit, slower_than_baseline
+
+if TYPE_CHECKING:
+    from benchd.results.model import Run
+    from benchd.results.store import ResultsStore
 
 
 @app.command()
@@ -77,11 +82,11 @@ def run(
     data_dir: DataDirOption = None,
     json_output: JsonOption = False,
     wide: WideOption = False,
+    max_slowdown: MaxSlowdownOption = None,
 ) -> None:
     """Run WORKLOAD's presets in the foreground, print the results table and store the runs."""
     from benchd import catalog, devices
     from benchd.catalog import request as request_model
-    from benchd.cli import report
     from benchd.cli.data import prepare_dataset
     from benchd.cli.progress import RunProgress
     from benchd.datasets.layout import DatasetError
@@ -89,7 +94,6 @@ def run(
     from benchd.lifecycle.queue import interrupt_abandoned
     from benchd.lifecycle.recording import RunRequest, execute, queue_run
     from benchd.paths import store_path
-    from benchd.results.model import Outcome
     from benchd.results.store import ResultsStore, StoreError
     from benchd.telemetry.sampler import Sampler
 
@@ -98,6 +102,7 @@ def run(
         "fraction": fraction, "batch_size": batch_size, "emsize": emsize, "nlayers": nlayers, "nhid": nhid,
         "workers": workers, "seed": seed, "timing": timing, "timeout": timeout,
     }  # fmt: skip
+    limit = parse_limit(max_slowdown)
     try:
         if suite is not None:
             options.update(suite_options(suite, workload, options))
@@ -143,13 +148,31 @@ def run(
     finally:
         if sampler is not None:
             sampler.stop()
-    runs = [r for r in (store.get_run(i) for i in run_ids) if r is not None]
+    _report(
+        store, [r for r in (store.get_run(i) for i in run_ids) if r is not None], json_output, wide, limit
+    )
+
+
+def _report(store: ResultsStore, runs: list[Run], json_output: bool, wide: bool, limit: float | None) -> None:
+    """The runs as a table or JSON, then the exit status: 1 if one failed, 3 if one was slower than its
+    baseline beyond the limit (--max-slowdown), else 0."""
+    from benchd.cli import report
+    from benchd.results.model import Outcome
+
     if json_output:
         typer.echo(json.dumps([r.to_json() for r in runs], indent=2))
     else:
         report.print_table(report.runs_table(runs, wide=wide))
     if any(r.outcome != Outcome.OK for r in runs):
         raise typer.Exit(EXIT_FAILED_RUN)
+    if limit is not None and slower_than_baseline(runs, functools.partial(_history, store), limit):
+        raise typer.Exit(EXIT_SLOWER)
+
+
+def _history(store: ResultsStore, run: Run) -> list[float]:
+    from benchd.results.baseline import BASELINE_RUNS
+
+    return store.config_history(run.config_id or "", run.id, BASELINE_RUNS)
 
 
 def suite_options(suite: str, workload: str, given: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ traceback; an API error prints the daemon's message.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import typer
 from benchd.catalog import NAMES_TEXT
 from benchd.cli.app import EXIT_BAD_INPUT, EXIT_FAILED_RUN, DataDirOption, JsonOption, WideOption, app, fail
 from benchd.cli.client import ClientError, DaemonClient
+from benchd.cli.gate import EXIT_SLOWER, MaxSlowdownOption, parse_limit, slower_than_baseline
 from benchd.results.model import Outcome
 
 POLL_SECONDS = 0.5
@@ -123,8 +125,12 @@ def trigger(
     token_file: TokenFileOption = None,
     json_output: JsonOption = False,
     wide: WideOption = False,
+    max_slowdown: MaxSlowdownOption = None,
 ) -> None:
     """Ask the running daemon to run WORKLOAD now; with --wait, exit 0 only if every run was ok."""
+    limit = parse_limit(max_slowdown) if wait else None
+    if max_slowdown is not None and not wait:
+        fail("--max-slowdown needs --wait: the results are judged when the runs end")
     client = client_for(url, token, token_file)
     body: dict[str, Any] = {"workload": workload, "presets": preset or "all", "device": device}
     if epochs is not None:
@@ -148,6 +154,21 @@ def trigger(
     _print_runs(runs, json_output, wide)
     if any(r["outcome"] != Outcome.OK for r in runs):
         raise typer.Exit(EXIT_FAILED_RUN)
+    if limit is not None:
+        from benchd.results.model import Run
+
+        history = functools.partial(_history, client)
+        if slower_than_baseline([Run.from_json(r) for r in runs], history, limit):
+            raise typer.Exit(EXIT_SLOWER)
+
+
+def _history(client: DaemonClient, run: Any) -> list[float]:
+    """The run's config's earlier ok, uncontended representative epochs, oldest first, from the daemon."""
+    from benchd.results.baseline import BASELINE_RUNS
+
+    query = f"/api/v1/runs?config={run.config_id}&outcome=ok&limit={2 * BASELINE_RUNS}"
+    earlier = [r for r in call(client, "GET", query)["runs"] if r["id"] < run.id and not r.get("contended")]
+    return [r["summary"]["epoch_seconds"] for r in reversed(earlier[:BASELINE_RUNS]) if r.get("summary")]
 
 
 def _follow(client: DaemonClient, run_ids: list[int]) -> list[dict[str, Any]]:

@@ -419,14 +419,37 @@ class ResultsStore:
             ]
         return self._readable(ids)
 
+    def config_history(self, config_id: str, before: int, limit: int) -> list[float]:
+        """Representative epoch seconds of the config's ok, uncontended runs before run `before`, oldest
+        first: what a result is gated against (results/baseline.py)."""
+        with self._lock:
+            ids = [
+                row[0]
+                for row in self._db.execute(
+                    "SELECT id FROM runs WHERE config_id = ? AND outcome = ? AND id < ? "
+                    "ORDER BY id DESC LIMIT ?",
+                    (config_id, Outcome.OK, before, limit * 2),  # room for contended ones, left out below
+                )
+            ]
+        runs = [r for r in self._readable(ids) if r.summary is not None and not r.contended][:limit]
+        return [r.summary.epoch_seconds for r in reversed(runs) if r.summary is not None]
+
     def finished_runs(self) -> list[Run]:
         """Every finished run, oldest first: what the daemon's counters are rebuilt from."""
         return self.runs_in_state(State.FINISHED)
 
     def list_runs(
-        self, *, workload: str | None = None, outcome: str | None = None, limit: int = 50
+        self,
+        *,
+        workload: str | None = None,
+        outcome: str | None = None,
+        config: str | None = None,
+        limit: int = 50,
     ) -> list[Run]:
         clauses, params = [], []
+        if config is not None:
+            clauses.append("config_id = ?")
+            params.append(config)
         if workload is not None:
             clauses.append("workload = ?")
             params.append(workload)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -40,6 +41,7 @@ from benchd.results.store import ResultsStore, UnreadableRunError
 from benchd.server.openapi import MAX_RUN_ID, openapi_document
 
 MAX_BODY_BYTES = 64 * 1024
+CONFIG_ID = re.compile(r"[0-9a-f]{12}")
 MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 RETRY_SOON = {"Retry-After": "1"}  # while the daemon starts: the CLI waits and tries again
@@ -264,11 +266,14 @@ def list_runs(request: Request) -> Response:
     outcome = query.get("outcome")
     if outcome is not None and outcome not in OUTCOMES:
         raise ApiError(400, f"unknown outcome {outcome!r}; valid outcomes: {', '.join(OUTCOMES)}")
+    config = query.get("config")
+    if config is not None and not CONFIG_ID.fullmatch(config):
+        raise ApiError(400, f"config must be a config id of 12 hex digits, got {config[:40]!r}")
     limit_text = query.get("limit", "50")
     if not (limit_text.isascii() and limit_text.isdigit()) or not 1 <= int(limit_text) <= 1000:
         raise ApiError(400, f"limit must be an integer from 1 to 1000, got {limit_text!r}")
     store = _daemon(request).store
-    runs = store.list_runs(workload=workload, outcome=outcome, limit=int(limit_text))
+    runs = store.list_runs(workload=workload, outcome=outcome, config=config, limit=int(limit_text))
     body: dict[str, Any] = {"runs": [r.to_json() for r in runs]}
     if store.unreadable:  # said, never a reason to fail the whole listing
         body["unreadable"] = [{"id": i, "error": why} for i, why in sorted(store.unreadable.items())]

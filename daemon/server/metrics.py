@@ -24,9 +24,10 @@ from prometheus_client.registry import Collector
 
 from benchd import __version__
 from benchd.lifecycle.queue import RunQueue
+from benchd.results.baseline import BASELINE_RUNS
 from benchd.results.model import OUTCOMES, Outcome
 from benchd.results.store import ResultsStore
-from benchd.server.scoreboard import BASELINE_RUNS, Scoreboard, Snapshot
+from benchd.server.scoreboard import Scoreboard, Snapshot
 from benchd.telemetry.nvidia import CLOCK_EVENT_REASONS
 from benchd.telemetry.sampler import Sampler
 

@@ -152,6 +152,11 @@ def openapi_document(token_required: bool = True) -> dict[str, Any]:
                         {"name": "workload", "in": "query", "schema": {"enum": list(WORKLOADS)}},
                         {"name": "outcome", "in": "query", "schema": {"enum": [str(o) for o in OUTCOMES]}},
                         {
+                            "name": "config",
+                            "in": "query",
+                            "schema": {"type": "string", "pattern": "^[0-9a-f]{12}$"},
+                        },
+                        {
                             "name": "limit",
                             "in": "query",
                             "schema": {"type": "integer", "minimum": 1, "maximum": 1000},

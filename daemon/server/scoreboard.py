@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import bisect
 import copy
-import statistics
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchd.results.baseline import BASELINE_RUNS, baseline_of
 from benchd.results.model import Origin, Outcome, Run
 
 # Epoch durations span milliseconds (a VAE on a GPU, a small fraction) to hours (DCGAN on a CPU).
@@ -43,8 +43,6 @@ class Histogram:
         return pairs
 
 
-BASELINE_RUNS = 10
-"""A config's baseline is the median of its previous BASELINE_RUNS ok runs (docs/metrics.md)."""
 CONFIGS_PER_SERIES = 4
 """Configs exported per workload, preset and device, unless the daemon's config says otherwise."""
 UNKNOWN_CONFIG = "unknown"  # runs stored before config identity existed, or that never started
@@ -83,17 +81,10 @@ class ConfigResult:
     history: list[float] = field(default_factory=list)  # representative epochs of ok runs, oldest first
 
     def baseline(self) -> tuple[float, float, int] | None:
-        """(median, relative spread, runs) of the ok runs before the latest; None before there is one.
-
-        The spread is the median absolute deviation over the median: how much
-        a run of this config usually differs from its baseline.
-        """
-        previous = self.history[-BASELINE_RUNS - 1 : -1]
-        if not previous:
-            return None
-        middle = statistics.median(previous)
-        spread = statistics.median(abs(v - middle) for v in previous) / middle if middle > 0 else 0.0
-        return middle, spread, len(previous)
+        """(median, relative spread, runs) of the ok runs before the latest (results/baseline.py); None
+        before there is one."""
+        found = baseline_of(self.history[:-1])
+        return None if found is None else (found.median, found.spread, found.runs)
 
 
 class Scoreboard:

@@ -1,0 +1,76 @@
+"""The CI gate: a result against its config's baseline, beyond the limit and beyond the noise."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from benchd.paths import store_path
+from benchd.results.baseline import judge, parse_slowdown
+
+from .test_cli import assert_bad_input, benchd
+
+
+@pytest.mark.parametrize(
+    ("seconds", "previous", "slower"),
+    [
+        (11.5, [10.0, 10.2, 9.8, 10.0], True),  # 15% slower, the noise is 3 x 1%
+        (10.5, [10.0, 10.2, 9.8, 10.0], False),  # 5%: within the limit
+        (12.0, [10.0, 13.0, 7.0, 10.0], False),  # 20%, but this config moves by 3 x 15% run to run
+        (50.0, [10.0, 10.0], False),  # two earlier runs are not a baseline yet
+        (5.0, [10.0, 10.0, 10.0], False),  # faster is never a failure
+    ],
+)
+def test_slower_only_beyond_the_limit_and_the_noise(
+    seconds: float, previous: list[float], slower: bool
+) -> None:
+    verdict = judge(seconds, previous, 0.10)
+    assert verdict.slower is slower
+    line = verdict.line(0.10)
+    assert ("SLOWER" in line) is slower and (("no baseline yet" in line) is (len(previous) < 3))
+
+
+def test_slowdown_limits_are_read_as_percent_or_fraction() -> None:
+    assert parse_slowdown("10%") == pytest.approx(0.1) and parse_slowdown("0.25") == 0.25
+    for text in ("ten", "-5%", "2000%"):
+        with pytest.raises(ValueError, match=repr(text)):
+            parse_slowdown(text)
+
+
+def _copy_run(db: sqlite3.Connection, run_id: int, times: int, scale: float) -> None:
+    """Earlier runs of the same config: copies of `run_id` whose epochs took `scale` times as long."""
+    columns = [row[1] for row in db.execute("PRAGMA table_info(runs)") if row[1] != "id"]
+    epoch_columns = [
+        row[1] for row in db.execute("PRAGMA table_info(epochs)") if row[1] not in ("run_id", "id")
+    ]
+    for _ in range(times):
+        new = db.execute(f"INSERT INTO runs ({', '.join(columns)}) SELECT {', '.join(columns)} FROM runs "
+                         "WHERE id = ?", (run_id,)).lastrowid  # fmt: skip
+        selected = ", ".join(
+            f"duration_seconds * {scale}" if c == "duration_seconds" else c for c in epoch_columns
+        )
+        names = ", ".join(epoch_columns)
+        db.execute(f"INSERT INTO epochs (run_id, {names}) SELECT ?, {selected} FROM epochs WHERE run_id = ?",
+                   (new, run_id))  # fmt: skip
+    db.commit()
+
+
+@pytest.mark.slow
+def test_run_exits_3_on_a_slowdown_against_a_seeded_baseline(data_dir: Path) -> None:
+    args = ("run", "vae", "-p", "bs128", "--fraction", "0.02", "--epochs", "2", "--device", "cpu",
+            "--no-telemetry", "--data-dir", str(data_dir))  # fmt: skip
+    first = benchd(*args)
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(store_path(data_dir)) as db:
+        _copy_run(db, 1, 3, 100.0)  # a baseline a hundred times slower than this machine
+    faster = benchd(*args, "--max-slowdown", "10%")
+    assert faster.returncode == 0, faster.stderr
+    assert "against a baseline of" in faster.stderr and ": ok" in faster.stderr
+    with sqlite3.connect(store_path(data_dir)) as db:
+        _copy_run(db, 1, 10, 0.01)  # now the ten runs before are a hundred times faster
+    slower = benchd(*args, "--max-slowdown", "10%", "--json")
+    assert slower.returncode == 3, slower.stderr
+    assert "SLOWER" in slower.stderr and slower.stdout.lstrip().startswith("[")  # the JSON is still whole
+    assert_bad_input(benchd(*args, "--max-slowdown", "lots"), "--max-slowdown: 'lots' is not a slowdown")
