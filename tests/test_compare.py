@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from benchd.comparison import results, table
+from benchd.comparison import render, results, table
 from benchd.results.bundle import parse_bundle
 
 from . import published
@@ -162,7 +162,23 @@ def test_cells_of_another_config_are_kept_apart_with_the_reason() -> None:
     # Three runs: their median, scaled to a full epoch and marked so, with their spread.
     assert apart.cell.seconds == pytest.approx(5.0) and apart.cell.scaled and apart.cell.runs == 3
     assert apart.cell.spread == pytest.approx(0.2)
-    assert apart.cell.text == "5.000*"
+    assert apart.cell.text == "5.000*" and apart.cell.unstable  # CV 20%: more than 5%
+
+
+def test_machines_closer_than_their_noise_are_said_to_be() -> None:
+    def results_of(host: str, seconds: list[float]) -> list[results.Result]:
+        column = results.Column(host, "cuda", "H100")
+        labels = {"batch_size": "128"}
+        return [results.Result(column, "vae", "bs128", "aaaaaaaaaaaa", labels, 1.0, "ok", value, float(index))
+                for index, value in enumerate(seconds)]  # fmt: skip
+
+    close = table.build(results_of("a", [10.0, 10.6, 9.4]) + results_of("b", [10.2, 10.8, 9.6]), ["a", "b"])
+    (row,) = close.rows
+    cell = close.cell(row, close.columns[1])
+    assert cell is not None and cell.within_noise
+    assert "(within noise)" in render.cell_lines(cell, close.columns[1], close, ())[2]
+    apart = table.build(results_of("a", [10.0, 10.1, 9.9]) + results_of("b", [13.0, 13.1, 12.9]), ["a", "b"])
+    assert not apart.cell(row, apart.columns[1]).within_noise
 
 
 def test_suite_and_config_select_the_runs_compared() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchd.paths import store_path
-from benchd.results.baseline import judge, parse_slowdown
+from benchd.results.baseline import judge, parse_slowdown, repeats_of, within_noise
 
 from .test_cli import assert_bad_input, benchd
 
@@ -39,6 +39,15 @@ def test_slowdown_limits_are_read_as_percent_or_fraction() -> None:
             parse_slowdown(text)
 
 
+def test_repeats_give_median_spread_and_an_unstable_mark() -> None:
+    steady = repeats_of([10.0, 10.2, 9.8, 10.0])
+    assert steady is not None and steady.median == 10.0 and steady.iqr == pytest.approx(0.1)
+    assert steady.cv == pytest.approx(0.0163, abs=1e-3) and not steady.unstable
+    shaky = repeats_of([10.0, 13.0, 7.0, 10.0])
+    assert shaky is not None and shaky.unstable and "unstable (over 5%)" in shaky.line()
+    assert within_noise(1.03, 0.02) and not within_noise(1.10, 0.02) and not within_noise(1.0)
+
+
 def _copy_run(db: sqlite3.Connection, run_id: int, times: int, scale: float) -> None:
     """Earlier runs of the same config: copies of `run_id` whose epochs took `scale` times as long."""
     columns = [row[1] for row in db.execute("PRAGMA table_info(runs)") if row[1] != "id"]
@@ -61,8 +70,9 @@ def _copy_run(db: sqlite3.Connection, run_id: int, times: int, scale: float) -> 
 def test_run_exits_3_on_a_slowdown_against_a_seeded_baseline(data_dir: Path) -> None:
     args = ("run", "vae", "-p", "bs128", "--fraction", "0.02", "--epochs", "2", "--device", "cpu",
             "--no-telemetry", "--data-dir", str(data_dir))  # fmt: skip
-    first = benchd(*args)
+    first = benchd(*args, "--repeat", "2")  # two runs in fresh children, and their spread
     assert first.returncode == 0, first.stderr
+    assert "repeats: vae bs128 (" in first.stderr and " over 2 runs, IQR " in first.stderr
     with sqlite3.connect(store_path(data_dir)) as db:
         _copy_run(db, 1, 3, 100.0)  # a baseline a hundred times slower than this machine
     faster = benchd(*args, "--max-slowdown", "10%")

@@ -83,6 +83,12 @@ def run(
     json_output: JsonOption = False,
     wide: WideOption = False,
     max_slowdown: MaxSlowdownOption = None,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            help="Run each config this many times, each in a fresh child; report the spread.", min=1, max=100
+        ),
+    ] = 1,
 ) -> None:
     """Run WORKLOAD's presets in the foreground, print the results table and store the runs."""
     from benchd import catalog, devices
@@ -133,7 +139,7 @@ def run(
     interrupt_on_termination()
     sampler = Sampler().start() if telemetry else None
     try:
-        for config in configs:
+        for config in (c for c in configs for _ in range(repeat)):
             request = RunRequest(config, resolved, directory, timeout)
             run_id = queue_run(store, request)
             run_ids.append(run_id)
@@ -163,10 +169,27 @@ def _report(store: ResultsStore, runs: list[Run], json_output: bool, wide: bool,
         typer.echo(json.dumps([r.to_json() for r in runs], indent=2))
     else:
         report.print_table(report.runs_table(runs, wide=wide))
+    print_repeats(runs)
     if any(r.outcome != Outcome.OK for r in runs):
         raise typer.Exit(EXIT_FAILED_RUN)
     if limit is not None and slower_than_baseline(runs, functools.partial(_history, store), limit):
         raise typer.Exit(EXIT_SLOWER)
+
+
+def print_repeats(runs: list[Run]) -> None:
+    """For a config run several times (--repeat): its median, interquartile range and variation, on stderr."""
+    from benchd.results.baseline import repeats_of
+
+    by_config: dict[tuple[str, str, str], list[float]] = {}
+    for run in runs:
+        if run.summary is not None and run.outcome == "ok":
+            by_config.setdefault((run.workload, run.preset, run.config_id or "-"), []).append(
+                run.summary.epoch_seconds
+            )
+    for (workload, preset, config), seconds in by_config.items():
+        found = repeats_of(seconds)
+        if found is not None and found.runs > 1:
+            typer.echo(f"repeats: {workload} {preset} ({config}): {found.line()}", err=True)
 
 
 def _history(store: ResultsStore, run: Run) -> list[float]:

@@ -38,11 +38,11 @@ EXTRA_FORMATS = {
 def cell_lines(cell: Cell, column: Column, comparison: Comparison, extras: tuple[str, ...]) -> list[str]:
     lines = [cell.text]
     if cell.spread is not None:
-        lines.append(f"±{cell.spread:.0%} over {cell.runs} runs")
+        lines.append(f"±{cell.spread:.0%} over {cell.runs} runs" + (", unstable" if cell.unstable else ""))
     if column == comparison.baseline and cell.seconds is not None:
         lines.append("baseline")
     elif cell.speedup is not None:
-        lines.append(f"x{cell.speedup:.2f}")
+        lines.append(f"x{cell.speedup:.2f}" + (" (within noise)" if cell.within_noise else ""))
     shown = [EXTRA_FORMATS[name](cell.extras[name]) for name in extras if name in cell.extras]
     if shown:
         lines.append(", ".join(shown))
@@ -140,6 +140,9 @@ def _record(row: Row, column: Column, config: str | None, cell: Cell, comparison
         "runs": cell.runs,
         "spread_ratio": cell.spread,
         "speedup": cell.speedup,
+        "cv": cell.cv,
+        "unstable": cell.unstable,
+        "within_noise": cell.within_noise,
         "baseline": column == comparison.baseline,
         "failure": cell.failure,
         "peak_device_memory_bytes": cell.extras.get("memory"),

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from benchd.catalog import WORKLOADS
 from benchd.comparison.results import Column, Result
+from benchd.results.baseline import UNSTABLE_CV, repeats_of, within_noise
 from benchd.results.model import Outcome
 
 # The labels a row's config and a differing config are compared on, in the order a reason names them.
@@ -38,6 +39,12 @@ class Cell:
     failure: str | None  # what happened when no run was ok: "DNF (out of memory)", "runtime error", ...
     extras: dict[str, float] = field(default_factory=dict)
     speedup: float | None = None  # the baseline's seconds over this cell's, same config
+    cv: float | None = None  # the runs' coefficient of variation; None for one run
+    within_noise: bool = False  # the speed-up is closer to 1 than the two machines' run-to-run variation
+
+    @property
+    def unstable(self) -> bool:
+        return self.cv is not None and self.cv > UNSTABLE_CV
 
     @property
     def text(self) -> str:
@@ -120,7 +127,9 @@ def make_cell(results: list[Result]) -> Cell:
     spread = (max(seconds) - min(seconds)) / 2 / middle if len(seconds) > 1 and middle > 0 else None
     names = {name for r in measured for name in r.extras}
     extras = {name: statistics.median(r.extras[name] for r in measured if name in r.extras) for name in names}
-    return Cell(middle, any(r.fraction < 1 for r in measured), len(seconds), spread, None, extras)
+    found = repeats_of(seconds)
+    cv = found.cv if found is not None and found.runs > 1 else None
+    return Cell(middle, any(r.fraction < 1 for r in measured), len(seconds), spread, None, extras, cv=cv)
 
 
 def _reason(labels: dict[str, str], row_labels: dict[str, str]) -> str:
@@ -225,7 +234,6 @@ def _add_speedups(comparison: Comparison) -> None:
     for (row, column), cell in list(comparison.cells.items()):
         reference = comparison.cells.get((row, base)) if base else None
         if reference and reference.seconds and cell.seconds:
-            comparison.cells[(row, column)] = Cell(
-                cell.seconds, cell.scaled, cell.runs, cell.spread, cell.failure, cell.extras,
-                reference.seconds / cell.seconds,
-            )  # fmt: skip
+            speedup = reference.seconds / cell.seconds
+            noise = within_noise(speedup, cell.cv or 0.0, reference.cv or 0.0) and column != base
+            comparison.cells[(row, column)] = replace(cell, speedup=speedup, within_noise=noise)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 BASELINE_RUNS = 10
 MIN_BASELINE_RUNS = 3  # fewer previous runs are not yet a baseline to gate on
 NOISE_FACTOR = 3.0  # a slowdown must also exceed this many times the config's usual spread
+UNSTABLE_CV = 0.05  # repeated runs of one config whose times vary more than this (stdev/mean) are unstable
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,40 @@ def parse_slowdown(text: str) -> float:
     if not 0 <= fraction <= 10:
         raise ValueError(f"{text!r} is not a slowdown between 0% and 1000%")
     return fraction
+
+
+@dataclass(frozen=True)
+class Repeats:
+    """Several runs of one config on one machine: how far apart their representative epochs are."""
+
+    runs: int
+    median: float
+    iqr: float  # interquartile range, seconds
+    cv: float  # coefficient of variation: standard deviation over the mean
+
+    @property
+    def unstable(self) -> bool:
+        return self.runs >= 2 and self.cv > UNSTABLE_CV
+
+    def line(self) -> str:
+        mark = f", unstable (over {UNSTABLE_CV:.0%})" if self.unstable else ""
+        return (
+            f"median {self.median:.3f} s over {self.runs} runs, IQR {self.iqr:.3f} s, CV {self.cv:.1%}{mark}"
+        )
+
+
+def repeats_of(seconds: list[float]) -> Repeats | None:
+    if not seconds:
+        return None
+    if len(seconds) == 1:
+        return Repeats(1, seconds[0], 0.0, 0.0)
+    quartiles = statistics.quantiles(seconds, n=4, method="inclusive")
+    mean = statistics.fmean(seconds)
+    cv = statistics.stdev(seconds) / mean if mean > 0 else 0.0
+    return Repeats(len(seconds), statistics.median(seconds), quartiles[2] - quartiles[0], cv)
+
+
+def within_noise(ratio: float, *cvs: float) -> bool:
+    """Whether a speed ratio of two machines is closer to 1 than twice their larger run-to-run variation."""
+    noise = max(cvs, default=0.0)
+    return noise > 0 and abs(ratio - 1) <= 2 * noise
