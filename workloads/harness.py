@@ -53,7 +53,6 @@ def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
     import torch
 
     from benchd.catalog import TIMING_REFERENCE, get_workload
-    from benchd.catalog.identity import PRECISION
     from benchd.datasets import layout
     from benchd.datasets.formats import get_format
     from benchd.workloads import device as devices
@@ -83,6 +82,7 @@ def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
             timing=timing,
             pin_memory=loader.pin_memory(info.type),
             scratch_dir=scratch,
+            precision=spec.get("precision", "fp32"),
         )
     )
     events.emit(
@@ -96,7 +96,7 @@ def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
             device_total_memory_bytes=info.total_memory_bytes,
             torch_version=torch.__version__,
             driver_version=devices.driver_version(device),
-            precision=PRECISION,
+            precision=trainer.precision.reported,
             timing=timing,
             workers=trainer.timed_workers,
             parameters=trainer.parameters,

@@ -16,6 +16,8 @@ from typing import Any
 
 from benchd.catalog.spec import (
     MAX_EPOCHS,
+    PRECISION_DEFAULT,
+    PRECISIONS,
     TIMING_DEVICE,
     TIMING_REFERENCE,
     TIMINGS,
@@ -107,6 +109,7 @@ def build_config(
     workers: int | None = None,
     seed: int = 1,
     timing: str = TIMING_REFERENCE,
+    precision: str = PRECISION_DEFAULT,
 ) -> RunConfig:
     """Apply overrides to a preset, checking what depends on the workload.
 
@@ -132,12 +135,15 @@ def build_config(
         workers=workers,
         seed=seed,
         timing=timing,
+        precision=precision,
     )
 
 
 __all__ = [
     "MAX_EPOCHS",
     "NAMES_TEXT",
+    "PRECISIONS",
+    "PRECISION_DEFAULT",
     "TIMINGS",
     "TIMING_DEVICE",
     "TIMING_REFERENCE",

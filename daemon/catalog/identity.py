@@ -16,9 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 CONFIG_ID_VERSION = 1
-PRECISION = (
-    "float32"  # the only one benchd runs so far (the harness reports it); part of the identity all the same
-)
+PRECISION = "float32"  # what an fp32 run reports, and every run before precision modes (workloads/training)
 
 # The run config's fields that decide the work (the preset's name does not: its batch size and
 # options do, so an overridden preset equal to another is the same work).

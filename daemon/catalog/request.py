@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from benchd.catalog import WORKLOADS, build_config, get_workload, resolve_presets
-from benchd.catalog.spec import MAX_EPOCHS, TIMING_REFERENCE, CatalogError, RunConfig
+from benchd.catalog.spec import MAX_EPOCHS, PRECISION_DEFAULT, TIMING_REFERENCE, CatalogError, RunConfig
 
 MAX_TIMEOUT_SECONDS = 30 * 24 * 3600.0  # a month: beyond it a timer is a mistake, and some platforms overflow
 MAX_SEED = 2**63 - 1  # what SQLite's INTEGER holds
@@ -46,6 +46,11 @@ class RunRequestFields(BaseModel):
         TIMING_REFERENCE,
         description="reference: what the published comparison timed; device: the training steps alone.",
     )
+    precision: Literal["fp32", "tf32", "amp-fp16", "amp-bf16"] = Field(
+        PRECISION_DEFAULT,
+        description="fp32 (float32, as published); tf32 matmuls (Ampere and newer); autocast to fp16 (with "
+        "a gradient scaler) or bf16.",
+    )
 
     @field_validator("presets")
     @classmethod
@@ -71,6 +76,7 @@ class RunRequestFields(BaseModel):
                 workers=self.workers,
                 seed=self.seed,
                 timing=self.timing,
+                precision=self.precision,
             )
             for preset in resolve_presets(workload, self.preset_names())
         ]

@@ -27,6 +27,8 @@ TIMING_REFERENCE: Final = "reference"
 TIMING_DEVICE: Final = "device"
 """Time only the training steps, on data already in memory: the accelerator in isolation."""
 TIMINGS = (TIMING_REFERENCE, TIMING_DEVICE)
+PRECISION_DEFAULT: Final = "fp32"  # float32 eager, as the published comparison ran
+PRECISIONS = (PRECISION_DEFAULT, "tf32", "amp-fp16", "amp-bf16")
 MAX_EPOCHS = 1000
 
 
@@ -107,8 +109,13 @@ class RunConfig:
     workers: int | None  # None: as the published run did on the device it lands on
     seed: int = 1
     timing: str = TIMING_REFERENCE
+    precision: str = PRECISION_DEFAULT  # docs/cli.md: fp32 (as published), tf32, amp-fp16, amp-bf16
 
     def to_json(self) -> dict[str, object]:
+        """The config as stored; precision only when not fp32, so every earlier config reads the same."""
+        extra: dict[str, object] = (
+            {} if self.precision == PRECISION_DEFAULT else {"precision": self.precision}
+        )
         return {
             "workload": self.workload,
             "preset": self.preset,
@@ -119,4 +126,5 @@ class RunConfig:
             "workers": self.workers,
             "seed": self.seed,
             "timing": self.timing,
+            **extra,
         }

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from benchd.catalog import get_workload
-from benchd.catalog.spec import TIMING_REFERENCE, CatalogError
+from benchd.catalog.spec import PRECISION_DEFAULT, TIMING_REFERENCE, CatalogError
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def entry(suite: str, workload: str) -> SuiteEntry:
 
 def suite_of(config: Mapping[str, Any]) -> str | None:
     """The suite whose run this config is, if any: its preset unchanged, at the suite's fraction and
-    epochs, with the default workers, seed and timing."""
+    epochs, with the default workers, seed, timing and precision."""
     workload = str(config.get("workload"))
     for name, entries in SUITES.items():
         chosen = entries.get(workload)
@@ -67,6 +67,7 @@ def suite_of(config: Mapping[str, Any]) -> str | None:
             and config.get("workers") is None
             and config.get("seed", 1) == 1
             and config.get("timing") == TIMING_REFERENCE
+            and config.get("precision", PRECISION_DEFAULT) == PRECISION_DEFAULT
         ):
             return name
     return None

@@ -53,6 +53,16 @@ TimingOption = Annotated[
 ]
 
 
+PrecisionOption = Annotated[
+    str | None,
+    typer.Option(
+        help="fp32 (float32, as published; the default), tf32 (matmuls in TF32, Ampere and newer), amp-fp16 "
+        "or amp-bf16 (autocast; fp16 with a gradient scaler). Part of the run's config.",
+        show_default=False,
+    ),
+]
+
+
 def fail(message: str) -> NoReturn:
     """Report bad input the way every command does: one line, exit 2, no traceback."""
     typer.echo(f"error: {message}", err=True)

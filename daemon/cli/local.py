@@ -15,6 +15,7 @@ from benchd.cli.app import (
     EXIT_FAILED_RUN,
     DataDirOption,
     JsonOption,
+    PrecisionOption,
     TimingOption,
     WideOption,
     app,
@@ -72,6 +73,7 @@ def run(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for weights, shuffling and synthetic pairs.")] = 1,
     timing: TimingOption = "reference",
+    precision: PrecisionOption = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N, mps or xpu.")] = "auto",
     timeout: Annotated[
         float | None, typer.Option(help="Seconds before a run is stopped as `timeout`.")
@@ -106,7 +108,7 @@ def run(
     options = {
         "workload": workload, "presets": preset or "all", "device": device, "epochs": epochs,
         "fraction": fraction, "batch_size": batch_size, "emsize": emsize, "nlayers": nlayers, "nhid": nhid,
-        "workers": workers, "seed": seed, "timing": timing, "timeout": timeout,
+        "workers": workers, "seed": seed, "timing": timing, "timeout": timeout, "precision": precision,
     }  # fmt: skip
     limit = parse_limit(max_slowdown)
     try:

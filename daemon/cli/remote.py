@@ -16,7 +16,16 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from benchd.catalog import NAMES_TEXT
-from benchd.cli.app import EXIT_BAD_INPUT, EXIT_FAILED_RUN, DataDirOption, JsonOption, WideOption, app, fail
+from benchd.cli.app import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED_RUN,
+    DataDirOption,
+    JsonOption,
+    PrecisionOption,
+    WideOption,
+    app,
+    fail,
+)
 from benchd.cli.client import ClientError, DaemonClient
 from benchd.cli.gate import EXIT_SLOWER, MaxSlowdownOption, parse_limit, slower_than_baseline
 from benchd.results.model import Outcome
@@ -119,6 +128,7 @@ def trigger(
     timing: Annotated[
         str | None, typer.Option(help="reference (the default) or device; see docs/workloads.md.")
     ] = None,
+    precision: PrecisionOption = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the runs and print their results.")] = False,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -139,6 +149,8 @@ def trigger(
         body["fraction"] = fraction
     if timing is not None:
         body["timing"] = timing
+    if precision is not None:
+        body["precision"] = precision
     queued = call(client, "POST", "/api/v1/runs", body)["runs"]
     if not wait:
         if json_output:

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from benchd.catalog import TIMING_REFERENCE
+from benchd.workloads.training.precision import FP32, Precision
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class TrainerSpec:
     pin_memory: bool = False
     scratch_dir: Path | None = None  # where side work writes (images, checkpoints); the parent removes it
     log: TextIO = sys.stderr  # the run's log file: the reference's log lines go here
+    precision: str = FP32  # precision.py
 
     @property
     def reference(self) -> bool:
@@ -55,6 +57,7 @@ class Trainer(ABC):
     parameters: int
     samples_per_epoch: int
     steps_per_epoch: int
+    precision: Precision
     timed_workers: int = 0
     """DataLoader worker processes feeding the timed region."""
     has_validation: bool = False

@@ -31,6 +31,7 @@ from benchd.workloads.training.base import (
     epoch_size,
     parameter_count,
 )
+from benchd.workloads.training.precision import Precision
 
 IMAGE_SIZE = 64
 REAL, FAKE = 1.0, 0.0
@@ -99,6 +100,7 @@ class DcganTrainer(LoaderTrainer):
                 decode_epoch(spec), dataclasses.replace(spec, fraction=1.0), normalized
             )
         self.device = spec.device
+        self.precision = Precision.for_device(spec.precision, spec.device)
         self.generator = Generator().to(spec.device)
         self.discriminator = Discriminator().to(spec.device)
         self.generator.apply(init_weights)
@@ -125,26 +127,31 @@ class DcganTrainer(LoaderTrainer):
         real_labels = torch.full((size,), REAL, device=self.device)
         fake_labels = torch.full((size,), FAKE, device=self.device)
 
+        precision = self.precision
         self.discriminator.zero_grad()
-        output = self.discriminator(real)
+        with precision.autocast():
+            output = self.discriminator(real).float()
         loss_real = self.criterion(output, real_labels)
-        loss_real.backward()
+        precision.backward(loss_real)
         d_x = self._mean(output)
         noise = torch.randn(size, LATENT, 1, 1, device=self.device)
-        fake = self.generator(noise)
-        output = self.discriminator(fake.detach())
+        with precision.autocast():
+            fake = self.generator(noise)
+            output = self.discriminator(fake.detach()).float()
         loss_fake = self.criterion(output, fake_labels)
-        loss_fake.backward()
+        precision.backward(loss_fake)
         d_g_z1 = self._mean(output)
         loss_d = loss_real + loss_fake
-        self.opt_d.step()
+        precision.step(self.opt_d)
 
         self.generator.zero_grad()
-        output = self.discriminator(fake)
+        with precision.autocast():
+            output = self.discriminator(fake).float()
         loss_g = self.criterion(output, real_labels)
-        loss_g.backward()
+        precision.backward(loss_g)
         d_g_z2 = self._mean(output)
-        self.opt_g.step()
+        precision.step(self.opt_g)
+        precision.update()
         self.log.read(index, loss_d=loss_d, loss_g=loss_g, d_x=d_x, d_g_z1=d_g_z1, d_g_z2=d_g_z2)
         self.last_real = real
         return (loss_d + loss_g).detach(), size

@@ -15,6 +15,7 @@ from benchd.workloads.training.base import (
     parameter_count,
 )
 from benchd.workloads.training.mnist_data import DevicePairs, ReferencePairs, load_train_images
+from benchd.workloads.training.precision import Precision
 
 LOG_INTERVAL = 10
 
@@ -32,6 +33,7 @@ class SiameseTrainer(LoaderTrainer):
             pairs = DevicePairs(images, labels, spec.device, spec.seed)
             self.data = DeviceResident(torch.arange(len(pairs)), spec, pairs.batch)
         self.device = spec.device
+        self.precision = Precision.for_device(spec.precision, spec.device)
         self.model = SiameseNetwork().to(spec.device)
         self.criterion = nn.BCELoss()
         self.optimizer = torch.optim.Adadelta(self.model.parameters(), lr=1.0)
@@ -46,9 +48,12 @@ class SiameseTrainer(LoaderTrainer):
     def step(self, batch, index: int) -> tuple[torch.Tensor, int]:
         first, second, targets = (t.to(self.device, non_blocking=True) for t in batch)
         self.optimizer.zero_grad()
-        value = self.criterion(self.model(first, second), targets)
-        value.backward()
-        self.optimizer.step()
+        with self.precision.autocast():
+            similarity = self.model(first, second)
+        value = self.criterion(similarity.float(), targets)
+        self.precision.backward(value)
+        self.precision.step(self.optimizer)
+        self.precision.update()
         self.log.read(index, loss=value)
         return value.detach(), len(targets)
 

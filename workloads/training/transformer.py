@@ -15,6 +15,7 @@ from torch import nn
 from benchd.datasets import wikitext
 from benchd.workloads.models.transformer import TransformerLM
 from benchd.workloads.training.base import StepLog, Trainer, TrainerSpec, parameter_count, steps_for_fraction
+from benchd.workloads.training.precision import FP32, Precision
 
 BPTT = 35
 LEARNING_RATE = 20.0
@@ -67,7 +68,11 @@ class TransformerTrainer(Trainer):
         self.lr = LEARNING_RATE
         self.best_validation: float | None = None
         self.last_validation: float | None = None
-        self.optimizer = None if self.reference else torch.optim.SGD(self.model.parameters(), lr=self.lr)
+        self.precision = Precision.for_device(spec.precision, spec.device)
+        # The reference updated each parameter by hand; float32 reference runs still do. Other precisions
+        # use torch's SGD, the same update, which a gradient scaler can drive.
+        manual = self.reference and self.precision.mode == FP32
+        self.optimizer = None if manual else torch.optim.SGD(self.model.parameters(), lr=self.lr)
         self.parameters = parameter_count(self.model)
         self.masks: dict[int, torch.Tensor] = {}
         self.log = StepLog(spec, "step {step}: loss {loss:5.2f}", line_every=LOG_INTERVAL, skip_first=True)
@@ -79,8 +84,9 @@ class TransformerTrainer(Trainer):
         return self.masks[length]
 
     def _loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        output = self.model(inputs, self._mask(inputs.size(0)))
-        return self.criterion(output.view(-1, self.vocab), targets)
+        with self.precision.autocast():
+            output = self.model(inputs, self._mask(inputs.size(0)))
+        return self.criterion(output.view(-1, self.vocab).float(), targets)
 
     def batches(self):
         self.model.train()
@@ -90,10 +96,13 @@ class TransformerTrainer(Trainer):
         inputs, targets = batch
         self.model.zero_grad()
         value = self._loss(inputs, targets)
-        value.backward()
+        self.precision.backward(value)
+        if self.optimizer is not None:
+            self.precision.unscale(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), CLIP)
         if self.optimizer is not None:
-            self.optimizer.step()
+            self.precision.step(self.optimizer)
+            self.precision.update()
         else:
             with torch.no_grad():
                 for parameter in self.model.parameters():
@@ -123,3 +132,5 @@ class TransformerTrainer(Trainer):
             self.best_validation = self.last_validation
         else:
             self.lr /= ANNEAL
+            for group in self.optimizer.param_groups if self.optimizer is not None else ():
+                group["lr"] = self.lr

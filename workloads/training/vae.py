@@ -14,6 +14,7 @@ from benchd.workloads.training.base import (
     parameter_count,
 )
 from benchd.workloads.training.mnist_data import LoadedMNIST, load_train_images
+from benchd.workloads.training.precision import Precision
 
 LOG_INTERVAL = 10
 
@@ -31,6 +32,7 @@ class VaeTrainer(LoaderTrainer):
         else:
             self.data = DeviceResident(images, spec, _scaled)
         self.device = spec.device
+        self.precision = Precision.for_device(spec.precision, spec.device)
         self.model = VAE().to(spec.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.parameters = parameter_count(self.model)
@@ -42,9 +44,11 @@ class VaeTrainer(LoaderTrainer):
         images = batch[0] if isinstance(batch, list) else batch  # (images, labels) from torchvision
         x = images.to(self.device, non_blocking=True)
         self.optimizer.zero_grad()
-        recon, mu, logvar = self.model(x)
-        value = loss(recon, x, mu, logvar)
-        value.backward()
+        with self.precision.autocast():
+            recon, mu, logvar = self.model(x)
+        value = loss(recon.float(), x, mu.float(), logvar.float())
+        self.precision.backward(value)
         self.log.read(index, loss=value)  # where the reference read it: before the update
-        self.optimizer.step()
+        self.precision.step(self.optimizer)
+        self.precision.update()
         return value.detach(), len(x)
