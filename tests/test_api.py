@@ -205,7 +205,8 @@ def test_the_openapi_run_request_is_the_model(client) -> None:
     assert schema["properties"]["timing"]["enum"] == ["reference", "device"]
 
 
-def test_one_unreadable_record_never_fails_the_listing(client, daemon) -> None:
+def _stored_runs(daemon: FakeDaemon, count: int) -> list[int]:
+    """Queued runs of one VAE config, straight into the store."""
     config = {
         "workload": "vae",
         "preset": "bs128",
@@ -214,8 +215,14 @@ def test_one_unreadable_record_never_fails_the_listing(client, daemon) -> None:
         "epochs": 1,
         "seed": 1,
     }
-    good = daemon.store.create_run(config, requested_device="cpu", benchd_version="t", sample_unit="images")
-    bad = daemon.store.create_run(config, requested_device="cpu", benchd_version="t", sample_unit="images")
+    return [
+        daemon.store.create_run(config, requested_device="cpu", benchd_version="t", sample_unit="images")
+        for _ in range(count)
+    ]
+
+
+def test_one_unreadable_record_never_fails_the_listing(client, daemon) -> None:
+    good, bad = _stored_runs(daemon, 2)
     daemon.store._db.execute("UPDATE runs SET config = '{not json' WHERE id = ?", (bad,))  # edited by hand
     listed = client.get("/api/v1/runs")
     assert listed.status_code == 200
@@ -227,16 +234,7 @@ def test_one_unreadable_record_never_fails_the_listing(client, daemon) -> None:
 
 
 def test_runs_can_be_listed_by_config(client, daemon) -> None:
-    config = {
-        "workload": "vae",
-        "preset": "bs128",
-        "batch_size": 128,
-        "fraction": 0.5,
-        "epochs": 1,
-        "seed": 1,
-    }
-    first = daemon.store.create_run(config, requested_device="cpu", benchd_version="t", sample_unit="images")
-    daemon.store.create_run(config, requested_device="cpu", benchd_version="t", sample_unit="images")
+    first, _second = _stored_runs(daemon, 2)
     daemon.store._db.execute("UPDATE runs SET config_id = 'abcdef012345' WHERE id = ?", (first,))
     listed = client.get("/api/v1/runs?config=abcdef012345").json()["runs"]
     assert [r["id"] for r in listed] == [first]

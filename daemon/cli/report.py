@@ -26,9 +26,9 @@ def workloads_table() -> Table:
 
 
 def _bytes(value: int | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value / 1e9:.2f} GB" if value >= 1e8 else f"{value / 1e6:.0f} MB"
+    from benchd.comparison.render import format_bytes
+
+    return "-" if value is None else format_bytes(value)
 
 
 def _unit(value: float | None, template: str) -> str:
