@@ -35,9 +35,23 @@ def _timed_get(client: httpx.Client, path: str) -> tuple[int, float]:
 @pytest.mark.slow
 def test_a_store_locked_by_another_process_never_blocks_health_or_metrics(data_dir: Path) -> None:
     daemon = DaemonProcess(data_dir, NO_SCHEDULE).start()
+    try:  # the daemon is stopped however the test ends
+        _refused_while_locked(daemon, data_dir)
+        (queued,) = daemon.http.post("/api/v1/runs", json=QUICK_VAE).json()["runs"]
+        assert daemon.wait_finished(queued["id"])["outcome"] == "ok"
+        runs = daemon.http.get("/api/v1/runs").json()["runs"]
+        assert [r["id"] for r in runs] == [queued["id"]]  # the refused request left nothing behind
+        working = 'benchd_collector_up{collector="store"} 1.0'
+        wait_for(lambda: working in daemon.http.get("/metrics").text, 5, "the store collector to say 1")
+    finally:
+        daemon.close()
+
+
+def _refused_while_locked(daemon: DaemonProcess, data_dir: Path) -> None:
+    """Another process holds the store: a request waits and is refused; health and metrics do not wait."""
     holder = sqlite3.connect(store_path(data_dir), isolation_level=None)
     try:
-        holder.execute("BEGIN EXCLUSIVE")  # another process holds the store: every write waits, then fails
+        holder.execute("BEGIN EXCLUSIVE")  # every write now waits, then fails
         answers: dict[str, httpx.Response] = {}
 
         def post() -> None:
@@ -58,15 +72,6 @@ def test_a_store_locked_by_another_process_never_blocks_health_or_metrics(data_d
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    try:
-        (queued,) = daemon.http.post("/api/v1/runs", json=QUICK_VAE).json()["runs"]
-        assert daemon.wait_finished(queued["id"])["outcome"] == "ok"
-        runs = daemon.http.get("/api/v1/runs").json()["runs"]
-        assert [r["id"] for r in runs] == [queued["id"]]  # the refused request left nothing behind
-        working = 'benchd_collector_up{collector="store"} 1.0'
-        wait_for(lambda: working in daemon.http.get("/metrics").text, 5, "the store collector to say 1")
-    finally:
-        daemon.close()
 
 
 def _damage(path: Path) -> None:
