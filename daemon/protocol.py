@@ -55,6 +55,7 @@ class Started(TypedDict):
     seed: int
     data: dict[str, Any]  # the dataset: name, path, kind, samples, scale, fingerprint
     system: dict[str, Any]  # the child's half of the run's system object: torch, CUDA, the accelerator
+    compute: dict[str, Any]  # FLOPs per step and epoch, compile seconds, the peak FLOP/s (docs/api.md)
 
 
 class EpochStart(TypedDict):

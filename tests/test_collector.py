@@ -30,6 +30,15 @@ VAE = {"workload": "vae", "preset": "bs128", "device": "cpu", "config": VAE_CONF
 CPU_DEVICE = {"id": "cpu", "type": "cpu", "name": "Test CPU", "total_memory_bytes": None}
 
 
+# What the child reports: a CPU's measured peak gives an MFU; an unknown accelerator has none.
+COMPUTE = {
+    "cpu": {"flops_per_step": 4.2e8, "flops_per_epoch": 3.36e9, "peak_flops": 1.0e11,
+            "peak_source": "measured: torch.float32 matmul 1024x1024, threads: 2"},
+    "cuda": {"flops_per_step": 3.0e10, "flops_per_epoch": 2.4e11, "compile_seconds": 12.5,
+             "peak_unavailable": "no published peak for 'Test cuda:0'"},
+}  # fmt: skip
+
+
 def _config(preset: str, batch: int, options: dict | None = None) -> dict:
     return {
         "workload": "transformer" if options else "vae", "preset": preset, "batch_size": batch,
@@ -46,7 +55,8 @@ def _add_run(
     kind = device.split(":", maxsplit=1)[0]
     started = {"device": device, "device_type": kind, "device_name": f"Test {device}",
                "torch_version": "2.0.0-test", "timing": "reference", "workers": 0,
-               "data": {"kind": "synthetic", "samples": 60000, "scale": 1.0}}  # fmt: skip
+               "data": {"kind": "synthetic", "samples": 60000, "scale": 1.0},
+               "compute": COMPUTE[kind]}  # fmt: skip
     accelerator = None if device == "cpu" else {"uuid": "GPU-0000", "power_limit_watts": 215.0}
     store.record_started(run_id, started, config_id, {"hostname": "test-host", "accelerator": accelerator})
     for index, duration in enumerate(durations):

@@ -116,6 +116,7 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
             "workloads.vae.parallel_devices",
             "not true or false",
         ),
+        ('[workloads.vae]\ninterval = "1h"\nrepeat = 0\n', "workloads.vae.repeat", "between 1 and 100"),
         ("[runs]\ntimeout = " + "9" * 4000 + "\n", "runs.timeout", "at most a year"),  # found by hypothesis
         ("[busy_check]\nmax_cpu_load = " + "9" * 4000 + "\n", "busy_check.max_cpu_load", "not a finite"),
         ('[server]\ntoken = "   "\n', "server.token", "is blank"),

@@ -63,6 +63,12 @@ class PhasedTrainer(Trainer):
     def batches(self):
         return iter([torch.ones(2)] * self.steps_per_epoch)
 
+    def stateful(self) -> list:
+        return []
+
+    def probe_batches(self) -> list:
+        return [(next(iter(self.batches())), self.steps_per_epoch)]
+
     def step(self, batch, index):
         self._work(f"step {index}")
         return batch.sum(), len(batch)

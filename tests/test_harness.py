@@ -33,6 +33,12 @@ class SlowDataTrainer(Trainer):
             threading.Event().wait(DATA_DELAY)  # stands in for slow I/O, not for synchronization
             yield torch.ones(4)
 
+    def stateful(self) -> list:
+        return []
+
+    def probe_batches(self) -> list:
+        return [(next(iter(self.batches())), self.steps_per_epoch)]
+
     def step(self, batch, index):
         self.weight += batch.sum()
         return self.weight.clone(), len(batch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -109,3 +110,15 @@ def test_a_worker_that_fails_outside_a_run_is_restarted_and_says_so(tmp_path: Pa
         queue.shutdown(10)
     assert store.get_run(held).outcome == "error" and store.get_run(after).outcome == "ok"
     assert queue.worker_failure(within=0) is None  # said for a while, then no longer
+
+
+def test_only_the_same_repeat_of_a_queued_config_is_its_twin(tmp_path: Path) -> None:
+    """A schedule firing again while its runs wait adds nothing; its repeats are runs of their own."""
+    store = ResultsStore(tmp_path / "benchd.sqlite3")
+    queue = RunQueue(RunLedger(store, Scoreboard().record), queue_size=4, grace=1.0, command=FAULT_CHILD)
+    first = _request(tmp_path, 0.5)
+    lane = queue._lanes.setdefault("cpu", queue_module._DeviceLane())
+    lane.queue.append(queue_module._Queued(7, first))  # waiting, as behind a running run
+    assert queue._queued_twin(_request(tmp_path, 0.5)) == 7
+    assert queue._queued_twin(dataclasses.replace(first, repeat=1)) is None
+    assert queue._queued_twin(_request(tmp_path, 0.25)) is None

@@ -18,10 +18,12 @@ class FakeQueue:
     def __init__(self) -> None:
         self.submitted: list[tuple[str, str]] = []  # (device, preset)
         self.busy: set[str] = set()
+        self.repeats: list[int] = []
 
     def submit(self, request: RunRequest, origin: Origin) -> tuple[int, bool]:
         assert origin == Origin.SCHEDULE
         self.submitted.append((request.device, request.config.preset))
+        self.repeats.append(request.repeat)
         self.busy.add(request.device)
         return len(self.submitted), False
 
@@ -66,6 +68,14 @@ def test_listed_devices_at_once_with_parallel_devices(tmp_path: Path) -> None:
     (schedule,) = scheduler._settings.schedules
     assert scheduler._fire(schedule)
     assert queue.submitted == [("cuda:1", "bs128"), ("cuda:0", "bs128")] and not scheduler._chains
+
+
+def test_a_repeated_schedule_queues_each_config_that_many_times(tmp_path: Path) -> None:
+    """Each repeat is its own run (repeat index 0, 1, 2): the queue takes them as distinct, not as twins."""
+    scheduler, queue = _scheduler(tmp_path, 'device = "cuda:0"\nrepeat = 3\n')
+    (schedule,) = scheduler._settings.schedules
+    assert scheduler._fire(schedule)
+    assert queue.submitted == [("cuda:0", "bs128")] * 3 and queue.repeats == [0, 1, 2]
 
 
 @pytest.mark.parametrize("device", ["cuda:3", "mps"])

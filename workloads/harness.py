@@ -57,6 +57,7 @@ def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
     from benchd.datasets.formats import get_format
     from benchd.workloads import device as devices
     from benchd.workloads.training import TrainerSpec, build_trainer
+    from benchd.workloads.training.compute import compute_facts
 
     info = devices.resolve(spec["device"])
     # Generates a synthetic set on first use, as the daemon never does work this heavy itself.
@@ -83,8 +84,11 @@ def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
             pin_memory=loader.pin_memory(info.type),
             scratch_dir=scratch,
             precision=spec.get("precision", "fp32"),
+            compile=bool(spec.get("compile", False)),
+            channels_last=bool(spec.get("channels_last", False)),
         )
     )
+    compute = compute_facts(trainer, device, info.name, bool(spec.get("compile", False)))
     events.emit(
         protocol.Started(
             event="started",
@@ -105,6 +109,7 @@ def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
             seed=seed,
             data=data.to_json(),
             system=devices.describe(device),
+            compute=compute,
         )
     )
     peaks = devices.AllocatorPeaks(device)

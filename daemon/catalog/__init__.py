@@ -110,6 +110,8 @@ def build_config(
     seed: int = 1,
     timing: str = TIMING_REFERENCE,
     precision: str = PRECISION_DEFAULT,
+    compile: bool = False,
+    channels_last: bool = False,
 ) -> RunConfig:
     """Apply overrides to a preset, checking what depends on the workload.
 
@@ -125,6 +127,12 @@ def build_config(
         merged[key] = value
     if "emsize" in merged and merged["emsize"] % 2:
         raise CatalogError(f"emsize must be even (2 attention heads), got {merged['emsize']}", "emsize")
+    if channels_last and not workload.convolutional:
+        convolutional = ", ".join(w.name for w in WORKLOADS.values() if w.convolutional)
+        raise CatalogError(
+            f"applies only to image convolution workloads ({convolutional}); {workload.name} has none",
+            "channels_last",
+        )
     return RunConfig(
         workload=workload.name,
         preset=preset.name,
@@ -136,6 +144,8 @@ def build_config(
         seed=seed,
         timing=timing,
         precision=precision,
+        compile=compile,
+        channels_last=channels_last,
     )
 
 

@@ -32,6 +32,7 @@ WORKLOAD = Workload(
     sample_unit="images",
     presets=(Preset("bs64", 64), Preset("bs1024", 1024)),
     parameter_formula=parameters,
+    convolutional=True,
     trainer="benchd.workloads.training.dcgan:DcganTrainer",
     loader=LoaderPolicy(workers=2, macos_workers=0),  # the comparison ran it with 0 workers on macOS
     image_size=64,

@@ -18,17 +18,22 @@ from typing import Any
 CONFIG_ID_VERSION = 1
 PRECISION = "float32"  # what an fp32 run reports, and every run before precision modes (workloads/training)
 
+# Switches that change how the work runs, hashed only when on: every id from before they existed stays.
+_SWITCHES = ("compile", "channels_last")
+
 # The run config's fields that decide the work (the preset's name does not: its batch size and
 # options do, so an overridden preset equal to another is the same work).
 _CONFIG_FIELDS = ("workload", "batch_size", "options", "epochs", "fraction", "workers", "seed", "timing")
 
 
 def identity(config: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
-    """What the id is a hash of: the config's deciding fields, precision, and the data's identity."""
+    """What the id is a hash of: the config's deciding fields, precision and switches, and the data's
+    identity."""
     return {
         "version": CONFIG_ID_VERSION,
         **{name: config.get(name) for name in _CONFIG_FIELDS},
         "precision": config.get("precision", PRECISION),
+        **{name: True for name in _SWITCHES if config.get(name)},
         "data": data.get("kind"),
         "dataset": data.get("fingerprint"),
     }

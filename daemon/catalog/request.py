@@ -52,6 +52,11 @@ class RunRequestFields(BaseModel):
         "a gradient scaler) or bf16.",
     )
 
+    compile: bool = Field(
+        False, description="torch.compile the model; compile time is reported apart from the epochs."
+    )
+    channels_last: bool = Field(False, description="DCGAN and Siamese: channels-last (NHWC) memory format.")
+
     @field_validator("presets")
     @classmethod
     def _some_presets(cls, value: str | list[str]) -> str | list[str]:
@@ -77,6 +82,8 @@ class RunRequestFields(BaseModel):
                 seed=self.seed,
                 timing=self.timing,
                 precision=self.precision,
+                compile=self.compile,
+                channels_last=self.channels_last,
             )
             for preset in resolve_presets(workload, self.preset_names())
         ]

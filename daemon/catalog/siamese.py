@@ -35,6 +35,7 @@ WORKLOAD = Workload(
     sample_unit="pairs",
     presets=(Preset("bs64", 64), Preset("bs1024", 1024)),
     parameter_formula=parameters,
+    convolutional=True,
     trainer="benchd.workloads.training.siamese:SiameseTrainer",
     loader=LoaderPolicy(cuda_workers=1, pin_memory_on_cuda=True),
 )

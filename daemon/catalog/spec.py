@@ -84,6 +84,7 @@ class Workload:
     option_names: tuple[str, ...] = ()
     loader: LoaderPolicy = field(default_factory=LoaderPolicy)
     image_size: int | None = None  # a column of the published table (DCGAN's generated images)
+    convolutional: bool = False  # image convolutions: channels-last memory format applies
 
     def preset(self, name: str) -> Preset:
         for preset in self.presets:
@@ -110,12 +111,15 @@ class RunConfig:
     seed: int = 1
     timing: str = TIMING_REFERENCE
     precision: str = PRECISION_DEFAULT  # docs/cli.md: fp32 (as published), tf32, amp-fp16, amp-bf16
+    compile: bool = False  # torch.compile; its compile time is reported apart from the epochs
+    channels_last: bool = False  # convolutional workloads: NHWC memory format
 
     def to_json(self) -> dict[str, object]:
-        """The config as stored; precision only when not fp32, so every earlier config reads the same."""
-        extra: dict[str, object] = (
-            {} if self.precision == PRECISION_DEFAULT else {"precision": self.precision}
-        )
+        """The config as stored; precision only when not fp32, and compile and channels_last only when
+        on, so every config from before they existed reads (and hashes) the same."""
+        extra: dict[str, object] = {name: value for name, value in self.variant().items() if value}
+        if self.precision != PRECISION_DEFAULT:
+            extra["precision"] = self.precision
         return {
             "workload": self.workload,
             "preset": self.preset,
@@ -128,3 +132,7 @@ class RunConfig:
             "timing": self.timing,
             **extra,
         }
+
+    def variant(self) -> dict[str, bool]:
+        """How the model runs beyond its precision: compiled, channels-last."""
+        return {"compile": self.compile, "channels_last": self.channels_last}

@@ -52,7 +52,7 @@ def entry(suite: str, workload: str) -> SuiteEntry:
 
 def suite_of(config: Mapping[str, Any]) -> str | None:
     """The suite whose run this config is, if any: its preset unchanged, at the suite's fraction and
-    epochs, with the default workers, seed, timing and precision."""
+    epochs, with the default workers, seed, timing, precision, eager and memory format."""
     workload = str(config.get("workload"))
     for name, entries in SUITES.items():
         chosen = entries.get(workload)
@@ -68,6 +68,8 @@ def suite_of(config: Mapping[str, Any]) -> str | None:
             and config.get("seed", 1) == 1
             and config.get("timing") == TIMING_REFERENCE
             and config.get("precision", PRECISION_DEFAULT) == PRECISION_DEFAULT
+            and not config.get("compile")
+            and not config.get("channels_last")
         ):
             return name
     return None

@@ -61,6 +61,22 @@ PrecisionOption = Annotated[
         show_default=False,
     ),
 ]
+CompileOption = Annotated[
+    bool,
+    typer.Option(
+        "--compile",
+        help="torch.compile the model. Compilation runs before the first epoch and is reported apart "
+        "(compile seconds); a recompilation inside an epoch fails the run. Part of the run's config.",
+    ),
+]
+ChannelsLastOption = Annotated[
+    bool,
+    typer.Option(
+        "--channels-last",
+        help="DCGAN and Siamese: channels-last (NHWC) memory format for weights and images. Part of the "
+        "run's config.",
+    ),
+]
 
 
 def fail(message: str) -> NoReturn:

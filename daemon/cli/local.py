@@ -13,6 +13,8 @@ import typer
 from benchd.catalog import NAMES_TEXT
 from benchd.cli.app import (
     EXIT_FAILED_RUN,
+    ChannelsLastOption,
+    CompileOption,
     DataDirOption,
     JsonOption,
     PrecisionOption,
@@ -74,6 +76,8 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed for weights, shuffling and synthetic pairs.")] = 1,
     timing: TimingOption = "reference",
     precision: PrecisionOption = None,
+    compile_model: CompileOption = False,
+    channels_last: ChannelsLastOption = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N, mps or xpu.")] = "auto",
     timeout: Annotated[
         float | None, typer.Option(help="Seconds before a run is stopped as `timeout`.")
@@ -109,6 +113,7 @@ def run(
         "workload": workload, "presets": preset or "all", "device": device, "epochs": epochs,
         "fraction": fraction, "batch_size": batch_size, "emsize": emsize, "nlayers": nlayers, "nhid": nhid,
         "workers": workers, "seed": seed, "timing": timing, "timeout": timeout, "precision": precision,
+        "compile": compile_model or None, "channels_last": channels_last or None,
     }  # fmt: skip
     limit = parse_limit(max_slowdown)
     try:

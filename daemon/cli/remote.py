@@ -19,6 +19,8 @@ from benchd.catalog import NAMES_TEXT
 from benchd.cli.app import (
     EXIT_BAD_INPUT,
     EXIT_FAILED_RUN,
+    ChannelsLastOption,
+    CompileOption,
     DataDirOption,
     JsonOption,
     PrecisionOption,
@@ -129,6 +131,8 @@ def trigger(
         str | None, typer.Option(help="reference (the default) or device; see docs/workloads.md.")
     ] = None,
     precision: PrecisionOption = None,
+    compile_model: CompileOption = False,
+    channels_last: ChannelsLastOption = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the runs and print their results.")] = False,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -143,14 +147,9 @@ def trigger(
         fail("--max-slowdown needs --wait: the results are judged when the runs end")
     client = client_for(url, token, token_file)
     body: dict[str, Any] = {"workload": workload, "presets": preset or "all", "device": device}
-    if epochs is not None:
-        body["epochs"] = epochs
-    if fraction is not None:
-        body["fraction"] = fraction
-    if timing is not None:
-        body["timing"] = timing
-    if precision is not None:
-        body["precision"] = precision
+    chosen = {"epochs": epochs, "fraction": fraction, "timing": timing, "precision": precision,
+              "compile": compile_model, "channels_last": channels_last}  # fmt: skip
+    body.update({name: value for name, value in chosen.items() if value is not None and value is not False})
     queued = call(client, "POST", "/api/v1/runs", body)["runs"]
     if not wait:
         if json_output:

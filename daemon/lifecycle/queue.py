@@ -149,7 +149,8 @@ class RunQueue:
         lane = self._lanes.get(request.device)
         if lane is None:
             return None
-        return next((q.run_id for q in lane.queue if q.request.config == request.config), None)
+        wanted = (request.config, request.repeat)
+        return next((q.run_id for q in lane.queue if (q.request.config, q.request.repeat) == wanted), None)
 
     def resume(self, run_id: int, request: RunRequest) -> None:
         """Queue a run found `queued` in the store at start."""

@@ -50,6 +50,7 @@ class RunRequest:
     device: str
     data_dir: Path
     timeout: float | None = None
+    repeat: int = 0  # which of a schedule's repeated runs of this config this is: only equal ones are twins
 
     def child_spec(self, scratch_dir: Path) -> dict[str, Any]:
         return {

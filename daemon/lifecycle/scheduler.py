@@ -125,8 +125,9 @@ class Scheduler(threading.Thread):
     def _fire_on(self, schedule: Schedule, device: str) -> None:
         # Runs of our own already on the device just mean the new ones wait their turn.
         reason = None if self._queue.device_busy(device) else busy_reason(self._settings, device)
-        for config in schedule.request.configs():
-            request = RunRequest(config, device, self._settings.data_dir, schedule.request.timeout)
+        configs = schedule.request.configs()
+        for config, repeat in ((c, index) for c in configs for index in range(schedule.repeat)):
+            request = RunRequest(config, device, self._settings.data_dir, schedule.request.timeout, repeat)
             if reason is None:
                 try:
                     self._queue.submit(request, origin=Origin.SCHEDULE)

@@ -188,6 +188,9 @@ class Run:
     data_scale: float | None = None  # a synthetic set's size relative to the real one
     config_id: str | None = None  # catalog.identity: None until the child reported its data
     system: dict[str, Any] | None = None  # where it ran: host, OS, CPU, memory, accelerators, versions
+    compute: dict[str, Any] | None = (
+        None  # FLOPs, compile seconds, peak FLOP/s (workloads/training/compute.py)
+    )
     epochs: list[Epoch] = field(default_factory=list)
 
     @property
@@ -235,6 +238,32 @@ class Run:
             result["pcie_link"] = links[-1]
         return result
 
+    def flops_per_second(self, epoch_seconds: float) -> float | None:
+        """Achieved FLOP/s of an epoch this long: the training steps' FLOPs over the whole epoch (which
+        in reference timing includes loading and side work; device timing isolates the steps)."""
+        flops = (self.compute or {}).get("flops_per_epoch")
+        if not flops or epoch_seconds <= 0:
+            return None
+        return float(flops) / epoch_seconds
+
+    def mfu(self, epoch_seconds: float) -> float | None:
+        """Model FLOP/s utilization: achieved FLOP/s over the peak (published, or a CPU's measured one)."""
+        achieved, peak = self.flops_per_second(epoch_seconds), (self.compute or {}).get("peak_flops")
+        return achieved / float(peak) if achieved is not None and peak else None
+
+    def compute_summary(self) -> dict[str, Any]:
+        """The child's compute facts, with achieved FLOP/s and MFU of the representative epoch time.
+        Absent figures stay absent: no peak, no MFU."""
+        result = dict(self.compute or {})
+        summary = self.summary
+        if summary is not None:
+            achieved, mfu = self.flops_per_second(summary.epoch_seconds), self.mfu(summary.epoch_seconds)
+            if achieved is not None:
+                result["flops_per_second"] = achieved
+            if mfu is not None:
+                result["mfu_ratio"] = mfu
+        return result
+
     @property
     def contended(self) -> bool:
         """Whether foreign load shared the machine during a representative epoch (lifecycle/contention.py)."""
@@ -268,6 +297,7 @@ class Run:
                 **self.energy_summary(),
                 "phases": self.phase_summary(),
                 "slowdown": self.slowdown_summary(),
+                "compute": self.compute_summary(),
             }
             if summary
             else None
@@ -291,6 +321,8 @@ class Run:
             "workers": "published" if config.get("workers") is None else str(config["workers"]),
             "timing": self.timing or "",
             "precision": self.precision or "",
+            "compile": "true" if config.get("compile") else "false",
+            "channels_last": "true" if config.get("channels_last") else "false",
             "data": self.data_kind or "",
             "data_scale": "" if self.data_scale is None else f"{self.data_scale:g}",
             "suite": self.suite() or "",

@@ -108,6 +108,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
     ALTER TABLE runs ADD COLUMN owner_started REAL;
     """,
+    # What the run computes (FLOPs per step and epoch, compile seconds, the peak FLOP/s): the child's
+    # `compute` object, as JSON.
+    """
+    ALTER TABLE runs ADD COLUMN compute TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -133,7 +138,7 @@ _RUN_COLUMNS = (
     "log_path, device, device_type, device_name, precision, torch_version, benchd_version, "
     "driver_version, data_kind, data_samples, parameters, samples_per_epoch, sample_unit, "
     "peak_host_rss_bytes, queued_at, started_at, finished_at, timeout_seconds, origin, baseline, "
-    "timing, workers, data_scale, config_id, system"
+    "timing, workers, data_scale, config_id, system, compute"
 )
 
 
@@ -280,7 +285,7 @@ class ResultsStore:
                 "device_total_memory_bytes = ?, precision = ?, torch_version = ?, driver_version = ?, "
                 "parameters = ?, samples_per_epoch = ?, steps_per_epoch = ?, "
                 "data_kind = ?, data_samples = ?, data_path = ?, data_scale = ?, timing = ?, workers = ?, "
-                "config_id = ?, system = ? WHERE id = ?",
+                "config_id = ?, system = ?, compute = ? WHERE id = ?",
                 (
                     event.get("device"),
                     event.get("device_type"),
@@ -300,6 +305,7 @@ class ResultsStore:
                     event.get("workers"),
                     config_id,
                     None if system is None else json.dumps(system),
+                    json.dumps(event["compute"]) if event.get("compute") else None,
                     run_id,
                 ),
             )
@@ -490,6 +496,6 @@ def _epoch_from_row(row: tuple[Any, ...]) -> Epoch:
 def _run_from_row(row: tuple[Any, ...]) -> Run:
     values = dict(zip(_RUN_FIELDS, row, strict=True))
     values["config"] = json.loads(values["config"])
-    for name in ("baseline", "system"):
+    for name in ("baseline", "system", "compute"):
         values[name] = json.loads(values[name]) if values[name] else None
     return Run(**values)

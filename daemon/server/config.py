@@ -73,6 +73,7 @@ class Schedule:
     cron: CronExpression | None
     devices: tuple[str, ...] = ("auto",)  # as configured: a device, several, or "all" (every accelerator)
     parallel_devices: bool = False  # several devices: all at once, or one after another
+    repeat: int = 1  # runs of each config per firing, each in a fresh child: their spread is the noise
 
     def period_seconds(self, now: datetime) -> float:
         if self.cron is not None:
@@ -247,7 +248,8 @@ def _reject_unknown(prefix: str, table: Mapping[str, Any], known: set[str]) -> N
             raise ConfigError(f"{prefix}{name}", f"unknown key; known keys: {', '.join(sorted(known))}")
 
 
-SCHEDULE_TIMING_KEYS = {"interval", "cron", "suite", "parallel_devices"}
+SCHEDULE_TIMING_KEYS = {"interval", "cron", "suite", "parallel_devices", "repeat"}
+MAX_REPEAT = 100
 ALL_DEVICES = "all"
 
 
@@ -285,7 +287,9 @@ def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Sc
         where = key if exc.field in ("", "workload") else f"{key}.{exc.field}"
         raise ConfigError(where, exc.reason) from None
     parallel = _boolean(f"{key}.parallel_devices", table.get("parallel_devices", False))
-    return Schedule(name, request, tuple(c.preset for c in configs), interval, cron, devices, parallel)
+    repeat = _number(f"{key}.repeat", table.get("repeat", 1), int, 1, MAX_REPEAT)
+    presets = tuple(c.preset for c in configs)
+    return Schedule(name, request, presets, interval, cron, devices, parallel, repeat)
 
 
 def _devices(key: str, value: Any) -> tuple[str, ...]:

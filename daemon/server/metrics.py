@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 
 from benchd import __version__
 from benchd.lifecycle.queue import RunQueue
-from benchd.results.baseline import BASELINE_RUNS
+from benchd.results.baseline import BASELINE_RUNS, UNSTABLE_CV
 from benchd.results.model import OUTCOMES, Outcome
 from benchd.results.store import ResultsStore
 from benchd.server.scoreboard import Scoreboard, Snapshot
@@ -221,6 +221,34 @@ class BenchdCollector(Collector):
             "baseline_runs": GaugeMetricFamily(
                 "benchd_baseline_runs", "Ok runs the baseline is the median of.", labels=labels
             ),
+            "variation": GaugeMetricFamily(
+                "benchd_runs_variation_ratio",
+                f"Coefficient of variation of the config's recent ok runs (up to {BASELINE_RUNS + 1}).",
+                labels=labels,
+            ),
+            "unstable": GaugeMetricFamily(
+                "benchd_unstable",
+                f"1 when the config's recent ok runs vary by more than {UNSTABLE_CV:.0%} (coefficient of "
+                "variation): its figures move more than a comparison can trust.",
+                labels=labels,
+            ),
+            "flops": GaugeMetricFamily(
+                "benchd_flops_per_second",
+                "Achieved FLOP/s of the config's last ok run: its epoch's training-step FLOPs (forward and "
+                "backward) over the representative epoch.",
+                labels=labels,
+            ),
+            "mfu": GaugeMetricFamily(
+                "benchd_mfu_ratio",
+                "Model FLOP/s utilization of the config's last ok run: achieved FLOP/s over the device's "
+                "peak for the precision (published; a CPU's measured matmul peak). Absent without a peak.",
+                labels=labels,
+            ),
+            "compile": GaugeMetricFamily(
+                "benchd_compile_seconds",
+                "torch.compile warm-up of the config's last ok run, before (never inside) its epochs.",
+                labels=labels,
+            ),
         }
         histogram = HistogramMetricFamily(
             "benchd_epoch_duration_seconds", "Duration of every recorded epoch, by config.", labels=labels
@@ -251,6 +279,13 @@ class BenchdCollector(Collector):
                 families["baseline"].add_metric(values, baseline[0])
                 families["spread"].add_metric(values, baseline[1])
                 families["baseline_runs"].add_metric(values, baseline[2])
+            repeats = result.repeats()
+            if repeats is not None:
+                families["variation"].add_metric(values, repeats.cv)
+                families["unstable"].add_metric(values, float(repeats.unstable))
+            self._add_present(families["flops"], values, result.compute.get("flops_per_second"))
+            self._add_present(families["mfu"], values, result.compute.get("mfu_ratio"))
+            self._add_present(families["compile"], values, result.compute.get("compile_seconds"))
         yield info
         yield from families.values()
         yield histogram

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchd.results.baseline import BASELINE_RUNS, baseline_of
+from benchd.results.baseline import BASELINE_RUNS, Repeats, baseline_of, repeats_of
 from benchd.results.model import Origin, Outcome, Run
 
 # Epoch durations span milliseconds (a VAE on a GPU, a small fraction) to hours (DCGAN on a CPU).
@@ -77,6 +77,7 @@ class ConfigResult:
     sensors: dict[str, float] = field(default_factory=dict)  # Run.energy_summary() of the last ok run
     slowdown: dict[str, Any] = field(default_factory=dict)  # Run.slowdown_summary() of the last ok run
     phases: dict[str, float] = field(default_factory=dict)  # Run.phase_summary() of the last ok run
+    compute: dict[str, Any] = field(default_factory=dict)  # Run.compute_summary() of the last ok run
     epochs: Histogram = field(default_factory=Histogram)
     history: list[float] = field(default_factory=list)  # representative epochs of ok runs, oldest first
 
@@ -85,6 +86,11 @@ class ConfigResult:
         before there is one."""
         found = baseline_of(self.history[:-1])
         return None if found is None else (found.median, found.spread, found.runs)
+
+    def repeats(self) -> Repeats | None:
+        """How far apart the recent ok runs are (all of `history`, the latest included); None under two."""
+        found = repeats_of(self.history)
+        return found if found is not None and found.runs >= 2 else None
 
 
 class Scoreboard:
@@ -148,6 +154,7 @@ class Scoreboard:
             result.sensors = run.energy_summary()
             result.slowdown = run.slowdown_summary()
             result.phases = run.phase_summary()
+            result.compute = run.compute_summary()
             result.history = [*result.history, summary.epoch_seconds][-BASELINE_RUNS - 1 :]
         self._bound(key[:3])
 

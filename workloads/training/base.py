@@ -39,10 +39,22 @@ class TrainerSpec:
     scratch_dir: Path | None = None  # where side work writes (images, checkpoints); the parent removes it
     log: TextIO = sys.stderr  # the run's log file: the reference's log lines go here
     precision: str = FP32  # precision.py
+    compile: bool = False  # torch.compile the models (compute.py warms them up before the timer)
+    channels_last: bool = False  # NHWC weights and images (the convolutional workloads)
 
     @property
     def reference(self) -> bool:
         return self.timing == TIMING_REFERENCE
+
+    def prepared(self, module: torch.nn.Module) -> torch.nn.Module:
+        """`module` in the memory format and execution mode the run asks for."""
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return cast(torch.nn.Module, torch.compile(module)) if self.compile else module
+
+    def images(self, batch: torch.Tensor) -> torch.Tensor:
+        """An image batch in the memory format the run asks for."""
+        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
 
 
 class Trainer(ABC):
@@ -58,6 +70,7 @@ class Trainer(ABC):
     samples_per_epoch: int
     steps_per_epoch: int
     precision: Precision
+    log: StepLog
     timed_workers: int = 0
     """DataLoader worker processes feeding the timed region."""
     has_validation: bool = False
@@ -87,6 +100,23 @@ class Trainer(ABC):
 
     def end_epoch(self) -> None:  # noqa: B027 - most workloads have nothing to do here
         """Per-epoch bookkeeping outside the timed region (learning-rate schedules)."""
+
+    @abstractmethod
+    def stateful(self) -> list[Any]:
+        """Everything a training step changes that has a state_dict (models, optimizers, the gradient
+        scaler): what compute.py puts back after its probe steps."""
+
+    @abstractmethod
+    def probe_batches(self) -> list[tuple[Any, int]]:
+        """One batch of each shape an epoch trains on, with how many of its steps have that shape.
+
+        FLOP counts and compiled graphs depend on shapes, not values, so the
+        batches may be made up; they must not draw from the epoch's data order.
+        """
+
+    def probe_side_passes(self) -> None:  # noqa: B027 - only workloads with side work have any
+        """The forward passes an epoch makes besides its steps (validation, image grids), so that a
+        compiled model has met them before the timer starts."""
 
 
 class StepLog:
@@ -166,6 +196,7 @@ class SampledLoader:
     ) -> None:
         size = len(cast(Sized, dataset))
         self.steps, self.samples = epoch_size(size, spec.batch_size, spec.fraction, drop_last)
+        self.batch_size = spec.batch_size
         generator = torch.Generator().manual_seed(spec.seed)
         sampler: Iterable[int] = (
             RandomSampler(cast(Sized, dataset), num_samples=self.samples, generator=generator)
@@ -230,3 +261,20 @@ class LoaderTrainer(Trainer):
 
     def batches(self) -> Iterable[Any]:
         return self.data.loader if isinstance(self.data, SampledLoader) else self.data
+
+    def probe_batches(self) -> list[tuple[Any, int]]:
+        """The full batch, and the short last one when the epoch's samples do not fill it."""
+        steps, samples, size = self.data.steps, self.data.samples, self.data.batch_size
+        last = samples - (steps - 1) * size
+        if last == size:
+            return [(self.example_batch(size), steps)]
+        return [(self.example_batch(size), steps - 1), (self.example_batch(last), 1)]
+
+    @abstractmethod
+    def example_batch(self, size: int) -> Any:
+        """A made-up batch of `size` samples in the form `step` takes (for probe_batches)."""
+
+
+def uniform(*shape: int) -> torch.Tensor:
+    """Made-up values in [0, 1) from a generator of their own: the run's random streams stay untouched."""
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(0))

@@ -30,6 +30,7 @@ from benchd.workloads.training.base import (
     TrainerSpec,
     epoch_size,
     parameter_count,
+    uniform,
 )
 from benchd.workloads.training.precision import Precision
 
@@ -101,19 +102,20 @@ class DcganTrainer(LoaderTrainer):
             )
         self.device = spec.device
         self.precision = Precision.for_device(spec.precision, spec.device)
-        self.generator = Generator().to(spec.device)
-        self.discriminator = Discriminator().to(spec.device)
-        self.generator.apply(init_weights)
-        self.discriminator.apply(init_weights)
+        self.spec = spec
+        generator, discriminator = Generator().to(spec.device), Discriminator().to(spec.device)
+        generator.apply(init_weights)
+        discriminator.apply(init_weights)
         self.criterion = nn.BCELoss()
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        self.parameters = parameter_count(self.generator, self.discriminator)
+        self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.parameters = parameter_count(generator, discriminator)
+        self.generator, self.discriminator = spec.prepared(generator), spec.prepared(discriminator)
         self.log = StepLog(spec, LOG_LINE)
         self.scratch: Path | None = spec.scratch_dir if spec.reference else None
         self.has_epoch_side_work = self.scratch is not None
         # The reference's fixed noise has one vector per sample of a batch.
-        self.fixed_noise = torch.randn(spec.batch_size, LATENT, 1, 1, device=spec.device)
+        self.fixed_noise = spec.images(torch.randn(spec.batch_size, LATENT, 1, 1, device=spec.device))
         self.epoch = 0
         self.last_real: torch.Tensor | None = None
 
@@ -122,7 +124,7 @@ class DcganTrainer(LoaderTrainer):
         return output.mean().item() if self.log.enabled else None
 
     def step(self, batch: torch.Tensor, index: int) -> tuple[torch.Tensor, int]:
-        real = batch.to(self.device, non_blocking=True)
+        real = self.spec.images(batch.to(self.device, non_blocking=True))
         size = real.size(0)
         real_labels = torch.full((size,), REAL, device=self.device)
         fake_labels = torch.full((size,), FAKE, device=self.device)
@@ -134,7 +136,7 @@ class DcganTrainer(LoaderTrainer):
         loss_real = self.criterion(output, real_labels)
         precision.backward(loss_real)
         d_x = self._mean(output)
-        noise = torch.randn(size, LATENT, 1, 1, device=self.device)
+        noise = self.spec.images(torch.randn(size, LATENT, 1, 1, device=self.device))
         with precision.autocast():
             fake = self.generator(noise)
             output = self.discriminator(fake.detach()).float()
@@ -174,3 +176,14 @@ class DcganTrainer(LoaderTrainer):
 
     def end_epoch(self) -> None:
         self.epoch += 1
+
+    def stateful(self) -> list:
+        return [self.generator, self.discriminator, self.opt_d, self.opt_g, *self.precision.stateful()]
+
+    def example_batch(self, size: int) -> torch.Tensor:
+        return uniform(size, 3, IMAGE_SIZE, IMAGE_SIZE).mul_(2.0).sub_(1.0)  # normalized to [-1, 1]
+
+    def probe_side_passes(self) -> None:
+        """The image grid's pass of G over the fixed noise (outside autocast, as side_work runs it)."""
+        if self.scratch is not None:
+            self.generator(self.fixed_noise)

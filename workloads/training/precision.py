@@ -68,6 +68,10 @@ class Precision:
         with torch.autocast(self.device_type, dtype=self.dtype):
             yield
 
+    def stateful(self) -> list[torch.amp.GradScaler]:
+        """The gradient scaler, whose scale a step can change, when there is one."""
+        return [self.scaler] if self.scaler is not None else []
+
     def backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 

@@ -45,6 +45,16 @@ def chunk(stream: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]
     return stream[start : start + length], stream[start + 1 : start + 1 + length].reshape(-1)
 
 
+def _by_length(
+    stream: torch.Tensor, starts: list[int]
+) -> list[tuple[tuple[torch.Tensor, torch.Tensor], int]]:
+    """One chunk of each length among `starts`, with how many chunks have it (only the last can be short)."""
+    first, last = chunk(stream, starts[0]), chunk(stream, starts[-1])
+    if len(starts) == 1 or last[0].size(0) == first[0].size(0):
+        return [(first, len(starts))]
+    return [(first, len(starts) - 1), (last, 1)]
+
+
 class TransformerTrainer(Trainer):
     def __init__(self, spec: TrainerSpec) -> None:
         corpus = wikitext.tokenize(spec.data_path)
@@ -61,7 +71,7 @@ class TransformerTrainer(Trainer):
             self.valid = batchify(torch.from_numpy(corpus.ids["valid"]), EVAL_BATCH_SIZE).to(spec.device)
             self.valid_starts = chunk_starts(self.valid, spec.fraction)
         options = spec.options
-        self.model = TransformerLM(self.vocab, options["emsize"], options["nlayers"], options["nhid"]).to(
+        model = TransformerLM(self.vocab, options["emsize"], options["nlayers"], options["nhid"]).to(
             spec.device
         )
         self.criterion = nn.NLLLoss()
@@ -72,8 +82,9 @@ class TransformerTrainer(Trainer):
         # The reference updated each parameter by hand; float32 reference runs still do. Other precisions
         # use torch's SGD, the same update, which a gradient scaler can drive.
         manual = self.reference and self.precision.mode == FP32
-        self.optimizer = None if manual else torch.optim.SGD(self.model.parameters(), lr=self.lr)
-        self.parameters = parameter_count(self.model)
+        self.optimizer = None if manual else torch.optim.SGD(model.parameters(), lr=self.lr)
+        self.parameters = parameter_count(model)
+        self.model = spec.prepared(model)
         self.masks: dict[int, torch.Tensor] = {}
         self.log = StepLog(spec, "step {step}: loss {loss:5.2f}", line_every=LOG_INTERVAL, skip_first=True)
         self.model.train()
@@ -123,6 +134,23 @@ class TransformerTrainer(Trainer):
         self.model.train()
         self.last_validation = total / tokens
         return self.last_validation
+
+    def stateful(self) -> list:
+        return [self.model, *([self.optimizer] if self.optimizer else []), *self.precision.stateful()]
+
+    def probe_batches(self) -> list[tuple[tuple[torch.Tensor, torch.Tensor], int]]:
+        """Real chunks (reading them draws nothing): bptt rows, and the last chunk when it is shorter."""
+        return _by_length(self.data, self.starts)
+
+    def probe_side_passes(self) -> None:
+        """Validation's passes, in eval mode without gradients, one per chunk length."""
+        if not self.reference:
+            return
+        self.model.eval()
+        with torch.no_grad():
+            for (inputs, targets), _count in _by_length(self.valid, self.valid_starts):
+                self._loss(inputs, targets)
+        self.model.train()
 
     def end_epoch(self) -> None:
         """The reference's schedule: keep lr while validation improves, else divide it by 4."""

@@ -12,6 +12,7 @@ from benchd.workloads.training.base import (
     StepLog,
     TrainerSpec,
     parameter_count,
+    uniform,
 )
 from benchd.workloads.training.mnist_data import LoadedMNIST, load_train_images
 from benchd.workloads.training.precision import Precision
@@ -33,9 +34,10 @@ class VaeTrainer(LoaderTrainer):
             self.data = DeviceResident(images, spec, _scaled)
         self.device = spec.device
         self.precision = Precision.for_device(spec.precision, spec.device)
-        self.model = VAE().to(spec.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        self.parameters = parameter_count(self.model)
+        model = VAE().to(spec.device)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        self.parameters = parameter_count(model)
+        self.model = spec.prepared(model)
         # The reference read loss.item() every step and logged every tenth.
         self.log = StepLog(spec, "Train step {step}: loss {loss:.6f}", line_every=LOG_INTERVAL)
         self.model.train()
@@ -52,3 +54,9 @@ class VaeTrainer(LoaderTrainer):
         self.precision.step(self.optimizer)
         self.precision.update()
         return value.detach(), len(x)
+
+    def stateful(self) -> list:
+        return [self.model, self.optimizer, *self.precision.stateful()]
+
+    def example_batch(self, size: int) -> torch.Tensor:
+        return uniform(size, 1, 28, 28)
