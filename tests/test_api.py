@@ -88,6 +88,8 @@ def client(daemon: FakeDaemon) -> TestClient:
         ({"workload": "transformer", "emsize": 33}, "emsize must be even"),
         ({"workload": "vae", "nhid": 8}, "nhid applies only to workloads that have it"),
         ({"presets": ["bs128"]}, "workload: is required"),
+        ({"workload": "vae", "channels_last": True}, "channels_last: applies only to image convolution"),
+        ({"workload": "vae", "compile": "yes"}, "compile: input should be a valid boolean"),
     ],
 )
 def test_bad_run_requests_get_422_naming_the_field_and_queue_nothing(client, daemon, body, message) -> None:

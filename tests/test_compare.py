@@ -228,13 +228,18 @@ def test_two_hosts_export_bundles_that_compare(two_hosts: dict[str, Path], tmp_p
     assert a["config_id"] == b["config_id"] is not None  # joinable: the same work on two machines
     assert a["system"]["hostname"] == "bench-a" and b["system"]["hostname"] == "bench-b"
     assert a["system"]["torch"] and a["system"]["cpu"] and a["system"]["accelerator"] is None
-    compared = benchd("compare", *bundles, "--format", "json")
+    compared = benchd("compare", *bundles, "--format", "json", "--show", "flops,mfu")
     assert compared.returncode == 0, compared.stderr
     cells = json.loads(compared.stdout)["cells"]
     assert [(c["host"], c["workload"], c["preset"]) for c in cells] == [(h, "vae", "bs128") for h in HOSTS]
     for cell, run in zip(cells, (a, b), strict=True):
         assert cell["config"] == run["config_id"] and cell["scaled"] is True
         assert cell["epoch_seconds"] == pytest.approx(run["summary"]["epoch_seconds"] / 0.1)
+        computed = run["summary"]["compute"]  # rates: the same for a fraction as for the whole epoch
+        assert (cell["flops_per_second"], cell["mfu_ratio"]) == (
+            computed["flops_per_second"],
+            computed["mfu_ratio"],
+        )
     assert cells[1]["speedup"] == pytest.approx(cells[0]["epoch_seconds"] / cells[1]["epoch_seconds"])
     recent = benchd("export", "--data-dir", str(two_hosts["bench-a"]), "--since", "1h", "--workload", "dcgan")
     assert recent.returncode == 0 and json.loads(recent.stdout)["runs"] == []
@@ -253,6 +258,9 @@ def test_runs_and_show_read_the_local_store_when_no_daemon_answers(two_hosts: di
     shown = benchd("show", str(run["id"]), "--url", nowhere, "--data-dir", data_dir, "--wide")
     assert shown.returncode == 0, shown.stderr
     assert run["config_id"] in shown.stdout and "local store" in shown.stdout and "10% epoch" in shown.stdout
+    (computed,) = [line for line in shown.stdout.splitlines() if line.startswith("  compute: ")]
+    assert "FLOP per step" in computed and "FLOP/s achieved" in computed
+    assert "MFU" in computed and "(measured: torch.float32" in computed
     missing = benchd("show", "99", "--url", nowhere, "--data-dir", data_dir)
     assert missing.returncode == 1 and "no run 99 in the local store" in missing.stderr
 

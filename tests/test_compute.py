@@ -167,3 +167,12 @@ def test_compiled_vae_trains_like_eager_with_its_compile_time_apart(data_dir: Pa
     for eager_epoch, compiled_epoch in zip(eager["epochs"], compiled["epochs"], strict=True):
         assert math.isclose(eager_epoch["loss"], compiled_epoch["loss"], rel_tol=1e-2)
     assert_bad_input(benchd(*args, "--channels-last"), "channels_last: applies only to image convolution")
+
+
+@pytest.mark.slow
+def test_channels_last_siamese_runs_on_the_cpu(data_dir: Path) -> None:
+    result = benchd("run", "siamese", "-p", "bs64", "--fraction", "0.1", "--device", "cpu", "--no-telemetry",
+                    "--channels-last", "--json", "--data-dir", str(data_dir))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (run,) = json.loads(result.stdout)
+    assert run["config"]["channels_last"] is True and run["summary"]["compute"]["flops_per_second"] > 0

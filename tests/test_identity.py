@@ -120,3 +120,16 @@ def _clean_env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith(("BENCHD_", "NODE_NAME"))}
+
+
+def test_compile_and_channels_last_are_their_own_configs_and_leave_older_ids_alone() -> None:
+    def config(**switches: bool) -> dict:
+        (built,) = request_model.parse({"workload": "siamese", "presets": "bs64", **switches}).configs()
+        return built.to_json()
+
+    eager = config()
+    assert "compile" not in eager and "channels_last" not in config(compile=False)  # stored as before
+    data = {"kind": "synthetic", "fingerprint": "f"}
+    ids = {identity.config_id(config(**s), data) for s in ({}, {"compile": True}, {"channels_last": True})}
+    assert len(ids) == 3
+    assert identity.config_id(config(compile=False), data) == identity.config_id(eager, data)

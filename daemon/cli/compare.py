@@ -135,7 +135,9 @@ SuiteOption = Annotated[str | None, typer.Option(help="Only the runs of this sui
 ConfigOption = Annotated[str | None, typer.Option("--config", help="Only the runs of this config id.")]
 ShowOption = Annotated[
     list[str] | None,
-    typer.Option("--show", help="Extra figures per cell (repeatable): memory, temperature, power, energy."),
+    typer.Option(
+        "--show", help="Extra figures per cell (repeatable): memory, temperature, power, energy, flops, mfu."
+    ),
 ]
 
 

@@ -261,6 +261,9 @@ def show(
     why = report.slowdown_line((run.get("summary") or {}).get("slowdown") or {})
     if why:
         typer.echo(f"  why: {why}")
+    computed = report.compute_line((run.get("summary") or {}).get("compute") or {})
+    if computed:
+        typer.echo(f"  compute: {computed}")
     for epoch in run["epochs"]:
         typer.echo(f"  epoch {epoch['index']}: {report.epoch_line(epoch)}")
     if run.get("message"):

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchd.catalog import listing
+from benchd.comparison.render import format_flops
 from benchd.results.model import BASIS_FIRST, Outcome, Run
 
 
@@ -93,6 +94,8 @@ RESULT_COLUMNS = (
     ("workers", "right", True),
     ("epoch s", "right", False),
     ("samples/s", "right", False),
+    ("FLOP/s", "right", True),
+    ("MFU", "right", False),
     ("peak device mem", "right", False),
     ("peak host mem", "right", True),
     ("max temp", "right", True),
@@ -105,6 +108,7 @@ RESULT_COLUMNS = (
 def _result_row(run: Run) -> tuple[str, ...]:
     summary = run.summary
     sensors = run.energy_summary()
+    compute = run.compute_summary()
     return (
         str(run.id),
         _time_cell(run),
@@ -119,6 +123,8 @@ def _result_row(run: Run) -> tuple[str, ...]:
         "-" if run.workers is None else str(run.workers),
         _epoch_cell(run),
         f"{summary.samples_per_second:,.1f} {run.sample_unit}" if summary else "-",
+        "-" if "flops_per_second" not in compute else format_flops(compute["flops_per_second"]),
+        _unit(compute.get("mfu_ratio"), "{:.1%}"),
         _bytes(run.peak_device_bytes),
         _bytes(run.peak_host_rss_bytes),
         _unit(sensors.get("max_temperature_celsius"), "{:.0f} C"),
@@ -203,6 +209,23 @@ def slowdown_line(slowdown: dict[str, Any]) -> str | None:
     if "pcie_link" in slowdown:
         parts.append(f"PCIe gen {slowdown['pcie_link']['generation']} x{slowdown['pcie_link']['width']}")
     return "; ".join(parts) or None
+
+
+def compute_line(compute: dict[str, Any]) -> str | None:
+    """What the run computed, in one line (Run.compute_summary); None for runs from before FLOPs."""
+    if "flops_per_step" not in compute:
+        return None
+    parts = [format_flops(compute["flops_per_step"], "FLOP") + " per step"]
+    if "flops_per_second" in compute:
+        parts.append(f"{format_flops(compute['flops_per_second'])} achieved")
+    if "mfu_ratio" in compute:
+        peak = f"{format_flops(compute['peak_flops'])} ({compute['peak_source']})"
+        parts.append(f"MFU {compute['mfu_ratio']:.1%} of {peak}")
+    elif "peak_unavailable" in compute:
+        parts.append(f"MFU unavailable: {compute['peak_unavailable']}")
+    if "compile_seconds" in compute:
+        parts.append(f"compiled in {compute['compile_seconds']:.1f} s before the first epoch")
+    return "; ".join(parts)
 
 
 def print_table(table: Table) -> None:

@@ -28,6 +28,8 @@ EXTRA_METRICS = {
     "temperature": "benchd_epoch_max_temperature_celsius",
     "power": "benchd_epoch_average_power_watts",
     "energy": "benchd_epoch_energy_joules",
+    "flops": "benchd_flops_per_second",
+    "mfu": "benchd_mfu_ratio",
 }
 
 

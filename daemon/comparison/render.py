@@ -27,11 +27,21 @@ def format_bytes(value: float) -> str:
     return f"{value / 1e9:.2f} GB" if value >= 1e8 else f"{value / 1e6:.0f} MB"
 
 
+def format_flops(value: float, unit: str = "FLOP/s") -> str:
+    """FLOP counts and rates with an SI prefix: 4.2 GFLOP/s, 312.0 TFLOP/s."""
+    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.1f} {prefix}{unit}"
+    return f"{value:.0f} {unit}"
+
+
 EXTRA_FORMATS = {
     "memory": format_bytes,
     "temperature": lambda v: f"{v:.0f} C",
     "power": lambda v: f"{v:.0f} W",
     "energy": lambda v: f"{v:,.0f} J/epoch",
+    "flops": format_flops,
+    "mfu": lambda v: f"MFU {v:.1%}",
 }
 
 
@@ -149,6 +159,8 @@ def _record(row: Row, column: Column, config: str | None, cell: Cell, comparison
         "max_temperature_celsius": cell.extras.get("temperature"),
         "average_power_watts": cell.extras.get("power"),
         "energy_joules": cell.extras.get("energy"),
+        "flops_per_second": cell.extras.get("flops"),
+        "mfu_ratio": cell.extras.get("mfu"),
         "apart": apart,
     }
 

@@ -13,7 +13,7 @@ from benchd.results.bundle import Bundle
 from benchd.results.model import Outcome, Run
 
 # Extra figures a cell can show on request, each the run's median over its representative epochs.
-EXTRAS = ("memory", "temperature", "power", "energy")
+EXTRAS = ("memory", "temperature", "power", "energy", "flops", "mfu")
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,14 @@ def _column(run: Run, host: str) -> Column:
 
 
 def _extras(run: Run) -> dict[str, float]:
-    sensors = run.energy_summary()
+    sensors, compute = run.energy_summary(), run.compute_summary()
     figures = {
         "memory": run.peak_device_bytes,
         "temperature": sensors.get("max_temperature_celsius"),
         "power": sensors.get("average_power_watts"),
         "energy": sensors.get("energy_joules"),
+        "flops": compute.get("flops_per_second"),
+        "mfu": compute.get("mfu_ratio"),
     }
     return {name: float(value) for name, value in figures.items() if value is not None}
 
