@@ -176,3 +176,13 @@ def test_channels_last_siamese_runs_on_the_cpu(data_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     (run,) = json.loads(result.stdout)
     assert run["config"]["channels_last"] is True and run["summary"]["compute"]["flops_per_second"] > 0
+
+
+def test_every_published_peak_is_in_the_docs() -> None:
+    from benchd.workloads.peaks import PUBLISHED_PEAKS
+
+    text = (Path(__file__).parents[1] / "docs" / "performance.md").read_text()
+    for entry in PUBLISHED_PEAKS:
+        cells = [entry.tflops.get(column) for column in ("fp32", "tf32", "bf16", "fp16")]
+        shown = " | ".join("-" if value is None else f"{value:g}" for value in cells)
+        assert f"| {entry.model} | {shown} | {entry.source} |" in text, entry.model

@@ -61,6 +61,9 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch):
         "pcie_width": patch("nvmlDeviceGetCurrPcieLinkWidth", return_value=16),
         "reasons": patch("nvmlDeviceGetCurrentClocksEventReasons", return_value=0x4 | 0x1),
         "processes": patch("nvmlDeviceGetComputeRunningProcesses", return_value=[object(), object()]),
+        "mig_mode": patch("nvmlDeviceGetMigMode", side_effect=nvml_error(NOT_SUPPORTED)),  # no MIG
+        "mig_slots": patch("nvmlDeviceGetMaxMigDeviceCount", return_value=7),
+        "mig_handle": patch("nvmlDeviceGetMigDeviceHandleByIndex"),
     }
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     return fakes
@@ -129,7 +132,61 @@ def test_cuda_visible_devices_maps_torch_indices(fake_gpu, monkeypatch: pytest.M
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-2,0")
     sensor = NvmlSensor()
     assert sensor.open() == ("cuda:0", "cuda:1")
-    assert [handle for _device, handle in sensor._devices] == ["handle-2", "handle-0"]
+    assert [found.handle for _device, found in sensor._devices] == ["handle-2", "handle-0"]
+
+
+@pytest.fixture
+def mig_host(fake_gpu):
+    """GPU 0 in MIG mode with instances in slots 0 and 2, GPU 1 without MIG; each call by its handle."""
+    gpus = {0: "gpu-0", 1: "gpu-1"}
+    instances = {("gpu-0", 0): "mig-0-0", ("gpu-0", 2): "mig-0-2"}
+    fake_gpu["count"].return_value = 2
+    fake_gpu["handle"].side_effect = gpus.__getitem__
+    uuids = {"gpu-0": "GPU-aaaa", "gpu-1": "GPU-bbbb", "mig-0-0": "MIG-1111", "mig-0-2": "MIG-2222"}
+    fake_gpu["uuid"].side_effect = uuids.__getitem__
+    fake_gpu["mig_mode"].side_effect = lambda handle: (
+        (pynvml.NVML_DEVICE_MIG_ENABLE, pynvml.NVML_DEVICE_MIG_ENABLE)
+        if handle == "gpu-0"
+        else (pynvml.NVML_DEVICE_MIG_DISABLE, pynvml.NVML_DEVICE_MIG_DISABLE)
+    )
+
+    def instance(gpu: str, slot: int) -> str:
+        if (gpu, slot) not in instances:
+            raise nvml_error(pynvml.NVML_ERROR_NOT_FOUND)
+        return instances[(gpu, slot)]
+
+    fake_gpu["mig_handle"].side_effect = instance
+    fake_gpu["power"].side_effect = lambda handle: {"gpu-0": 300_000, "gpu-1": 100_000}[handle]
+    fake_gpu["fields"].side_effect = nvml_error(NOT_SUPPORTED)
+    fake_gpu["memory"].side_effect = lambda handle: types.SimpleNamespace(used=len(handle) * 1_000_000)
+    fake_gpu["processes"].side_effect = lambda handle: (
+        [types.SimpleNamespace(pid=1)] * (3 if handle == "mig-0-2" else 1)
+    )
+    return fake_gpu
+
+
+def test_mig_instances_are_devices_with_their_gpus_sensors(mig_host) -> None:
+    sensor = NvmlSensor()
+    assert sensor.open() == ("cuda:0", "cuda:1", "cuda:2")  # two instances of GPU 0, then GPU 1
+    first, second, plain = sensor.read(1.0)
+    assert (first.power_watts, second.power_watts, plain.power_watts) == (300.0, 300.0, 100.0)
+    assert (first.sensor_uuid, second.sensor_uuid, plain.sensor_uuid) == ("GPU-aaaa", "GPU-aaaa", None)
+    assert (first.memory_used_bytes, plain.memory_used_bytes) == (7_000_000, 5_000_000)  # their own
+    assert (first.processes, second.processes) == (1, 3)
+    figures = aggregate.epoch_telemetry([*sensor.read(1.0), *sensor.read(2.0)], 1.0, 2.0)["domains"]
+    assert figures["cuda:1"]["sensors_of"] == "GPU-aaaa" and "sensors_of" not in figures["cuda:2"]
+
+
+def test_the_busy_check_counts_a_mig_instances_own_processes(mig_host, monkeypatch) -> None:
+    from benchd.telemetry.nvml_devices import compute_process_pids
+
+    assert len(compute_process_pids("cuda:1") or []) == 3 and len(compute_process_pids("cuda:0") or []) == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-2222,GPU-bbbb")
+    assert len(compute_process_pids("cuda") or []) == 3  # cuda:0 is now that instance
+    sensor = NvmlSensor()
+    assert sensor.open() == ("cuda:0", "cuda:1")
+    assert [found.uuid for _device, found in sensor._devices] == ["MIG-2222", "GPU-bbbb"]
+    assert compute_process_pids("cuda:5") is None  # no such device: NVML cannot tell
 
 
 def make_zone(path: Path, name: str, energy_uj: int, max_uj: int = 262_143_328_850) -> None:

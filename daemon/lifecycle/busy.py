@@ -2,40 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import psutil
 
 from benchd.lifecycle import device_lock
 from benchd.server.config import Settings
+from benchd.telemetry.nvml_devices import compute_process_pids
 
 CPU_SAMPLE_SECONDS = 1.0
-
-
-def cuda_index(device: str) -> int:
-    """The NVML index behind a torch device id, following CUDA_VISIBLE_DEVICES when it holds indices."""
-    index = int(device.split(":", 1)[1]) if ":" in device else 0
-    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
-    if visible and index < len(visible) and visible[index].isdigit():
-        return int(visible[index])
-    return index
-
-
-def gpu_process_count(device: str) -> int | None:
-    """Compute processes on the GPU, or None when NVML cannot tell (no driver, no library)."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-    except Exception:  # pynvml raises its own NVMLError subclasses, or ImportError
-        return None
-    try:
-        handle = pynvml.nvmlDeviceGetHandleByIndex(cuda_index(device))
-        return len(pynvml.nvmlDeviceGetComputeRunningProcesses(handle))
-    except Exception:
-        return None
-    finally:
-        pynvml.nvmlShutdown()
 
 
 def busy_reason(settings: Settings, device: str) -> str | None:
@@ -54,7 +27,7 @@ def busy_reason(settings: Settings, device: str) -> str | None:
     if used >= settings.max_cpu_load:
         return f"host busy: CPU {used:.0%} used, at or above the limit of {settings.max_cpu_load:.0%}"
     if settings.skip_when_gpu_busy and device.startswith("cuda"):
-        count = gpu_process_count(device)
-        if count:
-            return f"device busy: {count} other process(es) are using {device}"
+        pids = compute_process_pids(device)
+        if pids:
+            return f"device busy: {len(pids)} other process(es) are using {device}"
     return None

@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from benchd.lifecycle.busy import cuda_index
+from benchd.telemetry.nvml_devices import compute_process_pids
 
 FOREIGN_CPU_LIMIT = 0.25  # of all logical CPUs, averaged over the epoch
 MIN_WINDOW_SECONDS = 0.5
@@ -47,21 +47,9 @@ def _own_seconds(group: int) -> float:
 
 def foreign_gpu_processes(device: str, group: int) -> int | None:
     """Compute processes on the CUDA device outside the run's group; None where NVML cannot tell."""
-    if not device.startswith("cuda"):
+    pids = compute_process_pids(device) if device.startswith("cuda") else None
+    if pids is None:
         return None
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-    except Exception:
-        return None
-    try:
-        handle = pynvml.nvmlDeviceGetHandleByIndex(cuda_index(device))
-        pids = [p.pid for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)]
-    except Exception:
-        return None
-    finally:
-        pynvml.nvmlShutdown()
     foreign = 0
     for pid in pids:
         try:

@@ -92,6 +92,8 @@ def domain_figures(readings: list[Reading], start: float, end: float) -> dict[st
     kinds = {r.power_kind for r in inside if r.power_kind}
     figures["power_kind"] = kinds.pop() if len(kinds) == 1 else None
     figures["samples"] = len(inside)
+    shared = {r.sensor_uuid for r in inside if r.sensor_uuid}
+    figures["sensors_of"] = shared.pop() if len(shared) == 1 else None  # a MIG instance: its GPU's figures
     return {k: v for k, v in figures.items() if v is not None}
 
 

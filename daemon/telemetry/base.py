@@ -30,6 +30,7 @@ class Reading:
     pcie_generation: int | None = None  # the PCIe link as it runs now (it may train down)
     pcie_width: int | None = None
     processes: int | None = None
+    sensor_uuid: str | None = None  # set when the figures are a larger device's: a MIG instance's GPU
 
 
 @dataclass(frozen=True)

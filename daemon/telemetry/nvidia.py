@@ -3,16 +3,17 @@
 Power: the instant field value where the driver has it, else
 nvmlDeviceGetPowerUsage, which recent GPUs average over one second (the
 reading records which). Energy: the total-energy counter (Volta and newer),
-in millijoules since the driver loaded. Devices are matched to torch's
-indices through CUDA_VISIBLE_DEVICES (indices or UUIDs).
+in millijoules since the driver loaded. Devices are torch's (nvml_devices.py):
+a MIG instance's processes and memory are its own, its other readings its
+GPU's, marked with the GPU's UUID (`Reading.sensor_uuid`).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from benchd.telemetry.base import Reading, Sensor, SensorUnavailableError
+from benchd.telemetry.nvml_devices import NvmlDevice, cuda_devices
 
 # nvmlClocksEventReason* bits (formerly "throttle reasons"), as the NVML headers define them.
 CLOCK_EVENT_REASONS = {
@@ -32,20 +33,12 @@ def decode_reasons(mask: int) -> tuple[str, ...]:
     return tuple(name for bit, name in CLOCK_EVENT_REASONS.items() if mask & bit and bit != 0x1)
 
 
-def visible_devices(environ: dict[str, str] | os._Environ = os.environ) -> list[str] | None:
-    """CUDA_VISIBLE_DEVICES as a list of entries (indices or UUID prefixes), None when unset."""
-    value = environ.get("CUDA_VISIBLE_DEVICES")
-    if value is None:
-        return None
-    return [entry.strip() for entry in value.split(",") if entry.strip()]
-
-
 class NvmlSensor(Sensor):
     name = "nvml"
 
     def __init__(self) -> None:
         self._nvml: Any = None
-        self._devices: list[tuple[str, Any]] = []  # (torch device id, NVML handle)
+        self._devices: list[tuple[str, NvmlDevice]] = []  # (torch device id, its NVML device)
         self._has_energy: dict[str, bool] = {}
         self._instant_power: dict[str, bool] = {}
 
@@ -64,16 +57,7 @@ class NvmlSensor(Sensor):
                 "no NVIDIA driver here, or the container lacks the GPU runtime",
             ) from None
         self._nvml = pynvml
-        count = pynvml.nvmlDeviceGetCount()
-        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
-        uuids = [_text(pynvml.nvmlDeviceGetUUID(h)) for h in handles]
-        visible = visible_devices()
-        order = range(count) if visible is None else [_match(entry, uuids) for entry in visible]
-        self._devices = [
-            (f"cuda:{torch_index}", handles[nvml_index])
-            for torch_index, nvml_index in enumerate(order)
-            if nvml_index is not None
-        ]
+        self._devices = cuda_devices(pynvml)
         if not self._devices:
             pynvml.nvmlShutdown()
             raise SensorUnavailableError("NVML sees no GPU that CUDA_VISIBLE_DEVICES leaves visible")
@@ -85,7 +69,7 @@ class NvmlSensor(Sensor):
             self._nvml = None
 
     def read(self, t: float) -> list[Reading]:
-        return [self._read_device(t, device, handle) for device, handle in self._devices]
+        return [self._read_device(t, device, found) for device, found in self._devices]
 
     def _optional(self, call, *args) -> Any:
         """NotSupported and FunctionNotFound mean 'this GPU or driver lacks it': absent, not an error."""
@@ -133,15 +117,16 @@ class NvmlSensor(Sensor):
         mask = self._optional(getter, handle) if getter else None
         return decode_reasons(mask) if mask else ()
 
-    def _read_device(self, t: float, device: str, handle: Any) -> Reading:
+    def _read_device(self, t: float, device: str, found: NvmlDevice) -> Reading:
         nvml = self._nvml
+        handle = found.sensor_handle  # the whole GPU's, for a MIG instance
         power, kind = self._power(device, handle)
-        memory = self._optional(nvml.nvmlDeviceGetMemoryInfo, handle)
+        memory = self._optional(nvml.nvmlDeviceGetMemoryInfo, found.handle)
         utilization = self._optional(nvml.nvmlDeviceGetUtilizationRates, handle)
         clock = self._optional(nvml.nvmlDeviceGetClockInfo, handle, nvml.NVML_CLOCK_SM)
         memory_clock = self._optional(nvml.nvmlDeviceGetClockInfo, handle, nvml.NVML_CLOCK_MEM)
         limit = self._optional(nvml.nvmlDeviceGetEnforcedPowerLimit, handle)
-        processes = self._optional(nvml.nvmlDeviceGetComputeRunningProcesses, handle)
+        processes = self._optional(nvml.nvmlDeviceGetComputeRunningProcesses, found.handle)
         return Reading(
             t=t,
             domain=device,
@@ -158,16 +143,5 @@ class NvmlSensor(Sensor):
             pcie_generation=self._optional(nvml.nvmlDeviceGetCurrPcieLinkGeneration, handle),
             pcie_width=self._optional(nvml.nvmlDeviceGetCurrPcieLinkWidth, handle),
             processes=None if processes is None else len(processes),
+            sensor_uuid=found.parent_uuid,
         )
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _match(entry: str, uuids: list[str]) -> int | None:
-    if entry.isdigit():
-        index = int(entry)
-        return index if index < len(uuids) else None
-    matches = [i for i, uuid in enumerate(uuids) if uuid.startswith(entry)]
-    return matches[0] if len(matches) == 1 else None
