@@ -287,6 +287,7 @@ def host_detail() -> dict[str, Any]:
                query(f"benchd_device_power_limit_watts{{{live}}}", "D", instant=True)],
               (0, 30, 24, 7)),
         *why_slow(live),
+        *compute_row(),
     ]  # fmt: skip
     variables = [
         datasource_variable(), variable("instance", "label_values(benchd_build_info, instance)", multi=False),
@@ -329,6 +330,20 @@ def why_slow(live: str) -> list[Panel]:
                query(f"benchd_epoch_pcie_link_width{{{HOST_SERIES}}}", "B", instant=True),
                query(f"benchd_sensor_clock_event_active{{{live}}} == 1", "C", instant=True)],
               (12, 46, 12, 8)),
+    ]  # fmt: skip
+
+
+def compute_row() -> list[Panel]:
+    """How much of the device's peak each config's training steps reach (docs/metrics.md)."""
+    header = dashboard.Row("Compute").datasource(DATASOURCE).grid_pos(GridPos(h=1, w=24, x=0, y=54))
+    return [
+        header,
+        place(timeseries_panel(), "Compute: achieved FLOP/s per config",
+              [query(f"benchd_flops_per_second{{{HOST_SERIES}}}", legend="{{workload}} {{preset}} {{device}} {{config}}")],
+              (0, 55, 12, 8), "flops"),
+        place(timeseries_panel(), "Compute: MFU per config (achieved over the device's peak for the precision)",
+              [query(f"benchd_mfu_ratio{{{HOST_SERIES}}}", legend="{{workload}} {{preset}} {{device}} {{config}}")],
+              (12, 55, 12, 8), "percentunit"),
     ]  # fmt: skip
 
 

@@ -228,7 +228,10 @@ def compute_line(compute: dict[str, Any]) -> str | None:
     return "; ".join(parts)
 
 
+PIPED_WIDTH = 320  # every --wide column of a run on one line, sensors and compute included
+
+
 def print_table(table: Table) -> None:
     """Full width when piped to a file or another program (truncated cells help no one there),
     unless COLUMNS says how wide the reader's screen is."""
-    Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 240).print(table)
+    Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH).print(table)
