@@ -262,6 +262,8 @@ def test_doctor_lists_every_backend_with_a_reason(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert report["can_run"] is True
     assert "cpu" in [d["id"] for d in report["torch"]["devices"]]
+    (cpu,) = [d for d in report["torch"]["devices"] if d["id"] == "cpu"]
+    assert cpu["mfu_peak"] == "measured in each run (a matmul in the precision's dtype)"
     assert [s["sensor"] for s in report["sensors"]] == ["nvml", "amdsmi", "apple", "cpu", "rapl"]
     for sensor in report["sensors"]:
         assert sensor["available"] or sensor["reason"].startswith("unavailable: ")

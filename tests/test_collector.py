@@ -240,3 +240,20 @@ def test_why_a_run_was_slow_is_exported_by_config(store: ResultsStore, monkeypat
 
     why = slowdown_line(run.slowdown_summary()) or ""
     assert "sw power cap 3.0 s" in why and "power limit 250 W" in why and "PCIe gen 3 x8" in why
+
+
+def test_status_says_a_config_whose_runs_vary_is_unstable(store: ResultsStore) -> None:
+    """The two ok VAE runs' representative epochs (1.1 s, 1.0 s) vary by 6.7%: over the 5% threshold."""
+    from benchd.server.daemon import _last
+
+    scoreboard = Scoreboard()
+    for run in store.finished_runs():
+        scoreboard.record(run)
+    board = scoreboard.snapshot()
+    key = ("vae", "bs128", "cpu")
+    last = _last(key, board.series[key], board)
+    assert last["unstable"] is True and last["variation_ratio"] == pytest.approx(0.0673, abs=1e-4)
+    assert last["mfu_ratio"] == pytest.approx(3.36e9 / 1.0 / 1e11)  # the last run's 1.0 s epoch
+    transformer = ("transformer", "b20-e200-l2-h200", "cuda:0")
+    alone = _last(transformer, board.series[transformer], board)
+    assert alone["unstable"] is None and alone["mfu_ratio"] is None  # one run; no published peak

@@ -112,6 +112,9 @@ def test_published_peaks_by_model_and_precision() -> None:
     )
     assert flops("NVIDIA GeForce RTX 3090 Ti", "fp32") == "no published peak for 'NVIDIA GeForce RTX 3090 Ti'"
     assert isinstance(flops("Intel Xeon", "fp32", "cpu"), str)
+    assert flops("NVIDIA A100-SXM4-40GB MIG 1g.5gb", "fp32") == (
+        "'NVIDIA A100-SXM4-40GB MIG 1g.5gb' is a MIG instance: no published peak for its share of the GPU"
+    )
 
 
 def test_a_cpu_peak_is_measured_and_says_so() -> None:
@@ -186,3 +189,11 @@ def test_every_published_peak_is_in_the_docs() -> None:
         cells = [entry.tflops.get(column) for column in ("fp32", "tf32", "bf16", "fp16")]
         shown = " | ".join("-" if value is None else f"{value:g}" for value in cells)
         assert f"| {entry.model} | {shown} | {entry.source} |" in text, entry.model
+
+
+def test_doctor_says_what_mfu_will_divide_by() -> None:
+    from benchd.cli.doctor import mfu_peak
+
+    h100 = mfu_peak({"type": "cuda", "name": "NVIDIA H100 80GB HBM3"})
+    assert h100.startswith("H100 SXM: fp32 67, tf32 494.5, bf16 989.5, fp16 989.5 TFLOP/s")
+    assert mfu_peak({"type": "cuda", "name": "NVIDIA A10G"}).startswith("none published")

@@ -39,7 +39,7 @@ class PublishedPeak:
 def _nvidia(
     pattern: str, model: str, fp32: float | None, tf32: float, half: float, source: str
 ) -> PublishedPeak:
-    tflops = {"tf32": tf32, "bf16": half, "fp16": half} | ({"fp32": fp32} if fp32 is not None else {})
+    tflops = ({"fp32": fp32} if fp32 is not None else {}) | {"tf32": tf32, "bf16": half, "fp16": half}
     return PublishedPeak("cuda", rf"^NVIDIA {pattern}", model, tflops, source)
 
 
@@ -100,14 +100,29 @@ class Peak:
     source: str
 
 
+def is_mig(device_name: str) -> bool:
+    """A MIG instance (torch names one like "NVIDIA A100-SXM4-40GB MIG 1g.5gb"): a share of its GPU."""
+    return re.search(r"\bMIG\b", device_name) is not None
+
+
+def peaks_of(device_type: str, device_name: str) -> PublishedPeak | None:
+    """The table's entry for this device, if it has one; none for a MIG instance, whose share of its
+    GPU's peak nobody publishes (the whole GPU's would understate its MFU)."""
+    if is_mig(device_name):
+        return None
+    return next((entry for entry in PUBLISHED_PEAKS if entry.matches(device_type, device_name)), None)
+
+
 def published_peak(device_type: str, device_name: str, precision: str) -> Peak | str:
     """The published peak for this device in this precision mode, or why there is none."""
     column = PEAK_COLUMN.get(precision)
     if column is None:
         return f"no peak column for precision {precision!r}"
-    for entry in PUBLISHED_PEAKS:
-        if entry.matches(device_type, device_name):
-            if column not in entry.tflops:
-                return f"no published {column} peak for {entry.model}"
-            return Peak(entry.tflops[column] * TERA, f"published: {entry.model} {column}, {entry.source}")
-    return f"no published peak for {device_name!r}"
+    entry = peaks_of(device_type, device_name)
+    if entry is None and is_mig(device_name):
+        return f"{device_name!r} is a MIG instance: no published peak for its share of the GPU"
+    if entry is None:
+        return f"no published peak for {device_name!r}"
+    if column not in entry.tflops:
+        return f"no published {column} peak for {entry.model}"
+    return Peak(entry.tflops[column] * TERA, f"published: {entry.model} {column}, {entry.source}")

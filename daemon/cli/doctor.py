@@ -8,6 +8,7 @@ from typing import Any
 
 from benchd.devices import ProbeError, probe
 from benchd.telemetry.sampler import Sampler
+from benchd.workloads.peaks import peaks_of
 
 
 def _datasets(data_dir: Path) -> list[dict[str, Any]]:
@@ -31,6 +32,17 @@ def _datasets(data_dir: Path) -> list[dict[str, Any]]:
     return found
 
 
+def mfu_peak(device: dict[str, Any]) -> str:
+    """What a run's MFU on this device will divide by (docs/performance.md), in one line."""
+    if device["type"] == "cpu":
+        return "measured in each run (a matmul in the precision's dtype)"
+    entry = peaks_of(device["type"], device["name"])
+    if entry is None:
+        return "none published: runs here report FLOP/s without MFU"
+    columns = ", ".join(f"{column} {tflops:g}" for column, tflops in entry.tflops.items())
+    return f"{entry.model}: {columns} TFLOP/s ({entry.source})"
+
+
 def diagnose(data_dir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"data_dir": str(data_dir)}
     try:
@@ -38,7 +50,7 @@ def diagnose(data_dir: Path) -> dict[str, Any]:
         report["torch"] = {
             "version": found.torch_version,
             "cuda": found.cuda_version,
-            "devices": found.devices,
+            "devices": [{**device, "mfu_peak": mfu_peak(device)} for device in found.devices],
         }
         report["can_run"] = True
     except ProbeError as exc:
@@ -60,7 +72,9 @@ def render(report: dict[str, Any]) -> list[str]:
         lines.append(f"torch: {torch['error']}")
     else:
         lines.append(f"torch {torch['version']} (CUDA {torch['cuda'] or 'none'})")
-        lines.extend(f"  device {d['id']}: {d['name']}" for d in torch["devices"])
+        for device in torch["devices"]:
+            lines.append(f"  device {device['id']}: {device['name']}")
+            lines.append(f"    MFU peak: {device['mfu_peak']}")
     lines.append("sensors:")
     for sensor in report["sensors"]:
         state = "available" if sensor["available"] else sensor["reason"]

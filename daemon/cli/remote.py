@@ -311,8 +311,10 @@ def _last_line(last: dict[str, Any]) -> str:
         return line + "; no ok run yet"
     fraction = last.get("fraction") or 1.0
     share = f" ({fraction:.0%} epoch)" if fraction < 1 else ""
+    mfu = f", MFU {last['mfu_ratio']:.1%}" if last.get("mfu_ratio") is not None else ""
+    unstable = f", unstable (runs vary {last['variation_ratio']:.1%})" if last.get("unstable") else ""
     return (f"{line}; last ok {last['epoch_seconds']:.3f} s/epoch{share}, config {last['config']}"
-            f"{_when(last.get('success_at'))}")  # fmt: skip
+            f"{_when(last.get('success_at'))}{mfu}{unstable}")  # fmt: skip
 
 
 def _when(moment: float | None) -> str:

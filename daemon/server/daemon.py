@@ -274,6 +274,7 @@ def _last(key: tuple[str, str, str], state: SeriesState, board: Snapshot) -> dic
     """A series' last outcome, and the figures of its last ok run (whose config says what they are)."""
     workload, preset, device = key
     result = board.results.get((*key, state.last_config)) if state.last_config else None
+    repeats = result.repeats() if result else None
     return {
         "workload": workload,
         "preset": preset,
@@ -286,4 +287,7 @@ def _last(key: tuple[str, str, str], state: SeriesState, board: Snapshot) -> dic
         "samples_per_second": result.samples_per_second if result else None,
         "sample_unit": result.sample_unit if result else None,
         "fraction": result.fraction if result else None,
+        "mfu_ratio": result.compute.get("mfu_ratio") if result else None,
+        "variation_ratio": repeats.cv if repeats else None,  # over the config's recent ok runs
+        "unstable": repeats.unstable if repeats else None,
     }
