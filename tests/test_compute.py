@@ -197,3 +197,16 @@ def test_doctor_says_what_mfu_will_divide_by() -> None:
     h100 = mfu_peak({"type": "cuda", "name": "NVIDIA H100 80GB HBM3"})
     assert h100.startswith("H100 SXM: fp32 67, tf32 494.5, bf16 989.5, fp16 989.5 TFLOP/s")
     assert mfu_peak({"type": "cuda", "name": "NVIDIA A10G"}).startswith("none published")
+
+
+@pytest.mark.slow
+def test_compiled_reference_dcgan_meets_every_graph_before_its_epochs(data_dir: Path) -> None:
+    """The reference epoch's image grid runs G outside autocast: the warm-up compiles that pass too, or
+    the fail-on-recompile stance would end the run `error` inside the first epoch."""
+    result = benchd("run", "dcgan", "-p", "bs64", "--fraction", "0.1", "--epochs", "2", "--device", "cpu",
+                    "--precision", "amp-bf16", "--channels-last", "--compile", "--no-telemetry", "--json",
+                    "--data-dir", str(data_dir))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (run,) = json.loads(result.stdout)
+    assert run["outcome"] == "ok" and run["compute"]["compile_seconds"] > 0
+    assert all("side_work" in epoch["phases"] for epoch in run["epochs"])  # the grids ran, compiled
