@@ -309,11 +309,15 @@ def host_detail() -> dict[str, Any]:
     return board("benchd-host", "benchd: host detail", variables, panels, annotations)
 
 
+def row_header(title: str, y: int) -> dashboard.Row:
+    """A full-width collapsible row title at height y; the panels below it belong to it."""
+    return dashboard.Row(title).datasource(DATASOURCE).grid_pos(GridPos(h=1, w=24, x=0, y=y))
+
+
 def why_slow(live: str) -> list[Panel]:
     """The row the regression and outlier alerts link to: what held each config's runs back."""
-    header = dashboard.Row("Why slow?").datasource(DATASOURCE).grid_pos(GridPos(h=1, w=24, x=0, y=37))
     return [
-        header,
+        row_header("Why slow?", 37),
         place(timeseries_panel(), "Why slow? Seconds per epoch the clocks were held down, by reason",
               [query(f"benchd_epoch_throttle_seconds{{{HOST_SERIES}}}", legend="{{device}} {{reason}} {{config}}")],
               (0, 38, 12, 8), "s"),
@@ -335,9 +339,8 @@ def why_slow(live: str) -> list[Panel]:
 
 def compute_row() -> list[Panel]:
     """How much of the device's peak each config's training steps reach (docs/metrics.md)."""
-    header = dashboard.Row("Compute").datasource(DATASOURCE).grid_pos(GridPos(h=1, w=24, x=0, y=54))
     return [
-        header,
+        row_header("Compute", 54),
         place(timeseries_panel(), "Compute: achieved FLOP/s per config",
               [query(f"benchd_flops_per_second{{{HOST_SERIES}}}", legend="{{workload}} {{preset}} {{device}} {{config}}")],
               (0, 55, 12, 8), "flops"),
