@@ -188,9 +188,7 @@ class Run:
     data_scale: float | None = None  # a synthetic set's size relative to the real one
     config_id: str | None = None  # catalog.identity: None until the child reported its data
     system: dict[str, Any] | None = None  # where it ran: host, OS, CPU, memory, accelerators, versions
-    compute: dict[str, Any] | None = (
-        None  # FLOPs, compile seconds, peak FLOP/s (workloads/training/compute.py)
-    )
+    compute: dict[str, Any] | None = None  # FLOPs, compile time, peak FLOP/s (training/compute.py)
     epochs: list[Epoch] = field(default_factory=list)
 
     @property
