@@ -70,6 +70,7 @@ def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
     loader = get_workload(spec["workload"]).loader
     timing = spec.get("timing", TIMING_REFERENCE)
     workers = spec.get("workers")
+    compiled = bool(spec.get("compile", False))
     trainer = build_trainer(
         TrainerSpec(
             workload=spec["workload"],
@@ -84,11 +85,11 @@ def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
             pin_memory=loader.pin_memory(info.type),
             scratch_dir=scratch,
             precision=spec.get("precision", "fp32"),
-            compile=bool(spec.get("compile", False)),
+            compile=compiled,
             channels_last=bool(spec.get("channels_last", False)),
         )
     )
-    compute = compute_facts(trainer, device, info.name, bool(spec.get("compile", False)))
+    compute = compute_facts(trainer, device, info.name, compiled)
     events.emit(
         protocol.Started(
             event="started",
