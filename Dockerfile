@@ -8,14 +8,19 @@ ARG VARIANT=cuda
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS base-cuda
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cu128
 ENV TORCH_INDEX=${TORCH_INDEX}
+# gcc, g++ and the Python headers: `--compile` builds kernels (Inductor's C++, Triton's launcher) at run time.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv \
+ && apt-get install -y --no-install-recommends python3 python3-venv python3-dev gcc g++ \
  && rm -rf /var/lib/apt/lists/*
 
 FROM python:3.12-slim-bookworm AS base-cpu
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV TORCH_INDEX=${TORCH_INDEX}
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc g++ \
+ && rm -rf /var/lib/apt/lists/*
 
 # A stage of this file, chosen by the build argument (not an image to pin).
 # hadolint ignore=DL3006

@@ -163,6 +163,7 @@ def test_compiled_vae_trains_like_eager_with_its_compile_time_apart(data_dir: Pa
     assert compiled["config_id"] != eager["config_id"]
     assert compiled["compute"]["compile_seconds"] > 0 and "compile_seconds" not in eager["compute"]
     assert compiled["compute"]["flops_per_epoch"] == eager["compute"]["flops_per_epoch"]
+    assert any((data_dir / "inductor-cache").iterdir())  # kernels kept in the data directory
     for run in runs.values():
         figures = run["summary"]["compute"]
         assert figures["peak_source"].startswith("measured:") and 0 < figures["mfu_ratio"] < 1

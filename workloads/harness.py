@@ -30,6 +30,7 @@ Body = Callable[[dict[str, Any], EventWriter], None]
 
 PROGRESS_INTERVAL_SECONDS = 0.5
 EXIT_FAILED = 1
+INDUCTOR_CACHE = "inductor-cache"  # in the data directory: compiled kernels outlive /tmp and reboots
 
 
 def run_workload(spec: dict[str, Any], events: EventWriter) -> None:
@@ -49,6 +50,9 @@ def _scratch_dir(requested: str | None) -> Iterator[Path]:
 
 
 def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
+    compiled = bool(spec.get("compile", False))
+    if compiled:  # read by Inductor when it compiles; an operator's own setting wins
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(spec["data_dir"]) / INDUCTOR_CACHE))
     import numpy as np
     import torch
 
@@ -70,7 +74,6 @@ def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
     loader = get_workload(spec["workload"]).loader
     timing = spec.get("timing", TIMING_REFERENCE)
     workers = spec.get("workers")
-    compiled = bool(spec.get("compile", False))
     trainer = build_trainer(
         TrainerSpec(
             workload=spec["workload"],
