@@ -31,6 +31,7 @@ CONFIG: dict[str, Any] = {
     "outlier_factor": 1.25,  # slower than the fleet median of the same config on the same GPU model by this
     "outlier_min_devices": 3,  # and only where at least this many such devices report the config
     "outlier_for": "2h",
+    "unstable_for": "1d",  # a config's recent ok runs vary by more than 5% (benchd_unstable) this long
     "grafana_url": "http://grafana:3000",  # where the alerts' dashboard links point (compose's Grafana)
     # What the Prometheus Operator of a default kube-prometheus-stack selects rules and monitors by.
     "operator_labels": {"release": "kube-prometheus-stack"},
@@ -135,6 +136,19 @@ def rule_groups(config: dict[str, Any]) -> list[dict[str, Any]]:
                     "Same work, same GPU model, and this device is an outlier: open its Why slow? row (power "
                     "cap or thermal throttling, a lower power limit, a PCIe link trained down), and compare "
                     "its driver and cooling with its peers.",
+                    _why_slow(config),
+                ),
+                _alert(
+                    "BenchdConfigUnstable",
+                    f"benchd_unstable{{{s}}} == 1",
+                    config["unstable_for"],
+                    "warning",
+                    "{{ $labels.workload }} {{ $labels.preset }} on {{ $labels.instance }} ({{ $labels.device }}, "
+                    "config {{ $labels.config }}) varies by more than 5% from run to run.",
+                    "Its figures move more than a comparison can trust, and the regression alert's allowance "
+                    "grows with the noise. Look for other load during its runs (the busy check, contended "
+                    "runs), throttling in its Why slow? row, or a fraction too short to time well; "
+                    "`repeat` in its schedule measures the spread.",
                     _why_slow(config),
                 ),
                 _alert(
