@@ -156,8 +156,10 @@ gpu_processes = true     # busy when other processes use the GPU
 suite = "standard-v1"           # or: presets = ["bs128"], fraction = 1.0, epochs = 2
 interval = "6h"                 # or: cron = "30 3 * * *"
 # timeout = "30m"
-# device = "auto"               # auto, cpu, cuda, cuda:1, mps, xpu
+# device = "auto"               # auto, cpu, cuda, cuda:1, mps, xpu; a list; or "all" (every accelerator)
 # timing = "reference"          # or "device": the training steps alone (docs/workloads.md)
+# repeat = 3                    # runs of each config per firing: their spread is the config's noise
+# precision = "amp-bf16"        # fp32 (as published), tf32, amp-fp16, amp-bf16; compile = true compiles
 
 [workloads.siamese]
 suite = "standard-v1"
