@@ -150,7 +150,9 @@ def test_achieved_flops_and_mfu_come_from_the_representative_epoch() -> None:
 
 
 @pytest.mark.slow
-def test_compiled_vae_trains_like_eager_with_its_compile_time_apart(data_dir: Path) -> None:
+def test_compiled_vae_trains_like_eager_with_its_compile_time_apart(data_dir: Path, monkeypatch) -> None:
+    # Torch sets this in a process that touched Inductor (earlier in-process tests): the child must choose.
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     args = ("run", "vae", "-p", "bs128", "--fraction", "0.05", "--device", "cpu", "--no-telemetry",
             "--timing", "device", "--epochs", "2", "--json", "--data-dir", str(data_dir))  # fmt: skip
     runs = {}
