@@ -181,6 +181,23 @@ def test_machines_closer_than_their_noise_are_said_to_be() -> None:
     assert not apart.cell(row, apart.columns[1]).within_noise
 
 
+def test_one_result_from_prometheus_brings_its_daemons_measure_of_the_noise() -> None:
+    """A fleet's Prometheus holds each config's last figure and benchd_runs_variation_ratio, not its runs."""
+
+    def latest(host: str, seconds: float, variation: float | None) -> results.Result:
+        column = results.Column(host, "cuda", "H100")
+        labels = {"batch_size": "128"}
+        return results.Result(column, "vae", "bs128", "aaaaaaaaaaaa", labels, 1.0, "ok", seconds, 0.0,
+                              variation=variation)  # fmt: skip
+
+    noisy = table.build([latest("a", 10.0, 0.08), latest("b", 10.5, 0.01)], ["a", "b"])
+    (row,) = noisy.rows
+    a, b = (noisy.cell(row, column) for column in noisy.columns)
+    assert a.cv == 0.08 and a.unstable and b is not None and not b.unstable and b.within_noise
+    steady = table.build([latest("a", 10.0, None), latest("b", 10.5, None)], ["a", "b"])
+    assert steady.cell(row, steady.columns[1]).cv is None  # no runs to judge by: never "within noise"
+
+
 def test_suite_and_config_select_the_runs_compared() -> None:
     m1 = parse_bundle(Path(M1).read_text(), M1)
     found = results.from_bundle(m1)

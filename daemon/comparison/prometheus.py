@@ -98,6 +98,7 @@ def results(url: str) -> list[Result]:
     durations = _by_key(url, "benchd_last_epoch_duration_seconds")
     fractions = _by_key(url, "benchd_epoch_fraction_ratio")
     extras = {name: _by_key(url, metric) for name, metric in EXTRA_METRICS.items()}
+    variations = _by_key(url, "benchd_runs_variation_ratio")
     configs = {s["metric"].get("config", ""): s["metric"] for s in instant(url, "benchd_config_info")}
     columns = _columns(url)
     found = []
@@ -116,6 +117,7 @@ def results(url: str) -> list[Result]:
             config_id=config or None, labels=labels, fraction=fraction, outcome="ok",
             epoch_seconds=seconds, finished_at=0.0,
             extras={name: values[key] for name, values in extras.items() if key in values},
+            variation=variations.get(key),
         ))  # fmt: skip
     failed = "|".join(str(outcome) for outcome in FAILED_OUTCOMES)
     ended = _by_key(url, "benchd_last_run_timestamp_seconds")

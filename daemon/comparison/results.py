@@ -44,6 +44,7 @@ class Result:
     finished_at: float
     contended: bool = False
     extras: dict[str, float] = field(default_factory=dict)  # EXTRAS measured, in base units
+    variation: float | None = None  # the source's own CV of the config's recent runs (Prometheus: a metric)
 
     @property
     def suite(self) -> str:
