@@ -78,6 +78,18 @@ def test_a_repeated_schedule_queues_each_config_that_many_times(tmp_path: Path) 
     assert queue.submitted == [("cuda:0", "bs128")] * 3 and queue.repeats == [0, 1, 2]
 
 
+def test_a_busy_host_skips_each_config_once_however_often_it_repeats(tmp_path: Path, monkeypatch) -> None:
+    scheduler, queue = _scheduler(tmp_path, 'device = "cuda:0"\nrepeat = 3\n')
+    monkeypatch.setattr("benchd.lifecycle.scheduler.busy_reason", lambda _settings, _device: "host busy")
+    skipped: list[tuple[str, int, str]] = []
+    monkeypatch.setattr(
+        scheduler, "_record_skipped", lambda r, why: skipped.append((r.config.preset, r.repeat, why))
+    )
+    (schedule,) = scheduler._settings.schedules
+    assert scheduler._fire(schedule)
+    assert queue.submitted == [] and skipped == [("bs128", 0, "host busy")]  # one record, not three
+
+
 @pytest.mark.parametrize("device", ["cuda:3", "mps"])
 def test_a_device_the_host_lacks_waits_like_unknown_devices(tmp_path: Path, device: str) -> None:
     scheduler, queue = _scheduler(tmp_path, f'device = "{device}"\n')

@@ -125,18 +125,21 @@ class Scheduler(threading.Thread):
     def _fire_on(self, schedule: Schedule, device: str) -> None:
         # Runs of our own already on the device just mean the new ones wait their turn.
         reason = None if self._queue.device_busy(device) else busy_reason(self._settings, device)
-        configs = schedule.request.configs()
-        for config, repeat in ((c, index) for c in configs for index in range(schedule.repeat)):
-            request = RunRequest(config, device, self._settings.data_dir, schedule.request.timeout, repeat)
-            if reason is None:
-                try:
-                    self._queue.submit(request, origin=Origin.SCHEDULE)
-                    continue
-                except QueueFullError as exc:
-                    reason = str(exc)
-                except ShuttingDownError:
-                    return
-            self._record_skipped(request, reason)
+        for config in schedule.request.configs():
+            for repeat in range(schedule.repeat):
+                request = RunRequest(
+                    config, device, self._settings.data_dir, schedule.request.timeout, repeat
+                )
+                if reason is None:
+                    try:
+                        self._queue.submit(request, origin=Origin.SCHEDULE)
+                        continue
+                    except QueueFullError as exc:
+                        reason = str(exc)
+                    except ShuttingDownError:
+                        return
+                self._record_skipped(request, reason)
+                break  # one skipped run stands for the config's repeats not run
 
     def _record_skipped(self, request: RunRequest, reason: str) -> None:
         log.info("skipped %s %s: %s", request.config.workload, request.config.preset, reason)
