@@ -21,6 +21,7 @@ from benchd.lifecycle.ledger import RunLedger
 from benchd.lifecycle.queue import RunQueue
 from benchd.results.store import ResultsStore
 from benchd.server.api import create_app
+from benchd.server.hosts import HostPolicy
 from benchd.server.metrics import BenchdCollector, DaemonFacts
 from benchd.server.scoreboard import Scoreboard
 
@@ -39,6 +40,8 @@ class FakeDaemon:
     default_timeout: float = 3600.0
     probed: Probe | None = PROBE
     statuses: list[dict[str, Any]] = field(default_factory=list)
+    # Starlette's test client calls the daemon "testserver": allowed as an operator would allow a name.
+    hosts: HostPolicy = field(default_factory=lambda: HostPolicy.build(["testserver"]))
 
     def probe(self) -> Probe | None:
         return self.probed
@@ -158,6 +161,85 @@ def test_cross_origin_browser_requests_cannot_queue_runs(client, daemon, headers
     assert daemon.store.list_runs() == []
 
 
+REBINDING_HOSTS = ["evil.example", "evil.example:9655", "127.0.0.1.evil.example:9655",
+                   "localhost.evil.example", "testserver@evil.example", "[::1", "local host",
+                   "evil.example:99999999"]  # fmt: skip
+
+
+@pytest.mark.parametrize("host", REBINDING_HOSTS)
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/metrics"), ("GET", "/healthz"), ("GET", "/api/v1/runs"), ("GET", "/api/v1/status"),
+     ("POST", "/api/v1/runs"), ("DELETE", "/api/v1/runs/1"), ("GET", "/api/v1/runs/1/")],
+)  # fmt: skip
+def test_a_foreign_host_header_is_refused_on_every_route_and_never_echoed(
+    client, daemon, host, method, path
+) -> None:
+    """DNS rebinding: a page on evil.example rebound to 127.0.0.1 sends its own name as Host and Origin."""
+    headers = {"host": host, "origin": f"http://{host}", "content-type": "application/json"}
+    response = client.request(method, path, headers=headers, content=b'{"workload": "vae"}')
+    assert response.status_code == 421
+    assert "Host header" in response.json()["error"]
+    assert "evil" not in response.text and "evil" not in str(response.headers)
+    assert daemon.store.list_runs() == []
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost:9655", "127.0.0.1:9655", "[::1]:9655", "10.1.2.3:9655", "[fe80::1]", "LOCALHOST",
+             "testserver", "localhost."],
+)  # fmt: skip
+def test_loopback_names_ip_literals_and_allowed_names_are_served(client, host) -> None:
+    assert client.get("/healthz", headers={"host": host}).status_code == 200
+
+
+def test_configured_allowed_hosts_with_a_leading_dot_cover_their_subdomains() -> None:
+    policy = HostPolicy.build([".svc.cluster.local", "benchd"])
+    assert policy.host_refusal("benchd.monitoring.svc.cluster.local:9655") is None
+    assert policy.host_refusal("benchd:9655") is None
+    assert policy.host_refusal("svc.cluster.local.evil.example") is not None
+    assert policy.host_refusal("notbenchd:9655") is not None
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["http://evil.example:80", "http://evil.example", "ftp://testserver", "http://testserver:9656",
+     "https://testserver", "http://[::1", "http://testserver:notaport"],
+)  # fmt: skip
+def test_an_origin_that_is_not_an_allowed_host_on_this_port_is_refused(client, daemon, origin) -> None:
+    """The Origin is checked on its own (scheme, host and port), not against the Host header the page sets."""
+    response = client.post("/api/v1/runs", json={"workload": "vae"}, headers={"origin": origin})
+    assert response.status_code == 403 and "evil" not in response.text
+    assert client.get("/api/v1/runs", headers={"origin": origin}).status_code == 403
+    assert daemon.store.list_runs() == []
+
+
+def test_the_authorization_scheme_is_case_insensitive(daemon) -> None:
+    daemon.token = "a-token-of-twenty-chars"
+    client = TestClient(create_app(daemon))
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        response = client.post(
+            "/api/v1/runs", json={"workload": "resnet"}, headers={"authorization": f"{scheme} {daemon.token}"}
+        )
+        assert response.status_code == 422, scheme
+    wrong_ones = ("Basic a-token-of-twenty-chars", "Bearer", "Bearer a-token-of-twenty-charsX", "Bearerx")
+    for wrong in wrong_ones:
+        assert client.post("/api/v1/runs", json={}, headers={"authorization": wrong}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"workload": "vae", "epochs": ' + b"9" * 5000 + b"}", "number too long"),
+        ('{"workload": "vae"}'.encode("utf-16"), "not UTF-8"),
+        (b'{"workload": "\xff"}', "not UTF-8"),
+    ],
+)
+def test_bodies_with_huge_integers_or_other_encodings_are_400(client, daemon, content, message) -> None:
+    response = client.post("/api/v1/runs", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and message in response.json()["error"]
+    assert daemon.store.list_runs() == []
+
+
 def test_a_same_origin_request_passes_the_origin_check(client) -> None:
     response = client.post(
         "/api/v1/runs", json={"workload": "resnet"}, headers={"origin": "http://testserver"}
@@ -171,8 +253,11 @@ def test_methods_a_route_lacks_get_405_with_the_right_allow(client) -> None:
         assert response.status_code == 405, method
         assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD"}
     assert client.head("/metrics").status_code == 200
-    runs = client.put("/api/v1/runs", json={})
-    assert runs.status_code == 405 and {"GET", "POST"} <= set(runs.headers["allow"].split(", "))
+    for method in ("PUT", "PATCH"):
+        runs = client.request(method, "/api/v1/runs", content=b"x", headers={"content-type": "text/plain"})
+        assert runs.status_code == 405 and {"GET", "POST"} <= set(runs.headers["allow"].split(", "))
+        one = client.request(method, "/api/v1/runs/1")
+        assert one.status_code == 405 and {"GET", "DELETE"} <= set(one.headers["allow"].split(", "))
     one = client.post("/api/v1/runs/1", json={})
     assert one.status_code == 405 and {"GET", "DELETE"} <= set(one.headers["allow"].split(", "))
     assert "error" in one.json()

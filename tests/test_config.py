@@ -134,6 +134,17 @@ def test_errors_name_the_key_and_reason(tmp_path: Path, text: str, key: str, rea
     assert str(caught.value).startswith(f"config {key}: ")
 
 
+def test_allowed_hosts_from_the_file_the_environment_and_flags(tmp_path: Path) -> None:
+    in_file = settings(tmp_path, '[server]\nallowed_hosts = ["Benchd", ".svc.cluster.local"]\n')
+    assert in_file.allowed_hosts == ("benchd", ".svc.cluster.local")
+    in_environment = settings(tmp_path, "", env={"BENCHD_ALLOWED_HOSTS": "a.example, b"})
+    assert in_environment.allowed_hosts == ("a.example", "b")
+    assert settings(tmp_path, "", flags={"server.allowed_hosts": ["c"]}).allowed_hosts == ("c",)
+    for bad in ('["evil.example/x"]', '["a b"]', "[1]", '"x"'):
+        with pytest.raises(ConfigError, match=r"^config server.allowed_hosts: "):
+            settings(tmp_path, f"[server]\nallowed_hosts = {bad}\n")
+
+
 def test_token_allows_any_address(tmp_path: Path) -> None:
     loaded = settings(tmp_path, '[server]\nhost = "0.0.0.0"\n', env={"BENCHD_TOKEN": "x" * 20})
     assert loaded.host == "0.0.0.0" and not loaded.loopback

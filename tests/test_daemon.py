@@ -362,6 +362,12 @@ class _OfflineDaemon:
     token = None
     default_timeout = 1.0
 
+    @property
+    def hosts(self) -> object:
+        from benchd.server.hosts import HostPolicy
+
+        return HostPolicy.build()
+
 
 def test_openapi_document_is_valid_and_covers_every_route(daemon: DaemonProcess) -> None:
     from openapi_spec_validator import validate

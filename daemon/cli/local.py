@@ -233,6 +233,13 @@ def serve(
     token_file: Annotated[
         Path | None, typer.Option(help="Read the bearer token from this file (server.token_file).")
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A name clients may call the daemon by, besides localhost, IP addresses and this host's "
+            "name (server.allowed_hosts; repeat it for several)."
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Run the daemon: scheduled and triggered benchmarks, HTTP API and /metrics."""
@@ -245,7 +252,8 @@ def serve(
 
     os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
     flags = {"server.host": host, "server.port": port, "data_dir": str(data_dir) if data_dir else None,
-             "server.token_file": str(token_file) if token_file else None}  # fmt: skip
+             "server.token_file": str(token_file) if token_file else None,
+             "server.allowed_hosts": allowed_host or None}  # fmt: skip
     try:
         settings = load_settings(config, flags)
     except ConfigError as exc:

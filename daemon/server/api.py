@@ -38,12 +38,15 @@ from benchd.lifecycle.queue import (
 from benchd.lifecycle.recording import RunRequest
 from benchd.results.model import OUTCOMES, Origin
 from benchd.results.store import ResultsStore, UnreadableRunError
+from benchd.server.hosts import HostPolicy
 from benchd.server.openapi import MAX_RUN_ID, openapi_document
 
 MAX_BODY_BYTES = 64 * 1024
 CONFIG_ID = re.compile(r"[0-9a-f]{12}")
-MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-BODY_METHODS = {"POST", "PUT", "PATCH"}
+# What the routes accept that changes something; PUT and PATCH go straight to the router, which answers
+# 405 with the methods the path allows.
+MUTATING_METHODS = {"POST", "DELETE"}
+BODY_METHODS = {"POST"}
 RETRY_SOON = {"Retry-After": "1"}  # while the daemon starts: the CLI waits and tries again
 STORE_RETRY = {"Retry-After": "5"}
 
@@ -68,6 +71,9 @@ class Daemon(Protocol):
 
     @property
     def data_dir(self) -> Path: ...
+
+    @property
+    def hosts(self) -> HostPolicy: ...
 
     def probe(self) -> Probe | None: ...
 
@@ -104,16 +110,21 @@ class GuardMiddleware:
     scrapes, which should cost as little as possible.
     """
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, hosts: HostPolicy) -> None:
         self.app = app
         self.token = token
+        self.hosts = hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in MUTATING_METHODS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        refusal = self._refusal(headers, scope["method"])
+        refusal = self._misdirected(headers)
+        if refusal is None and scope["method"] not in MUTATING_METHODS:
+            await self.app(scope, receive, send)
+            return
+        refusal = refusal or self._refusal(headers, scope["method"])
         body = b""
         if refusal is None:
             read = await _read_body(receive)
@@ -127,15 +138,27 @@ class GuardMiddleware:
             return
         await self.app(scope, _replay(body, receive), send)
 
+    def _misdirected(self, headers: Headers) -> Response | None:
+        """Every route, scrapes included: a Host this daemon does not answer to (421), a browser's
+        Origin that is not this daemon (403). Neither response repeats what was sent."""
+        host = headers.get("host")
+        why = self.hosts.host_refusal(host)
+        if why is not None:
+            return error(421, why)
+        origin = headers.get("origin")
+        if origin is not None:
+            why = self.hosts.origin_refusal(origin, host)
+            if why is not None:
+                return error(403, why)
+        return None
+
     def _refusal(self, headers: Headers, method: str) -> Response | None:
-        if _cross_origin(headers):
+        if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
             return error(
                 403, "cross-origin requests are refused: use the benchd CLI or a client without Origin"
             )
-        if self.token is not None:
-            given = headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, f"Bearer {self.token}".encode()):
-                return error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+        if self.token is not None and not _bearer_matches(headers.get("authorization", ""), self.token):
+            return error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
         length = headers.get("content-length")
         if length is not None and (
             not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY_BYTES
@@ -151,15 +174,11 @@ class GuardMiddleware:
         return None
 
 
-def _cross_origin(headers: Headers) -> bool:
-    """A browser says where a request comes from; anything but this daemon's own origin is refused."""
-    if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        return True
-    origin = headers.get("origin")
-    if origin is None:
-        return False  # not a browser's cross-origin request: the CLI, curl, Prometheus
-    host = headers.get("host", "")
-    return origin in ("null", "") or origin.split("://", 1)[-1].rstrip("/").lower() != host.lower()
+def _bearer_matches(authorization: str, token: str) -> bool:
+    """RFC 9110: the scheme is case-insensitive (`bearer`, `BEARER`); the token is compared in constant
+    time."""
+    scheme, _, given = authorization.strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -196,11 +215,15 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if len(body) > MAX_BODY_BYTES:
         raise ApiError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
     try:
-        payload = json.loads(body or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        payload = json.loads((body or b"{}").decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"body is not UTF-8 JSON: byte {exc.start} is not UTF-8") from None
+    except json.JSONDecodeError as exc:
         raise ApiError(400, f"body is not JSON: {exc}") from None
     except RecursionError:
         raise ApiError(400, "body is nested too deeply to be a run request") from None
+    except ValueError:  # an integer literal beyond Python's 4,300-digit conversion limit
+        raise ApiError(400, "body holds a number too long to be a run request's") from None
     if not isinstance(payload, dict):
         raise ApiError(422, "body must be a JSON object")
     return payload
@@ -373,7 +396,7 @@ def create_app(daemon: Daemon) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(GuardMiddleware, token=daemon.token)],
+        middleware=[Middleware(GuardMiddleware, token=daemon.token, hosts=daemon.hosts)],
         exception_handlers={
             HTTPException: http_error,
             ApiError: api_error,
@@ -383,5 +406,6 @@ def create_app(daemon: Daemon) -> Starlette:
             UnreadableRunError: unreadable_run,
         },
     )
+    app.router.redirect_slashes = False  # its redirect is built from the Host header: never echo it
     app.state.daemon = daemon
     return app

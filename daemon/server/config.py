@@ -41,6 +41,7 @@ ENV_KEYS = {
     "BENCHD_PORT": "server.port",
     "BENCHD_TOKEN": "server.token",
     "BENCHD_TOKEN_FILE": "server.token_file",
+    "BENCHD_ALLOWED_HOSTS": "server.allowed_hosts",  # comma-separated
     "BENCHD_QUEUE_SIZE": "runs.queue_size",
     "BENCHD_TIMEOUT": "runs.timeout",
     "BENCHD_GRACE": "runs.grace",
@@ -52,6 +53,11 @@ ENV_KEYS = {
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+class FromEnvironment(str):
+    """A value read from a BENCHD_* variable: text that may stand for a number, a boolean or a list. In a
+    config file the same text is a string where a number belongs (`repeat = "100"`), and refused."""
 
 
 class ConfigError(ValueError):
@@ -97,6 +103,7 @@ class Settings:
     max_cpu_load: float
     skip_when_gpu_busy: bool
     schedules: tuple[Schedule, ...]
+    allowed_hosts: tuple[str, ...] = ()  # names the Host header may use besides loopback, IPs, this host
     warnings: tuple[str, ...] = ()  # said at start: a secret others can read, and the like
 
     @property
@@ -133,6 +140,9 @@ host = "127.0.0.1"       # BENCHD_HOST; any non-loopback address requires a toke
 port = {DEFAULT_PORT}             # BENCHD_PORT
 # token = "change-me"     # BENCHD_TOKEN; required by POST and DELETE when set (16+ printable characters)
 # token_file = "/etc/benchd/token"  # BENCHD_TOKEN_FILE; the token from a file (chmod 600), not in `ps`
+# allowed_hosts = ["benchd.example.internal", ".svc.cluster.local"]  # BENCHD_ALLOWED_HOSTS (comma-separated);
+#                         # names clients may call the daemon by, besides localhost, IP addresses and this
+#                         # host's name; a leading dot allows every name under it (DNS rebinding defence)
 
 [runs]
 queue_size = 32          # queued runs beyond this are refused (HTTP 429)
@@ -212,6 +222,8 @@ def _shown(value: Any) -> str:
 
 
 def _number(key: str, value: Any, kind: type, low: float, high: float | None = None) -> Any:
+    if isinstance(value, str) and not isinstance(value, FromEnvironment):
+        raise ConfigError(key, f"{_shown(value)} is a string; write the {kind.__name__} without quotes")
     if isinstance(value, str):
         try:
             value = kind(value)
@@ -233,7 +245,8 @@ def _number(key: str, value: Any, kind: type, low: float, high: float | None = N
 def _boolean(key: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+    words = ("1", "true", "yes", "on", "0", "false", "no", "off")
+    if isinstance(value, FromEnvironment) and value.lower() in words:
         return value.lower() in ("1", "true", "yes", "on")
     raise ConfigError(key, f"{value!r} is not true or false")
 
@@ -345,7 +358,7 @@ def load_layers(
     tree: dict[str, Any] = _read_file(path) if path is not None else {}
     for variable, dotted in ENV_KEYS.items():
         if environ.get(variable):
-            _set_dotted(tree, dotted, environ[variable])
+            _set_dotted(tree, dotted, FromEnvironment(environ[variable]))
     for dotted, value in flags.items():
         if value is not None:
             _set_dotted(tree, dotted, value)
@@ -356,7 +369,7 @@ def settings_from_tree(tree: Mapping[str, Any], token_in_file: Path | None = Non
     """Validated settings; `token_in_file` is the config file when the token is written in it."""
     _reject_unknown("", tree, {"data_dir", "server", "runs", "schedule", "busy_check", "workloads"})
     server = _table("server", tree.get("server", {}))
-    _reject_unknown("server.", server, {"host", "port", "token", "token_file"})
+    _reject_unknown("server.", server, {"host", "port", "token", "token_file", "allowed_hosts"})
     runs = _table("runs", tree.get("runs", {}))
     _reject_unknown("runs.", runs, {"queue_size", "timeout", "grace"})
     schedule = _table("schedule", tree.get("schedule", {}))
@@ -391,8 +404,25 @@ def settings_from_tree(tree: Mapping[str, Any], token_in_file: Path | None = Non
         schedules=tuple(
             _schedule(name, _table(f"workloads.{name}", table), timeout) for name, table in workloads.items()
         ),
+        allowed_hosts=_allowed_hosts("server.allowed_hosts", server.get("allowed_hosts", [])),
         warnings=warnings,
     )
+
+
+_HOST_NAME = re.compile(r"\.?[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*\.?", re.ASCII)
+
+
+def _allowed_hosts(key: str, value: Any) -> tuple[str, ...]:
+    """Host names (a list, or a comma-separated string from the environment): each a DNS name, one with a
+    leading dot for every name under it, or `*` for any."""
+    from_environment = isinstance(value, FromEnvironment)
+    names = [n.strip() for n in value.split(",") if n.strip()] if from_environment else value
+    if not isinstance(names, list) or len(names) > 256:
+        raise ConfigError(key, "must be a list of at most 256 host names")
+    for name in names:
+        if not isinstance(name, str) or not (name == "*" or _HOST_NAME.fullmatch(name.lower())):
+            raise ConfigError(key, f"{_shown(name)} is not a host name (letters, digits, - and dots)")
+    return tuple(name.lower() for name in names)
 
 
 def check_token(key: str, token: object) -> str:

@@ -32,6 +32,7 @@ from benchd.paths import ensure_writable, store_path
 from benchd.results.model import OUTCOMES
 from benchd.results.store import ResultsStore
 from benchd.server.config import ALL_DEVICES, Settings
+from benchd.server.hosts import HostPolicy
 from benchd.server.metrics import BenchdCollector, DaemonFacts
 from benchd.server.scoreboard import Scoreboard, SeriesState, Snapshot
 from benchd.telemetry.sampler import Sampler
@@ -73,6 +74,7 @@ class Daemon:
         self.token = settings.token
         self.default_timeout = settings.timeout_seconds
         self.data_dir = settings.data_dir
+        self.hosts = HostPolicy.build(settings.allowed_hosts)
         self.started_at = time.time()
         data_dir = ensure_writable(settings.data_dir)
         self._lock = _lock_data_dir(data_dir)
