@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 
 from benchd import __version__
+from benchd.text import from_outside
 
 
 def cpu_name() -> str:
@@ -43,12 +44,12 @@ ENV_IMAGE = "BENCHD_IMAGE"  # set by the Dockerfile's build
 
 def hostname() -> str:
     """The name results carry: BENCHD_HOSTNAME, else NODE_NAME (a pod's node), else the host's own."""
-    return os.environ.get(ENV_HOSTNAME) or os.environ.get(ENV_NODE_NAME) or socket.gethostname()
+    return from_outside(os.environ.get(ENV_HOSTNAME) or os.environ.get(ENV_NODE_NAME) or socket.gethostname())
 
 
 def describe_host() -> dict[str, Any]:
     """The host half of a run's `system` object (docs/cli.md); the child adds torch and devices."""
-    return {
+    described: dict[str, Any] = {
         "hostname": hostname(),
         "os": platform.system(),
         "kernel": platform.release(),
@@ -60,3 +61,5 @@ def describe_host() -> dict[str, Any]:
         "benchd": __version__,
         "image": os.environ.get(ENV_IMAGE),
     }
+    # What the OS hands over may hold bytes that are not UTF-8: replaced here, where they enter.
+    return {key: from_outside(value) if isinstance(value, str) else value for key, value in described.items()}

@@ -14,6 +14,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from benchd import __version__
+from benchd.text import terminal
 
 EXIT_FAILED_RUN = 1
 EXIT_BAD_INPUT = 2
@@ -79,9 +80,15 @@ ChannelsLastOption = Annotated[
 ]
 
 
+def say(message: str, *, err: bool = False, nl: bool = True) -> None:
+    """Print for a person at a terminal. Messages carry strings from outside (hostnames, device names,
+    paths, torch's errors): their control characters are shown, never obeyed (benchd.text.terminal)."""
+    typer.echo(terminal(message, multiline=True), err=err, nl=nl)
+
+
 def fail(message: str) -> NoReturn:
     """Report bad input the way every command does: one line, exit 2, no traceback."""
-    typer.echo(f"error: {message}", err=True)
+    say(f"error: {message}", err=True)
     raise typer.Exit(EXIT_BAD_INPUT)
 
 

@@ -18,7 +18,8 @@ from email.message import Message as HTTPMessage
 from pathlib import Path
 from typing import IO, Any
 
-from benchd.server.config import DEFAULT_PORT
+from benchd import userfiles
+from benchd.server.config import DEFAULT_PORT, MAX_TOKEN_FILE_BYTES
 
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 ENV_URL = "BENCHD_URL"
@@ -63,9 +64,9 @@ def resolve_token(token: str | None, token_file: Path | None) -> str | None:
 def _read_token_file(name: str, path: Path) -> str:
     """A token file's text without its trailing newline (not part of the token)."""
     try:
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TokenError(f"{name} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        return userfiles.read_text(path, MAX_TOKEN_FILE_BYTES, name).rstrip("\r\n")
+    except userfiles.UserFileError as exc:
+        raise TokenError(str(exc)) from None
 
 
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):

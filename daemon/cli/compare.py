@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from benchd.cli.app import DataDirOption, app, fail
+from benchd.cli.app import DataDirOption, app, fail, say
 from benchd.cli.remote import TokenFileOption, TokenOption, UrlOption, call, client_for
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def export(
     fallback = describe_host() if url is None else {"hostname": source}
     bundle = make_bundle(chosen, fallback, source)
     write_text(json.dumps(bundle.to_json(), indent=1) + "\n", output)
-    typer.echo(f"exported {len(chosen)} run(s) of host {bundle.hostname} from {source}", err=True)
+    say(f"exported {len(chosen)} run(s) of host {bundle.hostname} from {source}", err=True)
 
 
 BundlesArgument = Annotated[
@@ -216,12 +216,11 @@ def compare(
 
 
 def _plain_table(comparison: Comparison, extras: tuple[str, ...], wide: bool) -> str:
-    from rich.console import Console
-
+    from benchd.cli.report import plain_console
     from benchd.comparison import render
 
     out = io.StringIO()
-    Console(width=240, file=out).print(render.as_rich(comparison, extras, wide=wide))
+    plain_console(width=240, file=out).print(render.as_rich(comparison, extras, wide=wide))
     return out.getvalue()
 
 
@@ -255,7 +254,7 @@ def report(
     write_text(render.as_html(comparison, extras, [(title, plots.svg_uri(f)) for title, f in drawn]), output)
     if plots_dir is not None:
         _write_plots(drawn, plots_dir, plot_format)
-    typer.echo(f"wrote {output} ({len(comparison.rows)} rows, {len(comparison.columns)} columns, "
+    say(f"wrote {output} ({len(comparison.rows)} rows, {len(comparison.columns)} columns, "
                f"{len(drawn)} plots)", err=True)  # fmt: skip
 
 
@@ -265,6 +264,6 @@ def _write_plots(drawn: list[tuple[str, Any]], directory: Path, plot_format: str
     try:
         directory.mkdir(parents=True, exist_ok=True)
         for path in plots.save(drawn, directory, plot_format):
-            typer.echo(f"wrote {path}", err=True)
+            say(f"wrote {path}", err=True)
     except OSError as exc:
         fail(f"--plots-dir {directory}: {exc.strerror or exc}")

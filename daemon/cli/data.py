@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from benchd.cli.app import EXIT_FAILED_RUN, DataDirOption, JsonOption, data_app, fail, resolve_data_dir
+from benchd.cli.app import EXIT_FAILED_RUN, DataDirOption, JsonOption, data_app, fail, resolve_data_dir, say
 from benchd.cli.progress import progress_bars
 
 
@@ -60,7 +60,7 @@ def data_prepare(
         typer.echo(json.dumps([i.to_json() for i in infos], indent=2))
     else:
         for info in infos:
-            typer.echo(f"{info.name}: {info.kind}, {info.samples:,} samples, {info.path}")
+            say(f"{info.name}: {info.kind}, {info.samples:,} samples, {info.path}")
 
 
 DatasetArgument = Annotated[
@@ -86,9 +86,9 @@ def _print_verifications(results: list, json_output: bool) -> None:
         state = "ok" if result.ok else "FAILED"
         counts = ", ".join(f"{k} {v:,}" for k, v in result.counts.items())
         size = f"{result.size_bytes / 1e6:,.1f} MB"
-        typer.echo(f"{result.name}: {result.kind}, {state}, {counts or '-'}, {size}, {result.path}")
+        say(f"{result.name}: {result.kind}, {state}, {counts or '-'}, {size}, {result.path}")
         for problem in result.problems:
-            typer.echo(f"  {problem}")
+            say(f"  {problem}")
 
 
 @data_app.command("fetch")
@@ -123,7 +123,7 @@ def data_fetch(
             try:
                 results.append(fetch(directory, name, mirror=url, progress=progress))
             except FetchError as exc:
-                typer.echo(f"error: {exc}", err=True)
+                say(f"error: {exc}", err=True)
                 raise typer.Exit(EXIT_FAILED_RUN) from None
     _print_verifications(results, json_output)
 
@@ -191,6 +191,4 @@ def data_status(data_dir: DataDirOption = None, json_output: JsonOption = False)
         return
     for row in rows:
         samples = f"{row['samples']:,} samples" if row["samples"] else row.get("problem", "-")
-        typer.echo(
-            f"{row['name']}: {row['kind']}, {samples}, {int(row['size_bytes']) / 1e6:,.1f} MB, {row['path']}"
-        )
+        say(f"{row['name']}: {row['kind']}, {samples}, {int(row['size_bytes']) / 1e6:,.1f} MB, {row['path']}")

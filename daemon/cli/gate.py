@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from benchd.cli.app import fail
+from benchd.cli.app import fail, say
 from benchd.results.baseline import judge, parse_slowdown
 from benchd.results.model import Outcome, Run
 
@@ -48,7 +48,7 @@ def slower_than_baseline(runs: list[Run], history: Callable[[Run], list[float]],
         if run.outcome != Outcome.OK or summary is None or run.config_id is None:
             continue
         verdict = judge(summary.epoch_seconds, history(run), limit)
-        typer.echo(
+        say(
             f"gate: run {run.id} {run.workload} {run.preset} ({run.config_id}): {verdict.line(limit)}",
             err=True,
         )

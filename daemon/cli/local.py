@@ -25,6 +25,7 @@ from benchd.cli.app import (
     fail,
     interrupt_on_termination,
     resolve_data_dir,
+    say,
 )
 from benchd.cli.gate import EXIT_SLOWER, MaxSlowdownOption, parse_limit, slower_than_baseline
 
@@ -135,7 +136,7 @@ def run(
     except devices.DeviceError as exc:
         fail(str(exc))
     except devices.ProbeError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        say(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_FAILED_RUN) from None
     try:
         prepare_dataset(directory, spec.dataset)  # in the foreground, with a bar, before any run
@@ -156,7 +157,7 @@ def run(
                     on_wait=functools.partial(_say_waiting, request.device),
                 )  # fmt: skip
     except KeyboardInterrupt:
-        typer.echo("interrupted: the run in progress was recorded as cancelled", err=True)
+        say("interrupted: the run in progress was recorded as cancelled", err=True)
         raise typer.Exit(130) from None
     finally:
         if sampler is not None:
@@ -196,7 +197,7 @@ def print_repeats(runs: list[Run]) -> None:
     for (workload, preset, config), seconds in by_config.items():
         found = repeats_of(seconds)
         if found is not None and found.runs > 1:
-            typer.echo(f"repeats: {workload} {preset} ({config}): {found.line()}", err=True)
+            say(f"repeats: {workload} {preset} ({config}): {found.line()}", err=True)
 
 
 def _history(store: ResultsStore, run: Run) -> list[float]:
@@ -219,7 +220,7 @@ def suite_options(suite: str, workload: str, given: Mapping[str, Any]) -> dict[s
 
 
 def _say_waiting(device: str, holder: str) -> None:
-    typer.echo(f"waiting for {device}: in use by {holder}", err=True)
+    say(f"waiting for {device}: in use by {holder}", err=True)
 
 
 @app.command()
@@ -259,7 +260,7 @@ def serve(
     except ConfigError as exc:
         fail(str(exc))
     for warning in settings.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        say(f"warning: {warning}", err=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from benchd.server.daemon import DaemonLockError, ListenError
     from benchd.server.daemon import serve as run_server
@@ -281,7 +282,7 @@ def doctor(data_dir: DataDirOption = None, json_output: JsonOption = False) -> N
         typer.echo(json.dumps(report, indent=2))
     else:
         for line in render(report):
-            typer.echo(line)
+            say(line)
     if not report["can_run"]:
         raise typer.Exit(EXIT_FAILED_RUN)
 

@@ -27,6 +27,7 @@ from benchd.cli.app import (
     WideOption,
     app,
     fail,
+    say,
 )
 from benchd.cli.client import ClientError, DaemonClient
 from benchd.cli.gate import EXIT_SLOWER, MaxSlowdownOption, parse_limit, slower_than_baseline
@@ -71,7 +72,7 @@ def call(client: DaemonClient, method: str, path: str, body: dict[str, Any] | No
 
 def exit_with(exc: ClientError) -> NoReturn:
     """The daemon's error as one line; a request it refused as bad input exits 2, anything else 1."""
-    typer.echo(f"error: {exc}", err=True)
+    say(f"error: {exc}", err=True)
     bad_input = exc.status is not None and 400 <= exc.status < 500 and exc.status not in (404, 409, 429)
     raise typer.Exit(EXIT_BAD_INPUT if bad_input else EXIT_FAILED_RUN) from None
 
@@ -103,14 +104,14 @@ def _read(
             exit_with(exc)
         store = store_path(data_dir if data_dir is not None else default_data_dir())
         if not store.is_file():
-            typer.echo(f"error: {exc}; and no results store at {store} (--data-dir)", err=True)
+            say(f"error: {exc}; and no results store at {store} (--data-dir)", err=True)
             raise typer.Exit(EXIT_FAILED_RUN) from None
         try:
             opened = ResultsStore(store)
         except StoreError as error:
-            typer.echo(f"error: {error}", err=True)
+            say(f"error: {error}", err=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
-        typer.echo(f"no daemon at {client.url}: reading the local store {store}", err=True)
+        say(f"no daemon at {client.url}: reading the local store {store}", err=True)
         try:
             return local(opened), f"local store {store}"
         finally:
@@ -156,7 +157,7 @@ def trigger(
             typer.echo(json.dumps(queued, indent=2))
         for run in queued:
             note = " (already queued)" if run["duplicate"] else ""
-            typer.echo(
+            say(
                 f"queued run {run['id']}: {run['workload']} {run['preset']} on {run['device']}{note}",
                 err=True,
             )
@@ -247,7 +248,7 @@ def show(
     def local(store: Any) -> dict[str, Any]:
         run = store.get_run(run_id)
         if run is None:
-            typer.echo(f"error: no run {run_id} in the local store", err=True)
+            say(f"error: no run {run_id} in the local store", err=True)
             raise typer.Exit(EXIT_FAILED_RUN)
         return run.to_json()
 
@@ -257,17 +258,17 @@ def show(
         return
     _print_runs([run], False, wide, f"benchd run {run_id} ({source})")
     timing = f", {run['timing']} timing" if run.get("timing") else ""
-    typer.echo(f"  config {run.get('config_id') or '-'}{timing}; {report.system_line(run.get('system'))}")
+    say(f"  config {run.get('config_id') or '-'}{timing}; {report.system_line(run.get('system'))}")
     why = report.slowdown_line((run.get("summary") or {}).get("slowdown") or {})
     if why:
-        typer.echo(f"  why: {why}")
+        say(f"  why: {why}")
     computed = report.compute_line((run.get("summary") or {}).get("compute") or {})
     if computed:
-        typer.echo(f"  compute: {computed}")
+        say(f"  compute: {computed}")
     for epoch in run["epochs"]:
-        typer.echo(f"  epoch {epoch['index']}: {report.epoch_line(epoch)}")
+        say(f"  epoch {epoch['index']}: {report.epoch_line(epoch)}")
     if run.get("message"):
-        typer.echo(f"  message: {run['message']}")
+        say(f"  message: {run['message']}")
 
 
 @app.command()
@@ -279,7 +280,7 @@ def cancel(
 ) -> None:
     """Cancel a queued or running run."""
     answer = call(client_for(url, token, token_file), "DELETE", f"/api/v1/runs/{run_id}")
-    typer.echo(f"run {run_id}: {answer['state']}")
+    say(f"run {run_id}: {answer['state']}")
 
 
 @app.command()
@@ -290,18 +291,14 @@ def status(url: UrlOption = None, json_output: JsonOption = False) -> None:
         typer.echo(json.dumps(answer, indent=2))
         return
     state = "ready" if answer["ready"] else f"not ready ({answer['not_ready_reason']})"
-    typer.echo(
-        f"benchd {answer['version']} (pid {answer['pid']}): {state}, up {answer['uptime_seconds']:.0f} s"
-    )
+    say(f"benchd {answer['version']} (pid {answer['pid']}): {state}, up {answer['uptime_seconds']:.0f} s")
     for device in answer["devices"]:
-        typer.echo(f"  device {device['id']}: {device['name']}")
+        say(f"  device {device['id']}: {device['name']}")
     for active in answer["active"]:
-        typer.echo(
-            f"  running: run {active['id']} {active['workload']} {active['preset']} on {active['device']}"
-        )
-    typer.echo(f"  queue: {len(answer['queue'])} run(s) waiting")
+        say(f"  running: run {active['id']} {active['workload']} {active['preset']} on {active['device']}")
+    say(f"  queue: {len(answer['queue'])} run(s) waiting")
     for last in answer["last"]:
-        typer.echo(f"  {last['workload']} {last['preset']} on {last['device']}: {_last_line(last)}")
+        say(f"  {last['workload']} {last['preset']} on {last['device']}: {_last_line(last)}")
 
 
 def _last_line(last: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from rich.table import Table
 from benchd.catalog import listing
 from benchd.comparison.render import format_flops
 from benchd.results.model import BASIS_FIRST, Outcome, Run
+from benchd.text import terminal
 
 
 def workloads_table() -> Table:
@@ -152,7 +153,7 @@ def runs_table(runs: list[Run], *, wide: bool = False, title: str = "benchd resu
         name, justify, _wide = RESULT_COLUMNS[i]
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for row in rows:
-        table.add_row(*(row[i] for i in shown))
+        table.add_row(*(terminal(row[i]) for i in shown))
     return table
 
 
@@ -228,10 +229,18 @@ def compute_line(compute: dict[str, Any]) -> str | None:
     return "; ".join(parts)
 
 
+def plain_console(**options: Any) -> Console:
+    """A console that prints text as text: no markup (`[bold]` in a hostname stays as typed), no emoji
+    codes, no highlighting. Control characters are the cells' business (benchd.text.terminal)."""
+    return Console(markup=False, emoji=False, highlight=False, **options)
+
+
 PIPED_WIDTH = 320  # every --wide column of a run on one line, sensors and compute included
 
 
 def print_table(table: Table) -> None:
     """Full width when piped to a file or another program (truncated cells help no one there),
     unless COLUMNS says how wide the reader's screen is."""
-    Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH).print(table)
+    plain_console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH).print(
+        table
+    )

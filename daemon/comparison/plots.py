@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchd.comparison.table import Cell, Comparison
+from benchd.text import mathtext
 
 Drawing = tuple[str, Any]  # (title, a matplotlib Figure)
 
@@ -56,18 +57,22 @@ def _bars(title: str, ylabel: str, comparison: Comparison, value: Callable[[Cell
             xs = [i + (index - (len(columns) - 1) / 2) * width for i in range(len(rows))]
             heights = [values.get((row, column)) for row in rows]
             ax.bar([x for x, h in zip(xs, heights, strict=True) if h is not None],
-                   [h for h in heights if h is not None], width, label=column.label)  # fmt: skip
+                   [h for h in heights if h is not None], width, label=mathtext(column.label))  # fmt: skip
             for x, row, height in zip(xs, rows, heights, strict=True):
                 cell = comparison.cell(row, column)
                 if height is None and cell is not None and cell.failure:
-                    ax.annotate(cell.failure, (x, 0), rotation=90, ha="center", va="bottom", fontsize=7)
+                    ax.annotate(
+                        mathtext(cell.failure), (x, 0), rotation=90, ha="center", va="bottom", fontsize=7
+                    )
         ax.set_xticks(
-            range(len(rows)), [f"{row[1]}\n{comparison.row_setups[row]}" for row in rows], fontsize=8
+            range(len(rows)),
+            [f"{mathtext(row[1])}\n{mathtext(comparison.row_setups[row])}" for row in rows],
+            fontsize=8,
         )
-        ax.set_title(workload)
+        ax.set_title(mathtext(workload))
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=7)
-    figure.suptitle(title)
+    figure.suptitle(mathtext(title))
     return title, figure
 
 

@@ -10,7 +10,6 @@ cells measured with another config than their row's, apart with the reason.
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 from typing import Any
@@ -19,6 +18,7 @@ from rich.table import Table
 
 from benchd.comparison.results import Column
 from benchd.comparison.table import Cell, Comparison, Row
+from benchd.text import csv_cell, html_text, markdown_cell, terminal
 
 SCALED_NOTE = "* scaled to a full epoch from a fraction of one"
 
@@ -96,8 +96,9 @@ def notes(comparison: Comparison) -> list[str]:
 
 def as_rich(comparison: Comparison, extras: tuple[str, ...], *, wide: bool) -> Table:
     """For a terminal: a machine's label on two lines so that three machines fit in 100 columns."""
-    table = Table(title="benchd comparison: seconds per epoch", caption="\n".join(notes(comparison)),
-                  caption_justify="left", show_lines=True)  # fmt: skip
+    caption = terminal("\n".join(notes(comparison)), multiline=True)
+    table = Table(title="benchd comparison: seconds per epoch", caption=caption, caption_justify="left",
+                  show_lines=True)  # fmt: skip
     table.add_column("workload")
     table.add_column("preset" if wide else "setup")
     if wide:
@@ -105,21 +106,23 @@ def as_rich(comparison: Comparison, extras: tuple[str, ...], *, wide: bool) -> T
         table.add_column("config")
     for column in comparison.columns:
         table.add_column(
-            f"{column.host}\n{column.device_name} ({column.device_type.upper()})", justify="right"
+            terminal(f"{column.host}\n{column.device_name} ({column.device_type.upper()})", multiline=True),
+            justify="right",
         )
     for row, setup, cells in _grid(comparison, extras):
         leading = [row[0], row[1], setup, comparison.row_configs[row] or "-"] if wide else [row[0], setup]
-        table.add_row(*leading, *("\n".join(lines) for lines in cells))
+        table.add_row(*map(terminal, leading), *("\n".join(map(terminal, lines)) for lines in cells))
     return table
 
 
 def as_markdown(comparison: Comparison, extras: tuple[str, ...]) -> str:
-    header = ["workload", "preset", "setup", *(c.label for c in comparison.columns)]
+    header = ["workload", "preset", "setup", *(markdown_cell(c.label) for c in comparison.columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row, setup, cells in _grid(comparison, extras):
-        values = [row[0], row[1], setup, *("<br>".join(c) for c in cells)]
-        lines.append("| " + " | ".join(v.replace("|", "\\|") for v in values) + " |")
-    return "\n".join(lines + [""] + [f"- {note}" for note in notes(comparison)]) + "\n"
+        values = [markdown_cell(v) for v in (row[0], row[1], setup)]
+        values += ["<br>".join(markdown_cell(line) for line in cell) for cell in cells]
+        lines.append("| " + " | ".join(values) + " |")
+    return "\n".join(lines + [""] + [f"- {markdown_cell(note)}" for note in notes(comparison)]) + "\n"
 
 
 def records(comparison: Comparison) -> list[dict[str, Any]]:
@@ -170,7 +173,7 @@ def as_csv(comparison: Comparison) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: csv_cell(value) for key, value in row.items()} for row in rows)
     return out.getvalue()
 
 
@@ -197,15 +200,15 @@ figure { margin: 1.5em 0; }
 
 
 def html_table(comparison: Comparison, extras: tuple[str, ...]) -> str:
-    header = "".join(f"<th>{html.escape(h)}</th>" for h in ("workload", "preset", "setup"))
-    header += "".join(f"<th>{html.escape(c.label)}</th>" for c in comparison.columns)
+    header = "".join(f"<th>{html_text(h)}</th>" for h in ("workload", "preset", "setup"))
+    header += "".join(f"<th>{html_text(c.label)}</th>" for c in comparison.columns)
     body = []
     for row, setup, cells in _grid(comparison, extras):
-        tds = "".join(f"<td>{html.escape(v)}</td>" for v in (row[0], row[1], setup))
+        tds = "".join(f"<td>{html_text(v)}</td>" for v in (row[0], row[1], setup))
         for column, lines in zip(comparison.columns, cells, strict=True):
             failed = _failed(comparison, row, column)
-            detail = "".join(f'<div class="detail">{html.escape(line)}</div>' for line in lines[1:])
-            tds += f'<td class="cell{" failed" if failed else ""}">{html.escape(lines[0])}{detail}</td>'
+            detail = "".join(f'<div class="detail">{html_text(line)}</div>' for line in lines[1:])
+            tds += f'<td class="cell{" failed" if failed else ""}">{html_text(lines[0])}{detail}</td>'
         body.append(f"<tr>{tds}</tr>")
     return f'<table id="comparison"><thead><tr>{header}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
@@ -214,10 +217,10 @@ def as_html(
     comparison: Comparison, extras: tuple[str, ...], figures: list[tuple[str, str]] | None = None
 ) -> str:
     """One self-contained page (no network needed): the table, its notes, and figures as inline data URIs."""
-    notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes(comparison))
+    notes_html = "".join(f"<li>{html_text(n)}</li>" for n in notes(comparison))
     figures_html = "".join(
-        f'<figure><img alt="{html.escape(title)}" src="{uri}">'
-        f"<figcaption>{html.escape(title)}</figcaption></figure>"
+        f'<figure><img alt="{html_text(title)}" src="{uri}">'
+        f"<figcaption>{html_text(title)}</figcaption></figure>"
         for title, uri in figures or []
     )
     return (

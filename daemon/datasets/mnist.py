@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from benchd import userfiles
 from benchd.datasets import facts
 from benchd.datasets.layout import DatasetError, ProgressCallback
-from benchd.datasets.sources import RemoteFile, Source, gunzip, unpack_limit
+from benchd.datasets.sources import CHUNK, UNPACK_FACTOR, RemoteFile, Source, gunzip, unpack_limit
 
 NAME = "mnist"
 RELATIVE_PATH = "mnist"
@@ -44,14 +46,33 @@ def find_file(directory: Path, stem: str) -> Path:
     raise DatasetError(directory / stem, "missing (looked for it raw and as .gz)")
 
 
+# The largest IDX file (60,000 training images of 28x28 bytes and a 16-byte header), and what any one file
+# may read to: UNPACK_FACTOR times it. A gzip bomb is refused as it decompresses, not after.
+LARGEST_IDX_BYTES = 16 + facts.MNIST_TRAIN_IMAGES * 28 * 28
+MAX_IDX_BYTES = UNPACK_FACTOR * LARGEST_IDX_BYTES
+
+
 def _read_bytes(path: Path) -> bytes:
+    """An IDX file's bytes, raw or decompressed as a stream, never more than MAX_IDX_BYTES of them."""
+    if path.suffix != ".gz":
+        try:
+            return userfiles.read_bytes(path, MAX_IDX_BYTES, "MNIST file")
+        except userfiles.UserFileError as exc:
+            raise DatasetError(path, str(exc).split(": ", 1)[-1]) from None
+    chunks: list[bytes] = []
+    size = 0
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                return handle.read()
-        return path.read_bytes()
-    except (OSError, EOFError) as exc:
+        with userfiles.open_regular(path, "MNIST file") as raw, gzip.open(raw, "rb") as handle:
+            while chunk := handle.read(CHUNK):
+                size += len(chunk)
+                if size > MAX_IDX_BYTES:
+                    raise DatasetError(path, f"decompresses to more than {MAX_IDX_BYTES:,} bytes; refusing")
+                chunks.append(chunk)
+    except userfiles.UserFileError as exc:
+        raise DatasetError(path, str(exc).split(": ", 1)[-1]) from None
+    except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(path, f"unreadable ({exc})") from None
+    return b"".join(chunks)
 
 
 def parse_idx(path: Path, data: bytes, ndim: int) -> np.ndarray:

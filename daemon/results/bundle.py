@@ -17,15 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchd import __version__
+from benchd import __version__, userfiles
 from benchd.results.model import OUTCOMES, Run, State
+from benchd.userfiles import MIB
 
 STATES = tuple(State)
 
 BUNDLE_FORMAT = "benchd-results"
 BUNDLE_VERSION = 1
 MAX_EPOCH_SECONDS = 365 * 24 * 3600.0  # an epoch longer than a year is not a measurement
-MAX_BUNDLE_BYTES = 512 * 1024 * 1024  # a year of a busy fleet node is a few MB; more is not a bundle
+# A year of a busy fleet node's runs is a few MB; 64 MiB is over ten years of it, and compares in about
+# 1 GB of memory (docs/cli.md). Past it, export a shorter span (`benchd export --since`).
+MAX_BUNDLE_BYTES = 64 * MIB
 
 
 class BundleError(Exception):
@@ -152,12 +155,7 @@ def _run(item: Any, index: int, source: str) -> Run:
 
 def read_bundle(path: Path) -> Bundle:
     try:
-        size = path.stat().st_size
-        if size > MAX_BUNDLE_BYTES:
-            raise BundleError(str(path), f"{size:,} bytes is larger than a bundle can be")
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise BundleError(str(path), "not UTF-8 text") from None
-    except OSError as exc:
-        raise BundleError(str(path), exc.strerror or str(exc)) from None
+        text = userfiles.read_text(path, MAX_BUNDLE_BYTES, "bundle")
+    except userfiles.UserFileError as exc:
+        raise BundleError(str(path), str(exc).split(": ", 1)[-1]) from None
     return parse_bundle(text, str(path))

@@ -18,10 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchd import catalog
+from benchd import catalog, userfiles
 from benchd.catalog import suites
 from benchd.paths import default_data_dir
 from benchd.server.cron import CronError, CronExpression
+from benchd.userfiles import KIB, MIB
 
 if TYPE_CHECKING:
     from benchd.catalog.request import RunRequestFields
@@ -341,13 +342,19 @@ def _config_path(config_path: Path | None, environ: Mapping[str, str]) -> Path |
     return config_path or (Path(environ[ENV_CONFIG]) if environ.get(ENV_CONFIG) else None)
 
 
+MAX_CONFIG_BYTES = 1 * MIB  # a config with a schedule per workload is a few KiB
+MAX_TOKEN_FILE_BYTES = 4 * KIB
+
+
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError("file", f"{path}: {exc.strerror or exc}") from None
+        return tomllib.loads(userfiles.read_text(path, MAX_CONFIG_BYTES, "config file"))
+    except userfiles.UserFileError as exc:
+        raise ConfigError("file", str(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("file", f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError("file", f"{path}: nested too deeply to be a benchd config") from None
 
 
 def load_layers(
@@ -452,11 +459,9 @@ def _token(server: Mapping[str, Any], holder: Path | None) -> tuple[str | None, 
     if token_file is not None:
         path = Path(str(token_file)).expanduser()
         try:
-            given = path.read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                "server.token_file", f"{path}: {getattr(exc, 'strerror', None) or exc}"
-            ) from None
+            given = userfiles.read_text(path, MAX_TOKEN_FILE_BYTES, "token file").rstrip("\r\n")
+        except userfiles.UserFileError as exc:
+            raise ConfigError("server.token_file", str(exc)) from None
         token = check_token("server.token_file", given)
         if _readable_by_others(path):
             warnings.append(f"token file {path} can be read or written by others: chmod 600 it")
