@@ -93,6 +93,9 @@ def client(daemon: FakeDaemon) -> TestClient:
         ({"presets": ["bs128"]}, "workload: is required"),
         ({"workload": "vae", "channels_last": True}, "channels_last: applies only to image convolution"),
         ({"workload": "vae", "compile": "yes"}, "compile: input should be a valid boolean"),
+        ({"workload": "vae", "fraction": 5e-324}, "fraction: must cover at least one batch"),
+        ({"workload": "transformer", "presets": "b200-e500-l4-h500", "fraction": 0.003}, "at least 0.00335"),
+        ({"workload": "vae", "timeout": 0.5}, "timeout: input should be greater than or equal to 1"),
     ],
 )
 def test_bad_run_requests_get_422_naming_the_field_and_queue_nothing(client, daemon, body, message) -> None:

@@ -124,6 +124,22 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
         ('[server]\ntoken = "x"\ntoken_file = "t"\n', "server.token_file", "not both"),
         ('[server]\ntoken_file = "no-such-file"\n', "server.token_file", "No such file"),
         ('data_dir = "x"\n[server\n', "file", "not valid TOML"),
+        ('[workloads.vae]\ninterval = "30s"\n', "workloads.vae.interval", "at least a minute"),
+        ('[runs]\ntimeout = "500ms"\n', "runs.timeout", "at least 1s"),
+        ('[workloads.vae]\ninterval = "1h"\ntimeout = 0.1\n', "workloads.vae.timeout", "at least 1s"),
+        ('[workloads.vae]\ncron = "0 0 31 2 *"\n', "workloads.vae.cron", "never fires"),
+        ('[workloads.vae]\ncron = "0 0 30,31 2 *"\n', "workloads.vae.cron", "never fires"),
+        ('[workloads.vae]\ncron = "\u0663 * * * *"\n', "workloads.vae.cron", "not a number"),
+        ('[workloads.vae]\ncron = "\u00b3 * * * *"\n', "workloads.vae.cron", "not a number"),
+        ('[workloads.vae]\ninterval = "1h"\nrepeat = "100"\n', "workloads.vae.repeat", "is a string"),
+        ('[server]\nport = "9655"\n', "server.port", "is a string"),
+        ('data_dir = ""\n', "data_dir", "not blank"),
+        ('[workloads.vae]\ninterval = "1h"\nfraction = 5e-324\n', "workloads.vae.fraction", "one batch"),
+        (
+            '[workloads.dcgan]\ninterval = "1h"\nfraction = 0.001\npresets = ["bs1024"]\n',
+            "workloads.dcgan.fraction",
+            "at least 0.00609",
+        ),
     ],
 )
 def test_errors_name_the_key_and_reason(tmp_path: Path, text: str, key: str, reason: str) -> None:
@@ -143,6 +159,26 @@ def test_allowed_hosts_from_the_file_the_environment_and_flags(tmp_path: Path) -
     for bad in ('["evil.example/x"]', '["a b"]', "[1]", '"x"'):
         with pytest.raises(ConfigError, match=r"^config server.allowed_hosts: "):
             settings(tmp_path, f"[server]\nallowed_hosts = {bad}\n")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b'data_dir = "\xff"\n', "not UTF-8"), (b"x = " + b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+     ('data_dir = "x"\n'.encode("utf-16"), "not UTF-8")],
+)  # fmt: skip
+def test_a_config_file_that_is_not_utf8_toml_or_nests_too_deep_is_one_error(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    path = tmp_path / "benchd.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=reason) as caught:
+        load_settings(path, None, {})
+    assert caught.value.key == "file"
+
+
+def test_environment_text_still_stands_for_numbers_and_booleans(tmp_path: Path) -> None:
+    loaded = settings(tmp_path, "", env={"BENCHD_PORT": "9700", "BENCHD_BUSY_CHECK": "off"})
+    assert loaded.port == 9700 and loaded.busy_check is False
 
 
 def test_token_allows_any_address(tmp_path: Path) -> None:

@@ -133,10 +133,17 @@ def build_config(
             f"applies only to image convolution workloads ({convolutional}); {workload.name} has none",
             "channels_last",
         )
+    batch_size = batch_size if batch_size is not None else preset.batch_size
+    if fraction < workload.min_fraction(batch_size):
+        raise CatalogError(
+            f"must cover at least one batch: at least {workload.min_fraction(batch_size):.3g} for "
+            f"{workload.name} {preset.name} (batch {batch_size}), got {fraction!r}",
+            "fraction",
+        )
     return RunConfig(
         workload=workload.name,
         preset=preset.name,
-        batch_size=batch_size if batch_size is not None else preset.batch_size,
+        batch_size=batch_size,
         options=MappingProxyType(merged),
         epochs=epochs,
         fraction=fraction,

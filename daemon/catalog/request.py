@@ -14,7 +14,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from benchd.catalog import WORKLOADS, build_config, get_workload, resolve_presets
-from benchd.catalog.spec import MAX_EPOCHS, PRECISION_DEFAULT, TIMING_REFERENCE, CatalogError, RunConfig
+from benchd.catalog.spec import (
+    MAX_EPOCHS,
+    MIN_TIMEOUT_SECONDS,
+    PRECISION_DEFAULT,
+    TIMING_REFERENCE,
+    CatalogError,
+    RunConfig,
+)
 
 MAX_TIMEOUT_SECONDS = 30 * 24 * 3600.0  # a month: beyond it a timer is a mistake, and some platforms overflow
 MAX_SEED = 2**63 - 1  # what SQLite's INTEGER holds
@@ -40,7 +47,10 @@ class RunRequestFields(BaseModel):
     )
     seed: int = Field(1, ge=0, le=MAX_SEED, description="Seed for weights, shuffling and pair sampling.")
     timeout: float | None = Field(
-        None, gt=0, le=MAX_TIMEOUT_SECONDS, description="Seconds before a run is stopped as `timeout`."
+        None,
+        ge=MIN_TIMEOUT_SECONDS,
+        le=MAX_TIMEOUT_SECONDS,
+        description="Seconds before a run is stopped as `timeout`.",
     )
     timing: Literal["reference", "device"] = Field(
         TIMING_REFERENCE,

@@ -30,6 +30,7 @@ TIMINGS = (TIMING_REFERENCE, TIMING_DEVICE)
 PRECISION_DEFAULT: Final = "fp32"  # float32 eager, as the published comparison ran
 PRECISIONS = (PRECISION_DEFAULT, "tf32", "amp-fp16", "amp-bf16")
 MAX_EPOCHS = 1000
+MIN_TIMEOUT_SECONDS = 1.0  # less cannot even start a child
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,12 @@ class Workload:
     loader: LoaderPolicy = field(default_factory=LoaderPolicy)
     image_size: int | None = None  # a column of the published table (DCGAN's generated images)
     convolutional: bool = False  # image convolutions: channels-last memory format applies
+    samples_per_item: int = 1  # samples one batch item holds: the transformer's sequence is bptt tokens
+
+    def min_fraction(self, batch_size: int) -> float:
+        """The smallest fraction of an epoch that still holds one whole batch of the real dataset: less
+        would time a step and divide it by almost nothing (an infinite scaled epoch)."""
+        return min(1.0, batch_size * self.samples_per_item / facts.TRAIN_SAMPLES[self.dataset])
 
     def preset(self, name: str) -> Preset:
         for preset in self.presets:

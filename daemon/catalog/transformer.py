@@ -8,6 +8,8 @@ from types import MappingProxyType
 from benchd.catalog.counting import affine_norm, linear
 from benchd.catalog.spec import Preset, Workload
 
+BPTT = 35  # tokens per sequence, as the example trains: one batch item is this many samples
+
 
 def model_parameters(vocab: int, emsize: int, nlayers: int, nhid: int) -> int:
     attention = linear(emsize, 3 * emsize) + linear(emsize, emsize)
@@ -41,4 +43,5 @@ WORKLOAD = Workload(
     parameter_formula=parameters,
     trainer="benchd.workloads.training.transformer:TransformerTrainer",
     option_names=("emsize", "nlayers", "nhid"),
+    samples_per_item=BPTT,
 )

@@ -32,10 +32,19 @@ app.add_typer(data_app, name="data")
 config_app = typer.Typer(help="The daemon's configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
+
+def _data_dir_path(value: str) -> Path:
+    """`--data-dir ''` is a mistake (it would be the working directory), not the default."""
+    if not value.strip():
+        raise typer.BadParameter("must be a directory path, not blank")
+    return Path(value)
+
+
 DataDirOption = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
+        parser=_data_dir_path,
         help="Data directory (datasets, results store, logs). Default: BENCHD_DATA_DIR or the platform's.",
         show_default=False,
     ),

@@ -13,3 +13,10 @@ WIKITEXT2_TRAIN_TOKENS = 2_088_628
 WIKITEXT2_VALID_TOKENS = 217_646
 WIKITEXT2_TEST_TOKENS = 245_569
 WIKITEXT2_VOCAB = 33_278
+
+# Training samples of each real dataset, by the dataset names the catalog uses.
+TRAIN_SAMPLES = {
+    "lsun-classroom": LSUN_CLASSROOM_IMAGES,
+    "mnist": MNIST_TRAIN_IMAGES,
+    "wikitext-2": WIKITEXT2_TRAIN_TOKENS,
+}

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchd import catalog, userfiles
 from benchd.catalog import suites
+from benchd.catalog.spec import MIN_TIMEOUT_SECONDS
 from benchd.paths import default_data_dir
 from benchd.server.cron import CronError, CronExpression
 from benchd.userfiles import KIB, MIB
@@ -264,6 +265,8 @@ def _reject_unknown(prefix: str, table: Mapping[str, Any], known: set[str]) -> N
             raise ConfigError(f"{prefix}{name}", f"unknown key; known keys: {', '.join(sorted(known))}")
 
 
+MIN_INTERVAL_SECONDS = 60.0
+
 SCHEDULE_TIMING_KEYS = {"interval", "cron", "suite", "parallel_devices", "repeat"}
 MAX_REPEAT = 100
 ALL_DEVICES = "all"
@@ -281,15 +284,15 @@ def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Sc
     interval = cron = None
     if "interval" in table:
         interval = parse_duration(f"{key}.interval", table["interval"])
-        if interval <= 0:
-            raise ConfigError(f"{key}.interval", "must be positive")
+        if interval < MIN_INTERVAL_SECONDS:
+            raise ConfigError(f"{key}.interval", "must be at least a minute (60s), as often as cron can fire")
     else:
         try:
             cron = CronExpression.parse(str(table["cron"]))
         except CronError as exc:
             raise ConfigError(f"{key}.cron", str(exc)) from None
     values = {k: v for k, v in table.items() if k not in SCHEDULE_TIMING_KEYS}
-    values["timeout"] = parse_duration(f"{key}.timeout", table.get("timeout", default_timeout))
+    values["timeout"] = _timeout(f"{key}.timeout", table.get("timeout", default_timeout))
     devices = _devices(key, values.pop("device", "auto"))
     if "suite" in table:
         values.update(_suite_values(key, name, table))
@@ -306,6 +309,23 @@ def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Sc
     repeat = _number(f"{key}.repeat", table.get("repeat", 1), int, 1, MAX_REPEAT)
     presets = tuple(c.preset for c in configs)
     return Schedule(name, request, presets, interval, cron, devices, parallel, repeat)
+
+
+def _timeout(key: str, value: Any) -> float:
+    seconds = parse_duration(key, value)
+    if seconds < MIN_TIMEOUT_SECONDS:
+        raise ConfigError(key, f"must be at least {MIN_TIMEOUT_SECONDS:g}s: a run cannot even start in less")
+    return seconds
+
+
+def _data_dir(value: Any) -> Path:
+    """`data_dir` (BENCHD_DATA_DIR, --data-dir): a path; left out, the platform's default. Blank is a
+    mistake (it would be the working directory), not a request for the default."""
+    if value is None:
+        return default_data_dir()
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError("data_dir", "must be a directory path, not blank")
+    return Path(value).expanduser()
 
 
 def _devices(key: str, value: Any) -> tuple[str, ...]:
@@ -391,12 +411,9 @@ def settings_from_tree(tree: Mapping[str, Any], token_in_file: Path | None = Non
         raise ConfigError(
             "server.token", f"is required to listen on the non-loopback address {host} (set BENCHD_TOKEN)"
         )
-    timeout = parse_duration("runs.timeout", runs.get("timeout", "1h"))
-    if timeout <= 0:
-        raise ConfigError("runs.timeout", "must be positive")
-    data_dir = tree.get("data_dir")
+    timeout = _timeout("runs.timeout", runs.get("timeout", "1h"))
     return Settings(
-        data_dir=Path(str(data_dir)).expanduser() if data_dir else default_data_dir(),
+        data_dir=_data_dir(tree.get("data_dir")),
         host=host,
         port=_number("server.port", server.get("port", DEFAULT_PORT), int, 0, 65535),
         token=token,

@@ -24,19 +24,29 @@ class CronError(ValueError):
     """An expression that is not valid cron."""
 
 
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February 29 fires in leap years
+
+
+def _integer(text: str) -> int:
+    """ASCII digits only: int() would take '٣' or '³' (and spaces), which no cron accepts."""
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    return int(text)
+
+
 def _parse_field(text: str, name: str, low: int, high: int) -> frozenset[int]:
     values: set[int] = set()
     for part in text.split(","):
         span, _, step_text = part.partition("/")
         try:
-            step = int(step_text) if step_text else 1
+            step = _integer(step_text) if step_text else 1
             if span == "*":
                 start, stop = low, high
             elif "-" in span:
                 first, last = span.split("-", 1)
-                start, stop = int(first), int(last)
+                start, stop = _integer(first), _integer(last)
             else:
-                start = int(span)
+                start = _integer(span)
                 stop = high if step_text else start
         except ValueError:
             raise CronError(f"{name} field {text!r} is not a number, range or step") from None
@@ -68,7 +78,14 @@ class CronExpression:
             _parse_field(f, *spec) for f, spec in zip(fields, _FIELDS, strict=True)
         )
         weekdays = frozenset((d - 1) % 7 for d in cron_weekdays)  # cron Sunday 0/7 -> 6
-        return cls(text, minutes, hours, days, months, weekdays, fields[2] != "*", fields[4] != "*")
+        days_restricted, weekdays_restricted = fields[2] != "*", fields[4] != "*"
+        if (
+            days_restricted
+            and not weekdays_restricted
+            and not any(day <= _MONTH_DAYS[month - 1] for month in months for day in days)
+        ):
+            raise CronError(f"{text!r} never fires: none of its months has any of its days")
+        return cls(text, minutes, hours, days, months, weekdays, days_restricted, weekdays_restricted)
 
     def _day_matches(self, moment: datetime) -> bool:
         in_days = moment.day in self.days
