@@ -95,3 +95,73 @@ def test_a_device_the_host_lacks_waits_like_unknown_devices(tmp_path: Path, devi
     scheduler, queue = _scheduler(tmp_path, f'device = "{device}"\n')
     (schedule,) = scheduler._settings.schedules
     assert scheduler._fire(schedule) is False and queue.submitted == []
+
+
+class SteppedClock:
+    """A wall clock the test can step, and a monotonic clock that only moves forward."""
+
+    def __init__(self, wall: float) -> None:
+        self.wall_time = wall
+        self.monotonic_time = 1000.0
+
+    def wall(self) -> float:
+        return self.wall_time
+
+    def monotonic(self) -> float:
+        return self.monotonic_time
+
+    def advance(self, seconds: float) -> None:
+        self.wall_time += seconds
+        self.monotonic_time += seconds
+
+
+def _clocked(tmp_path: Path, timing: str, clock: SteppedClock) -> tuple[Scheduler, FakeQueue]:
+    path = tmp_path / "benchd.toml"
+    path.write_text(
+        "[busy_check]\nenabled = false\n[schedule]\njitter = 0\nstart_delay = 0\n"
+        f'[workloads.vae]\n{timing}\npresets = ["bs128"]\ndevice = "cuda:0"\n'
+    )
+    queue = FakeQueue()
+    settings = load_settings(path, None, {"HOME": str(tmp_path)})
+    scheduler = Scheduler(settings, None, queue, {"cuda:0": ["cuda:0"]}.get, clock)  # type: ignore[arg-type]
+    scheduler.start_schedules()
+    return scheduler, queue
+
+
+def _run_until(scheduler: Scheduler, queue: FakeQueue, clock: SteppedClock, limit: float) -> float:
+    """Seconds of monotonic time until the next submission, as the loop would sleep them."""
+    waited = 0.0
+    fired = len(queue.submitted)
+    while len(queue.submitted) == fired:
+        pause = scheduler.tick()
+        if len(queue.submitted) > fired:
+            break
+        assert waited < limit, f"nothing fired within {limit} s"
+        clock.advance(max(pause, 0.0))
+        waited += max(pause, 0.0)
+    queue.busy.clear()
+    return waited
+
+
+def test_an_interval_counts_real_seconds_when_the_wall_clock_steps_back(tmp_path: Path) -> None:
+    clock = SteppedClock(wall=1_700_000_000.0)
+    scheduler, queue = _clocked(tmp_path, 'interval = "1h"', clock)
+    assert _run_until(scheduler, queue, clock, 60) == 0  # the first firing, at once (no start delay)
+    clock.advance(600)
+    clock.wall_time -= 3600  # NTP steps the wall clock back an hour
+    assert _run_until(scheduler, queue, clock, 7200) == pytest.approx(3000)  # the hour's remaining 50 min
+
+
+@pytest.mark.parametrize("step", [-3600.0, 7200.0])
+def test_a_cron_is_worked_out_again_when_the_wall_clock_jumps(tmp_path: Path, step: float) -> None:
+    from datetime import datetime
+
+    half_past = datetime(2026, 11, 30, 10, 30).timestamp()
+    clock = SteppedClock(wall=half_past)
+    scheduler, queue = _clocked(tmp_path, 'cron = "0 * * * *"', clock)
+    clock.advance(60)
+    clock.wall_time += step  # 09:31 or 12:31: the next :00 is 29 minutes away either way
+    assert _run_until(scheduler, queue, clock, 7200) == pytest.approx(29 * 60)
+    assert datetime.fromtimestamp(clock.wall_time).minute == 0
+    next_firing = scheduler.next_due()["vae"]
+    assert next_firing - clock.wall_time == pytest.approx(3600)

@@ -3,6 +3,13 @@
 Before a scheduled run the host must be quiet (see busy.py); otherwise the run
 is recorded `skipped` with the reason, so a dashboard shows a gap for what it
 is rather than as missing data.
+
+Due times are kept on the monotonic clock, so a wall clock stepped back an hour
+(NTP, a VM resumed) stalls nothing: an interval counts real seconds. A cron
+names wall-clock minutes, so when the wall clock jumps either way (its offset
+from the monotonic clock moves) every cron's next time is worked out again
+from the new wall time; the loop looks at the clocks at least every
+CLOCK_CHECK_SECONDS so a jump is noticed within a cron's minute.
 """
 
 from __future__ import annotations
@@ -25,6 +32,18 @@ log = logging.getLogger("benchd.lifecycle.scheduler")
 
 DEVICE_RETRY_SECONDS = 10.0
 CHAIN_POLL_SECONDS = 2.0  # how often a schedule running its devices one after another checks the last one
+CLOCK_CHECK_SECONDS = 30.0  # the longest the loop sleeps without looking for a wall-clock jump
+CLOCK_JUMP_SECONDS = 5.0  # a change in (wall - monotonic) beyond this is a step of the wall clock, not drift
+
+
+class Clock:
+    """The two clocks the scheduler reads; tests inject their own."""
+
+    def wall(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 DeviceResolver = Callable[[str], list[str] | None]
 """Maps a configured device (`auto`, `cuda`, `all`) to device ids, or None while devices are unknown."""
@@ -37,16 +56,20 @@ class Scheduler(threading.Thread):
         ledger: RunLedger,
         queue: RunQueue,
         resolve_device: DeviceResolver,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(name="benchd-scheduler", daemon=True)
         self._settings = settings
         self._ledger = ledger
         self._queue = queue
         self._resolve = resolve_device
+        self._clock = clock or Clock()
         self._stop = threading.Event()
         self._random = random.Random()
         # Schedules going through their devices one at a time: (schedule, device now, devices still to go).
         self._chains: list[tuple[Schedule, str, tuple[str, ...]]] = []
+        self._due: dict[str, float] = {}  # workload -> monotonic time of its next firing
+        self._wall_offset = 0.0  # wall - monotonic when the due times were last worked out
 
     def stop(self) -> None:
         self._stop.set()
@@ -54,37 +77,69 @@ class Scheduler(threading.Thread):
     def _jitter(self) -> float:
         return self._random.uniform(0, self._settings.jitter_seconds)
 
-    def _first_due(self, schedule: Schedule, started: float) -> float:
-        earliest = started + self._settings.start_delay_seconds
+    def _cron_due(self, schedule: Schedule, after_wall: float, now: float) -> float:
+        """A cron's next wall-clock minute after `after_wall`, as a monotonic time."""
+        assert schedule.cron is not None
+        following = schedule.cron.next_after(datetime.fromtimestamp(after_wall)).timestamp()
+        return now + (following - self._clock.wall()) + self._jitter()
+
+    def _first_due(self, schedule: Schedule, now: float) -> float:
+        delay = self._settings.start_delay_seconds
         if schedule.cron is not None:
-            return schedule.cron.next_after(datetime.fromtimestamp(earliest)).timestamp() + self._jitter()
-        return earliest + self._jitter()
+            return self._cron_due(schedule, self._clock.wall() + delay, now)
+        return now + delay + self._jitter()
 
     def _next_due(self, schedule: Schedule, due: float, now: float) -> float:
         if schedule.cron is not None:
-            return schedule.cron.next_after(datetime.fromtimestamp(now)).timestamp() + self._jitter()
+            return self._cron_due(schedule, self._clock.wall(), now)
         assert schedule.interval_seconds is not None
         following = due + schedule.interval_seconds
         while following <= now:  # the host slept or we fell behind: skip the missed slots
             following += schedule.interval_seconds
         return following + self._jitter()
 
+    def start_schedules(self) -> None:
+        """Each schedule's first firing, counted from now."""
+        now = self._clock.monotonic()
+        self._wall_offset = self._clock.wall() - now
+        self._due = {s.workload: self._first_due(s, now) for s in self._settings.schedules}
+
+    def next_due(self) -> dict[str, float]:
+        """Each schedule's next firing, as a wall-clock time."""
+        offset = self._clock.wall() - self._clock.monotonic()
+        return {workload: due + offset for workload, due in self._due.items()}
+
+    def tick(self) -> float:
+        """Fire what is due; return how long to sleep before the next look."""
+        self._advance_chains()
+        now = self._clock.monotonic()
+        self._follow_wall_clock(now)
+        for schedule in self._settings.schedules:
+            if self._due[schedule.workload] <= now:
+                if self._fire(schedule):
+                    self._due[schedule.workload] = self._next_due(schedule, self._due[schedule.workload], now)
+                else:
+                    self._due[schedule.workload] = now + DEVICE_RETRY_SECONDS
+        pause = min(min(self._due.values()) - now, CLOCK_CHECK_SECONDS)
+        return min(pause, CHAIN_POLL_SECONDS) if self._chains else pause
+
+    def _follow_wall_clock(self, now: float) -> None:
+        offset = self._clock.wall() - now
+        step = offset - self._wall_offset
+        if abs(step) <= CLOCK_JUMP_SECONDS:
+            return
+        self._wall_offset = offset
+        log.warning("the wall clock stepped by %+.0f s: cron schedules worked out again", step)
+        for schedule in self._settings.schedules:
+            if schedule.cron is not None:
+                self._due[schedule.workload] = self._cron_due(schedule, self._clock.wall(), now)
+
     def run(self) -> None:
-        started = time.time()
-        due = {s.workload: self._first_due(s, started) for s in self._settings.schedules}
-        while not self._stop.is_set() and due:
-            self._advance_chains()
-            now = time.time()
-            upcoming = min(due.values())
-            if upcoming > now:
-                self._stop.wait(min(upcoming - now, CHAIN_POLL_SECONDS) if self._chains else upcoming - now)
-                continue
-            for schedule in self._settings.schedules:
-                if due[schedule.workload] <= now:
-                    if self._fire(schedule):
-                        due[schedule.workload] = self._next_due(schedule, due[schedule.workload], now)
-                    else:
-                        due[schedule.workload] = now + DEVICE_RETRY_SECONDS
+        self.start_schedules()
+        while not self._stop.is_set() and self._due:
+            pause = self.tick()
+            if pause > 0:
+                self._stop.wait(pause)
 
     def _fire(self, schedule: Schedule) -> bool:
         """Queue (or skip) every preset of the schedule on its devices; False if devices are not known yet.
