@@ -135,7 +135,7 @@ def test_corrupt_dataset_names_the_file(tmp_path: Path, small_data_dir: Path) ->
 
 @pytest.mark.slow
 def test_run_vae_end_to_end_json_and_store(tmp_path: Path) -> None:
-    result = benchd("run", "vae", "--fraction", "0.05", "--device", "cpu", "--json", data_dir=tmp_path)
+    result = benchd("run", "vae", "--fraction", "0.1", "--device", "cpu", "--json", data_dir=tmp_path)
     assert result.returncode == 0, result.stderr
     runs = json.loads(result.stdout)
     assert [(r["workload"], r["preset"]) for r in runs] == [("vae", "bs128"), ("vae", "bs5120")]
@@ -145,7 +145,7 @@ def test_run_vae_end_to_end_json_and_store(tmp_path: Path) -> None:
         assert run["parameters"] == 652_824
         assert run["data"] == "synthetic"  # generated on first use, at the real size
         assert run["data_samples"] == 60_000
-        assert run["fraction"] == 0.05
+        assert run["fraction"] == 0.1
         assert (run["timing"], run["workers"], run["config"]["timing"]) == ("reference", 0, "reference")
         assert run["config"]["workers"] is None  # resolved by the child: none on the CPU, as published
         assert run["setup"] == {"batch_size": run["config"]["batch_size"], "overridden": False}

@@ -95,7 +95,11 @@ def test_a_damaged_store_is_one_line_and_exit_2(tmp_path: Path) -> None:
     for suffix in ("-wal", "-shm"):
         Path(f"{store_path(tmp_path)}{suffix}").unlink(missing_ok=True)
     _damage(store_path(tmp_path))
-    for args in (["runs", "--url", "http://127.0.0.1:9"], ["run", "vae", "--fraction", "0.01"], ["export"]):
+    for args in (
+        ["runs", "--url", "http://127.0.0.1:9"],
+        ["run", "vae", "-p", "bs128", "--fraction", "0.01"],
+        ["export"],
+    ):
         assert_bad_input(benchd(*args, "--data-dir", str(tmp_path)), "the results store cannot be used",
                          "move it aside")  # fmt: skip
     served = subprocess.run(

@@ -52,7 +52,7 @@ def _local_runs(data_dir: Path | None) -> tuple[list[Run], str]:
     if not path.is_file():
         fail(f"no results store at {path} (--data-dir)")
     try:
-        store = ResultsStore(path)
+        store = ResultsStore(path, read_only=True)
     except StoreError as exc:
         fail(str(exc))
     try:

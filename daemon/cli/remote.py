@@ -107,7 +107,7 @@ def _read(
             say(f"error: {exc}; and no results store at {store} (--data-dir)", err=True)
             raise typer.Exit(EXIT_FAILED_RUN) from None
         try:
-            opened = ResultsStore(store)
+            opened = ResultsStore(store, read_only=True)
         except StoreError as error:
             say(f"error: {error}", err=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None

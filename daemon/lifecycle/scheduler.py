@@ -45,6 +45,7 @@ class Clock:
     def monotonic(self) -> float:
         return time.monotonic()
 
+
 DeviceResolver = Callable[[str], list[str] | None]
 """Maps a configured device (`auto`, `cuda`, `all`) to device ids, or None while devices are unknown."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -23,6 +24,7 @@ from typing import Any
 import psutil
 
 from benchd.protocol import EpochEnd, Started
+from benchd.results import sqlite_files
 from benchd.results.model import Epoch, Origin, Outcome, Run, State
 
 log = logging.getLogger("benchd")
@@ -142,6 +144,14 @@ _RUN_COLUMNS = (
 )
 
 
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 def owner() -> tuple[int, float]:
     """This process: its pid and start time, which together name it even after the pid is reused."""
     return os.getpid(), psutil.Process().create_time()
@@ -155,30 +165,60 @@ def owner_alive(pid: int, started: float) -> bool:
 
 
 class ResultsStore:
-    """Thread-safe access to one SQLite file (one connection, serialised by a lock)."""
+    """Thread-safe access to one SQLite file (one connection, serialised by a lock).
 
-    def __init__(self, path: Path) -> None:
+    `read_only` is for commands that only look (runs, show, export, status without a daemon): they
+    change no byte of the data directory (sqlite_files.open_read_only) and never migrate.
+    """
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
+        self._copy: Path | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
+            sqlite_files.check_wal(path)
+        except sqlite_files.DamagedLogError as exc:
+            raise StoreError(f"{path}: the results store cannot be used ({exc}); {_DAMAGED_ADVICE}") from None
+        try:
+            if read_only:
+                self._db, self._copy = sqlite_files.open_read_only(path)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA busy_timeout=5000")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{path}: cannot open the results store ({exc})") from None
+        self._identity = _file_identity(path)
         self._lock = threading.Lock()
         self.unreadable: dict[int, str] = {}  # run id -> why its record could not be read
         self.writable = True
         """Whether the last write committed: False from a failed write (disk full, read-only,
         locked) until one succeeds. Read without I/O, for the store's health metric."""
+        self.lost: str | None = None
+        """Why the file this store opened is no longer at its path (deleted, replaced), once noticed by
+        check_in_place(); from then on every write is refused, so nothing goes into a file no one sees."""
         try:
             self._check_intact()
-            self._migrate()
+            if read_only:
+                self._check_version(self.schema_version, migrating=False)
+            else:
+                self._migrate()
         except sqlite3.DatabaseError as exc:
-            self._db.close()
+            self.close()
             advice = _LOCKED_ADVICE if "locked" in str(exc) else _DAMAGED_ADVICE
             raise StoreError(f"{path}: the results store cannot be used ({exc}); {advice}") from None
+        except StoreError:
+            self.close()
+            raise
+
+    def check_in_place(self) -> str | None:
+        """Whether the store's path still names the file opened (a deleted or replaced data directory
+        otherwise goes unnoticed: SQLite writes on into the unlinked file). Returns why not, or None."""
+        if self.lost is None and _file_identity(self.path) != self._identity:
+            self.lost = f"{self.path} was deleted or replaced while benchd had it open"
+            self.writable = False
+        return self.lost
 
     def _check_intact(self) -> None:
         """A damaged page anywhere fails here, at open, rather than midway through some later query."""
@@ -188,10 +228,14 @@ class ResultsStore:
 
     def close(self) -> None:
         self._db.close()
+        if self._copy is not None:
+            shutil.rmtree(self._copy, ignore_errors=True)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self.lost is not None:
+                raise sqlite3.OperationalError(self.lost)
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -205,14 +249,22 @@ class ResultsStore:
                 raise
             self.writable = True
 
+    def _check_version(self, version: int, *, migrating: bool) -> None:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: schema version {version} is newer than this benchd understands "
+                f"({SCHEMA_VERSION}); upgrade benchd"
+            )
+        if version < SCHEMA_VERSION and not migrating:
+            raise StoreError(
+                f"{self.path}: schema version {version} is from an older benchd; `benchd serve` or "
+                f"`benchd run` upgrades it in place (this command only reads)"
+            )
+
     def _migrate(self) -> None:
         with self._transaction() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path}: schema version {version} is newer than this benchd understands "
-                    f"({SCHEMA_VERSION}); upgrade benchd"
-                )
+            self._check_version(version, migrating=True)
             for number in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[number].split(";"):
                     if statement.strip():

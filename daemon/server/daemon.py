@@ -10,9 +10,11 @@ wait for its outcome to be recorded, exit 0.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 from datetime import datetime
@@ -49,9 +51,8 @@ class DaemonLockError(Exception):
     """Another daemon already serves this data directory."""
 
 
-def _lock_data_dir(data_dir: Path) -> TextIO:
-    """One daemon per data directory: a second would mark the first's runs `interrupted`."""
-    handle = open(data_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held open for the daemon's lifetime
+def _take_lock(path: Path, data_dir: Path) -> TextIO:
+    handle = open(path, "a+")  # noqa: SIM115 - held open for the daemon's lifetime
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -66,6 +67,31 @@ def _lock_data_dir(data_dir: Path) -> TextIO:
     return handle
 
 
+def path_lock_file(data_dir: Path) -> Path:
+    """A lock outside the data directory, named by its path: it outlives a data directory deleted under the
+    daemon, so a second daemon cannot start on that path (and a new, empty store) meanwhile."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"benchd-{os.getuid()}-{digest}.lock"
+
+
+def _lock_data_dir(data_dir: Path) -> list[TextIO]:
+    """One daemon per data directory: a second would mark the first's runs `interrupted`. Held in the data
+    directory (shared with other hosts' views of a mounted volume) and by path in the temporary directory
+    (where it survives the data directory); a temporary directory that cannot be written skips the latter."""
+    held = []
+    try:
+        held.append(_take_lock(path_lock_file(data_dir), data_dir))
+    except OSError as exc:
+        log.warning("no lock by path in %s (%s): the data directory's own only", tempfile.gettempdir(), exc)
+    try:
+        held.append(_take_lock(data_dir / LOCK_FILE, data_dir))
+    except BaseException:
+        for handle in held:
+            handle.close()
+        raise
+    return held
+
+
 class Daemon:
     """The running daemon's parts, and the facts the API and metrics read from it."""
 
@@ -77,7 +103,7 @@ class Daemon:
         self.hosts = HostPolicy.build(settings.allowed_hosts)
         self.started_at = time.time()
         data_dir = ensure_writable(settings.data_dir)
-        self._lock = _lock_data_dir(data_dir)
+        self._locks = _lock_data_dir(data_dir)
         self.store = ResultsStore(store_path(data_dir))
         self.sampler = Sampler()
         self.scoreboard = Scoreboard()
@@ -121,6 +147,8 @@ class Daemon:
         daemon, or a Kubernetes Job that ran the suite with the GPU it requested (docs/deploy.md)."""
         since = time.time()
         while not self._stopping.wait(FOLLOW_SECONDS):
+            if self._store_lost():
+                continue
             checked = time.time()
             try:
                 for run in self.store.finished_since(since - FOLLOW_OVERLAP_SECONDS):
@@ -129,6 +157,14 @@ class Daemon:
                 log.exception("could not read runs recorded by other processes")
                 continue
             since = checked
+
+    def _store_lost(self) -> bool:
+        """Whether the store file was deleted or replaced under the daemon; said once in the log."""
+        already = self.store.lost is not None
+        lost = self.store.check_in_place()
+        if lost is not None and not already:
+            log.error("%s: not ready, and no run is recorded until benchd is restarted", lost)
+        return lost is not None
 
     def _probe_devices(self) -> None:
         try:
@@ -168,6 +204,8 @@ class Daemon:
         return self._probed.wait(timeout)
 
     def not_ready_reason(self) -> str | None:
+        if self.store.lost is not None:
+            return self.store.lost
         if self._probe is None:
             return self.facts.probe_error or "devices are being probed"
         return self.queue.worker_failure()
@@ -196,7 +234,8 @@ class Daemon:
         self.queue.shutdown(self.settings.grace_seconds + 30)
         self.sampler.stop()
         self.store.close()
-        self._lock.close()
+        for handle in self._locks:
+            handle.close()
 
 
 class _Server(uvicorn.Server):
