@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -122,3 +124,113 @@ def test_a_blank_token_is_refused_before_anything_is_sent(tmp_path: Path) -> Non
             benchd("cancel", "3", "--url", daemon.url, "--token-file", str(blank)), "--token-file"
         )
     assert daemon.requests == []
+
+
+class RawServer:
+    """A loopback TCP server that answers every connection with `reply(socket)`: whatever bytes a
+    misbehaving server would send. Each connection's thread ends when its client goes away."""
+
+    def __init__(self, reply: Callable[[socket.socket], None]) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.reply = reply
+        self.threads: list[threading.Thread] = []
+        self.accepting = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=self._serve, args=(connection,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        with connection:
+            connection.settimeout(30)
+            try:
+                connection.recv(65536)
+                self.reply(connection)
+            except OSError:
+                pass  # the client gave up: what these tests want
+
+    def __enter__(self) -> RawServer:
+        self.accepting.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.listener.shutdown(socket.SHUT_RDWR)  # close() alone leaves accept() blocked on Linux
+        self.listener.close()
+        self.accepting.join(10)
+        for thread in self.threads:
+            thread.join(30)
+
+
+def _http(body: bytes, content_type: str = "application/json", status: str = "200 OK") -> Callable:
+    head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    return lambda connection: connection.sendall(head.encode() + body)
+
+
+def _endless(connection: socket.socket) -> None:
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n[")
+    while True:
+        connection.sendall(b"0," * 65536)
+
+
+def _dripping(connection: socket.socket) -> None:
+    connection.sendall(b"HTTP/1.1 200 OK\r\n")
+    stop = threading.Event()
+    while not stop.wait(0.2):
+        connection.sendall(b"X-Drip: 1\r\n")
+
+
+HOSTILE_SERVERS = {
+    "not HTTP": (lambda connection: connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n" * 10), "not HTTP"),
+    "an HTML page": (
+        _http(b"<html><body>Welcome to nginx!</body></html>", "text/html"),
+        "text/html, not JSON",
+    ),
+    "JSON of another shape": (_http(b'{"runs": 5, "version": []}'), "unexpected shape"),
+    "a JSON list": (_http(b"[1, 2, 3]"), "unexpected shape"),
+    "an error that is not JSON": (_http(b"<h1>502</h1>", "text/html", "502 Bad Gateway"), "502 Bad Gateway"),
+}
+
+
+@pytest.mark.parametrize("server", HOSTILE_SERVERS)
+@pytest.mark.parametrize("command", [("runs",), ("status",), ("show", "1"), ("trigger", "vae")])
+def test_the_cli_survives_any_server_in_one_line(server: str, command: tuple[str, ...]) -> None:
+    reply, message = HOSTILE_SERVERS[server]
+    with RawServer(reply) as raw:
+        result = benchd(*command, "--url", raw.url, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert message in line, line
+
+
+@pytest.mark.parametrize("reply", [_endless, _dripping], ids=["endless", "dripping"])
+def test_one_deadline_and_a_size_cap_per_request(monkeypatch: pytest.MonkeyPatch, reply: Callable) -> None:
+    from benchd.cli import client as client_module
+
+    monkeypatch.setattr(client_module, "TIMEOUT_SECONDS", 2.0)
+    monkeypatch.setattr(client_module, "MAX_RESPONSE_BYTES", 1 << 20)
+    with RawServer(reply) as raw:
+        started = time.monotonic()
+        with pytest.raises(ClientError, match=r"did not answer within 2 s|larger than 1 MiB"):
+            DaemonClient(raw.url).get("/api/v1/runs")
+        assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://127.0.0.1:9655", "127.0.0.1:9655", "http://", "http://127.0.0.1:99999",
+            "http://127.0.0.1:96x5", "http://h/?q=1", "http://user:pw@127.0.0.1:9655"],
+)  # fmt: skip
+def test_a_malformed_url_is_bad_input(url: str) -> None:
+    assert_bad_input(benchd("status", "--url", url), "--url")
+
+
+def test_a_run_id_beyond_64_bits_is_bad_input(tmp_path: Path) -> None:
+    result = benchd("show", str(2**64), "--url", "http://127.0.0.1:9", "--data-dir", str(tmp_path))
+    assert_bad_input(result, "run_id", "9223372036854775807")

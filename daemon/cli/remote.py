@@ -6,10 +6,11 @@ traceback; an API error prints the daemon's message.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -29,11 +30,12 @@ from benchd.cli.app import (
     fail,
     say,
 )
-from benchd.cli.client import ClientError, DaemonClient
+from benchd.cli.client import ClientError, DaemonClient, UnreachableError, UrlError
 from benchd.cli.gate import EXIT_SLOWER, MaxSlowdownOption, parse_limit, slower_than_baseline
-from benchd.results.model import Outcome
+from benchd.results.model import MAX_RUN_ID, Outcome
 
 POLL_SECONDS = 0.5
+RunIdArgument = Annotated[int, typer.Argument(help="Run id.", min=1, max=MAX_RUN_ID)]
 
 UrlOption = Annotated[
     str | None,
@@ -70,10 +72,23 @@ def call(client: DaemonClient, method: str, path: str, body: dict[str, Any] | No
         exit_with(exc)
 
 
+@contextlib.contextmanager
+def daemon_answer(client: DaemonClient) -> Iterator[None]:
+    """While reading what the daemon sent: an answer of another shape (another program on that port, a
+    proxy, another version) is one line and exit 1, never a traceback."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        exit_with(ClientError(f"{client.url} answered JSON of an unexpected shape ({type(exc).__name__}: "
+                              f"{str(exc)[:80]}); is it a benchd daemon of this version?"))  # fmt: skip
+
+
 def exit_with(exc: ClientError) -> NoReturn:
-    """The daemon's error as one line; a request it refused as bad input exits 2, anything else 1."""
+    """The daemon's error as one line; a request it refused as bad input (or a malformed --url) exits 2,
+    anything else 1."""
     say(f"error: {exc}", err=True)
-    bad_input = exc.status is not None and 400 <= exc.status < 500 and exc.status not in (404, 409, 429)
+    refused = exc.status is not None and 400 <= exc.status < 500 and exc.status not in (404, 409, 429)
+    bad_input = refused or isinstance(exc, UrlError)
     raise typer.Exit(EXIT_BAD_INPUT if bad_input else EXIT_FAILED_RUN) from None
 
 
@@ -100,7 +115,7 @@ def _read(
     try:
         answer = client.request("GET", path)
     except ClientError as exc:
-        if exc.status is not None:  # a daemon answered, with an error
+        if not isinstance(exc, UnreachableError):  # something answered, or --url is not an address
             exit_with(exc)
         store = store_path(data_dir if data_dir is not None else default_data_dir())
         if not store.is_file():
@@ -151,7 +166,13 @@ def trigger(
     chosen = {"epochs": epochs, "fraction": fraction, "timing": timing, "precision": precision,
               "compile": compile_model, "channels_last": channels_last}  # fmt: skip
     body.update({name: value for name, value in chosen.items() if value is not None and value is not False})
-    queued = call(client, "POST", "/api/v1/runs", body)["runs"]
+    with daemon_answer(client):
+        _trigger_answer(client, call(client, "POST", "/api/v1/runs", body), json_output, wide, limit, wait)
+
+
+def _trigger_answer(client: DaemonClient, answer: Any, json_output: bool, wide: bool, limit: float | None,
+                    wait: bool) -> None:  # fmt: skip
+    queued = answer["runs"]
     if not wait:
         if json_output:
             typer.echo(json.dumps(queued, indent=2))
@@ -231,19 +252,19 @@ def runs(
     answer, source = _read(DaemonClient(url), f"/api/v1/runs?{query}", data_dir, lambda store: {
         "runs": [r.to_json() for r in store.list_runs(workload=workload, outcome=outcome, limit=limit)]
     })  # fmt: skip
-    _print_runs(answer["runs"], json_output, wide, f"benchd results ({source})")
+    with daemon_answer(DaemonClient(url)):
+        _print_runs(answer["runs"], json_output, wide, f"benchd results ({source})")
 
 
 @app.command()
 def show(
-    run_id: Annotated[int, typer.Argument(help="Run id.", min=1)],
+    run_id: RunIdArgument,
     url: UrlOption = None,
     data_dir: DataDirOption = None,
     json_output: JsonOption = False,
     wide: WideOption = False,
 ) -> None:
     """Show one run with its epochs: where each epoch's time went, by phase."""
-    from benchd.cli import report
 
     def local(store: Any) -> dict[str, Any]:
         run = store.get_run(run_id)
@@ -256,6 +277,13 @@ def show(
     if json_output:
         typer.echo(json.dumps(run, indent=2))
         return
+    with daemon_answer(DaemonClient(url)):
+        _show_run(run_id, run, source, wide)
+
+
+def _show_run(run_id: int, run: dict[str, Any], source: str, wide: bool) -> None:
+    from benchd.cli import report
+
     _print_runs([run], False, wide, f"benchd run {run_id} ({source})")
     timing = f", {run['timing']} timing" if run.get("timing") else ""
     say(f"  config {run.get('config_id') or '-'}{timing}; {report.system_line(run.get('system'))}")
@@ -273,23 +301,31 @@ def show(
 
 @app.command()
 def cancel(
-    run_id: Annotated[int, typer.Argument(help="Run id.", min=1)],
+    run_id: RunIdArgument,
     url: UrlOption = None,
     token: TokenOption = None,
     token_file: TokenFileOption = None,
 ) -> None:
     """Cancel a queued or running run."""
-    answer = call(client_for(url, token, token_file), "DELETE", f"/api/v1/runs/{run_id}")
-    say(f"run {run_id}: {answer['state']}")
+    client = client_for(url, token, token_file)
+    answer = call(client, "DELETE", f"/api/v1/runs/{run_id}")
+    with daemon_answer(client):
+        say(f"run {run_id}: {answer['state']}")
 
 
 @app.command()
 def status(url: UrlOption = None, json_output: JsonOption = False) -> None:
     """Daemon health, devices, queue, the run in progress and the last results."""
-    answer = call(DaemonClient(url), "GET", "/api/v1/status")
+    client = DaemonClient(url)
+    answer = call(client, "GET", "/api/v1/status")
     if json_output:
         typer.echo(json.dumps(answer, indent=2))
         return
+    with daemon_answer(client):
+        _print_status(answer)
+
+
+def _print_status(answer: dict[str, Any]) -> None:
     state = "ready" if answer["ready"] else f"not ready ({answer['not_ready_reason']})"
     say(f"benchd {answer['version']} (pid {answer['pid']}): {state}, up {answer['uptime_seconds']:.0f} s")
     for device in answer["devices"]:

@@ -17,6 +17,8 @@ from typing import Any
 from benchd import catalog
 from benchd.catalog import suites
 
+MAX_RUN_ID = 2**63 - 1  # SQLite's largest rowid: an id beyond it names no run
+
 
 class Word(str, Enum):
     """A vocabulary word: compares, formats, serialises and binds as its plain string value."""

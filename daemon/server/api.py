@@ -36,10 +36,10 @@ from benchd.lifecycle.queue import (
     ShuttingDownError,
 )
 from benchd.lifecycle.recording import RunRequest
-from benchd.results.model import OUTCOMES, Origin
+from benchd.results.model import MAX_RUN_ID, OUTCOMES, Origin
 from benchd.results.store import ResultsStore, UnreadableRunError
 from benchd.server.hosts import HostPolicy
-from benchd.server.openapi import MAX_RUN_ID, openapi_document
+from benchd.server.openapi import openapi_document
 
 MAX_BODY_BYTES = 64 * 1024
 CONFIG_ID = re.compile(r"[0-9a-f]{12}")

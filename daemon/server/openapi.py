@@ -13,10 +13,9 @@ from typing import Any
 from benchd import __version__
 from benchd.catalog import WORKLOADS
 from benchd.catalog import request as request_model
-from benchd.results.model import OUTCOMES
+from benchd.results.model import MAX_RUN_ID, OUTCOMES
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
-MAX_RUN_ID = 2**63 - 1  # SQLite's largest rowid
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
