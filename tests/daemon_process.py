@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -36,7 +37,13 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.1) -> Any
 
 
 class DaemonProcess:
-    def __init__(self, data_dir: Path, config: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        config: str,
+        env: dict[str, str] | None = None,
+        descriptor_limit: int | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -47,6 +54,12 @@ class DaemonProcess:
         self.log = data_dir / f"daemon-{self.port}.log"
         self.process: subprocess.Popen | None = None
         self.http = httpx.Client(base_url=self.url, timeout=10)
+        self.descriptor_limit = descriptor_limit
+
+    def _limit_descriptors(self) -> None:
+        """In the child before exec: the daemon's own RLIMIT_NOFILE, for starvation tests."""
+        assert self.descriptor_limit is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.descriptor_limit, self.descriptor_limit))
 
     def start(self, wait_ready: bool = True) -> DaemonProcess:
         with open(self.log, "ab") as log:
@@ -54,6 +67,8 @@ class DaemonProcess:
                 [sys.executable, "-m", "benchd", "serve", "--config", str(self.config_path), "--port",
                  str(self.port)],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                # setrlimit alone runs between fork and exec: nothing there takes a lock a thread holds.
+                preexec_fn=self._limit_descriptors if self.descriptor_limit else None,  # noqa: PLW1509
             )  # fmt: skip
         if wait_ready:
             wait_for(self._ready, START_TIMEOUT, f"the daemon to be ready (log: {self.log})")

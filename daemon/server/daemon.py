@@ -34,13 +34,13 @@ from benchd.paths import ensure_writable, store_path
 from benchd.results.model import OUTCOMES
 from benchd.results.store import ResultsStore
 from benchd.server.config import ALL_DEVICES, Settings
+from benchd.server.connections import LISTEN_BACKLOG, RepeatFilter, connection_limits, protocol_factory
 from benchd.server.hosts import HostPolicy
 from benchd.server.metrics import BenchdCollector, DaemonFacts
 from benchd.server.scoreboard import Scoreboard, SeriesState, Snapshot
 from benchd.telemetry.sampler import Sampler
 
 log = logging.getLogger("benchd")
-LISTEN_BACKLOG = 2048  # uvicorn's own default
 FOLLOW_SECONDS = 10.0  # how often runs recorded by other processes are looked for
 FOLLOW_OVERLAP_SECONDS = 60.0  # a run whose row was finished just before a pass began is not missed
 
@@ -272,7 +272,7 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not a port another socket listens on
         sock.bind(address)
-        sock.listen(LISTEN_BACKLOG)
+        sock.listen(LISTEN_BACKLOG)  # uvicorn listens again with the same backlog
     except OSError as exc:
         sock.close()
         raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
@@ -285,6 +285,9 @@ def serve(settings: Settings, command: tuple[str, ...] = HARNESS_COMMAND) -> int
     from benchd.server.api import create_app
 
     os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RepeatFilter())
+    limits = connection_limits()
     sock = listen(settings.host, settings.port)
     port = sock.getsockname()[1]
     daemon = Daemon(settings, command)
@@ -297,12 +300,14 @@ def serve(settings: Settings, command: tuple[str, ...] = HARNESS_COMMAND) -> int
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=5,
+        http=protocol_factory(limits),
+        backlog=LISTEN_BACKLOG,
     )
     server = _Server(config, daemon)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _ignore_signal)
-    log.info("benchd %s serving on http://%s:%d (data in %s)", __version__, settings.host, port,
-             settings.data_dir)  # fmt: skip
+    log.info("benchd %s serving on http://%s:%d (data in %s; at most %d connections)", __version__,
+             settings.host, port, settings.data_dir, limits.max_connections)  # fmt: skip
     try:
         server.run(sockets=[sock])
     finally:
