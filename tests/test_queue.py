@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +126,47 @@ def test_only_the_same_repeat_of_a_queued_config_is_its_twin(tmp_path: Path) -> 
     assert queue._queued_twin(_request(tmp_path, 0.5)) == 7
     assert queue._queued_twin(dataclasses.replace(first, repeat=1)) is None
     assert queue._queued_twin(_request(tmp_path, 0.25)) is None
+
+
+def _hold_device_elsewhere(lock_dir: Path) -> subprocess.Popen:
+    """Another process holding the CPU's device lock (a foreground `benchd run`, say), until killed."""
+    code = (
+        "import sys, threading\n"
+        "from benchd.lifecycle.device_lock import device_lock\n"
+        "with device_lock('cpu', 'benchd run 99: vae bs128 on cpu'):\n"
+        "    print('held', flush=True)\n"
+        "    threading.Event().wait()\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, device_lock.ENV_LOCK_DIR: str(lock_dir)})  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    return holder
+
+
+@pytest.mark.parametrize("ending", ["shutdown", "cancel"])
+def test_a_run_waiting_for_a_device_lock_stops_at_once(tmp_path: Path, monkeypatch, ending: str) -> None:
+    """SIGTERM used to leave the daemon waiting for as long as the other benchmark ran: now a stop leaves
+    the waiting run queued for the next start, and a cancel ends it `cancelled`, both within a second."""
+    monkeypatch.setenv(device_lock.ENV_LOCK_DIR, str(tmp_path / "locks"))
+    holder = _hold_device_elsewhere(tmp_path / "locks")
+    store = ResultsStore(tmp_path / "benchd.sqlite3")
+    queue = RunQueue(RunLedger(store, Scoreboard().record), queue_size=4, grace=1.0, command=FAULT_CHILD)
+    try:
+        ((waiting, _),) = queue.submit_many([_request(tmp_path, 0.5)], Origin.API)
+        wait_for(lambda: [a.run_id for a in queue.active_runs()] == [waiting], 10, "the run to wait")
+        started = time.monotonic()
+        if ending == "shutdown":
+            queue.shutdown(30)
+        else:
+            queue.cancel(waiting)
+            wait_for(lambda: store.get_run(waiting).state == "finished", 10, "the cancelled run to end")
+        assert time.monotonic() - started < 2
+    finally:
+        queue.shutdown(30)
+        holder.kill()
+        holder.communicate()  # reaps it and closes its pipe
+    run = store.get_run(waiting)
+    if ending == "shutdown":
+        assert run.state == "queued" and run.outcome is None  # the next start queues it again
+    else:
+        assert run.outcome == "cancelled" and "waiting for the device" in (run.message or "")

@@ -69,6 +69,10 @@ class CancelToken:
     def cancelled(self) -> bool:
         return self._event.is_set()
 
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds; True once cancelled."""
+        return self._event.wait(timeout)
+
     def cancel(self) -> None:
         with self._lock:
             self._event.set()

@@ -13,11 +13,29 @@ from __future__ import annotations
 import fcntl
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Protocol
 
 ENV_LOCK_DIR = "BENCHD_LOCK_DIR"
+WAIT_POLL_SECONDS = 0.25  # how often a waiting run tries the lock again, and looks whether it was called off
+
+
+class Cancellation(Protocol):
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds; True once the run is called off."""
+
+
+class LockWaitCancelledError(Exception):
+    """The run was called off (cancelled, or the daemon is stopping) while it waited for the device."""
+
+
+class _NeverCancelled:
+    def wait(self, timeout: float) -> bool:
+        time.sleep(timeout)
+        return False
 
 
 def lock_path(device: str) -> Path:
@@ -40,18 +58,34 @@ def holder(device: str) -> str | None:
     return None
 
 
+def _try_lock(handle: IO[str]) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 @contextmanager
-def device_lock(device: str, what: str, on_wait: Callable[[str], None] = lambda _who: None) -> Iterator[None]:
-    """Hold `device` for the body; if another benchmark holds it, tell on_wait who, and wait."""
+def device_lock(
+    device: str,
+    what: str,
+    on_wait: Callable[[str], None] = lambda _who: None,
+    cancel: Cancellation | None = None,
+) -> Iterator[None]:
+    """Hold `device` for the body; if another benchmark holds it, tell on_wait who, and wait, until the
+    lock is free or `cancel` calls the run off (LockWaitCancelledError): a blocking flock would keep a
+    stopping daemon waiting for however long the other benchmark runs."""
     path = lock_path(device)
     path.parent.mkdir(parents=True, exist_ok=True)
+    waiting = cancel or _NeverCancelled()
     with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(handle):
             handle.seek(0)
             on_wait(handle.read().strip() or "another process")
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            while not _try_lock(handle):
+                if waiting.wait(WAIT_POLL_SECONDS):
+                    raise LockWaitCancelledError(f"called off while waiting for {device}")
         try:
             handle.seek(0)
             handle.truncate()

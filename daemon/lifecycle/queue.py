@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from typing import Any
 from benchd import protocol
 from benchd.catalog import RunConfig
 from benchd.lifecycle.child import HARNESS_COMMAND, CancelToken
+from benchd.lifecycle.device_lock import LockWaitCancelledError
 from benchd.lifecycle.ledger import RunLedger
 from benchd.lifecycle.recording import RunRequest, execute, queue_run
 from benchd.results.model import Origin, Outcome, State
@@ -298,19 +300,16 @@ class RunQueue:
 
     def _run(self, lane: _DeviceLane, item: _Queued, active: ActiveRun) -> None:
         try:
-            execute(
-                self._store,
-                item.run_id,
-                item.request,
-                cancel=active.cancel,
-                on_event=functools.partial(self._follow, active),
-                command=self._command,
-                grace=self._grace,
-                sampler=self._sampler,
-                on_wait=functools.partial(_log_waiting, item.run_id, active.device),
-            )
-        except Exception:  # recorded as `error` by execute where the store allows; the worker goes on
-            log.exception("run %s on %s failed in benchd itself", item.run_id, active.device)
+            self._execute(item, active)
+        except LockWaitCancelledError:
+            if not self._accepting:  # stopping: the run never started, and waits for the next start
+                log.info("run %s stays queued: the daemon stopped while it waited for %s", item.run_id,
+                         active.device)  # fmt: skip
+                return
+            try:  # announced below, with every other ending
+                self._store.finish(item.run_id, Outcome.CANCELLED, message="cancelled waiting for the device")
+            except sqlite3.Error:  # the store refuses writes: the run is left to the unrecorded path
+                log.exception("run %s: its cancellation could not be recorded", item.run_id)
         finally:
             with self._lock:
                 lane.active = None
@@ -325,6 +324,24 @@ class RunQueue:
             recorded = False
         if not recorded:
             lane.unrecorded.add(item.run_id)
+
+    def _execute(self, item: _Queued, active: ActiveRun) -> None:
+        try:
+            execute(
+                self._store,
+                item.run_id,
+                item.request,
+                cancel=active.cancel,
+                on_event=functools.partial(self._follow, active),
+                command=self._command,
+                grace=self._grace,
+                sampler=self._sampler,
+                on_wait=functools.partial(_log_waiting, item.run_id, active.device),
+            )
+        except LockWaitCancelledError:
+            raise
+        except Exception:  # recorded as `error` by execute where the store allows; the worker goes on
+            log.exception("run %s on %s failed in benchd itself", item.run_id, active.device)
 
     def _record_unrecorded(self, lane: _DeviceLane) -> None:
         """Runs whose outcome the store refused (full, read-only, locked) end `error` once it takes writes."""

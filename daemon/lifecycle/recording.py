@@ -105,7 +105,7 @@ def execute(
     """
     with ExitStack() as held:
         try:
-            held.enter_context(device_lock(request.device, _what(run_id, request), on_wait))
+            held.enter_context(device_lock(request.device, _what(run_id, request), on_wait, cancel))
         except KeyboardInterrupt:
             store.finish(run_id, Outcome.CANCELLED, message="interrupted while waiting for the device")
             raise
