@@ -9,6 +9,7 @@ which must answer 4xx, never 5xx, and store nothing it refused.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 from datetime import datetime
@@ -154,3 +155,66 @@ def test_a_bundle_reads_or_names_the_file_and_the_run(changes: dict, into_epoch:
         return
     with contextlib.suppress(table.ComparisonError):  # nothing left to compare: the documented refusal
         table.build(results.from_bundle(parsed), [parsed.hostname])
+
+
+HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
+
+
+ROUTES = ["GET /healthz", "GET /metrics", "GET /api/v1/runs", "POST /api/v1/runs"]
+
+
+@FAST
+@given(HEADER_TEXT, st.sampled_from(ROUTES))
+def test_any_host_header_is_served_or_refused_421_and_never_echoed(
+    client,  # noqa: F811
+    host: str,
+    route: str,
+) -> None:
+    """DNS rebinding: whatever Host a page makes the browser send, the daemon answers only to its names."""
+    method, path = route.split()
+    response = client.request(method, path, headers={"host": host, "content-type": "application/json"},
+                              content=b'{"workload": "resnet"}')  # fmt: skip
+    assert response.status_code < 500
+    if response.status_code == 421:
+        assert len(host) < 4 or host not in response.text
+    else:
+        assert host.strip().lower().rstrip(".").split(":")[0] in ("testserver", "localhost", "127.0.0.1", "")
+
+
+@FAST
+@given(st.integers(min_value=4301, max_value=20_000), st.sampled_from(["epochs", "seed", "fraction"]))
+def test_integers_past_pythons_digit_limit_are_a_400(client, digits: int, field: str) -> None:  # noqa: F811
+    content = '{"workload": "vae", "%s": %s}' % (field, "9" * digits)  # noqa: UP031 - json cannot write it
+    response = client.post("/api/v1/runs", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "number too long" in response.json()["error"]
+
+
+HOSTILE_TEXT = st.text(min_size=1, max_size=30) | st.sampled_from(
+    ["[bold red]x[/]", "$\\undefinedcmd$", "=1+1", "a|b\nc", "<script>", "\x1b]0;t\x07", "\x9b2J", ":smile:"]
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(HOSTILE_TEXT, HOSTILE_TEXT)
+def test_hostile_names_pass_through_every_output_format_as_data(hostname: str, device_name: str) -> None:
+    from benchd.cli.report import plain_console
+    from benchd.comparison import render
+
+    bundle = json.loads(json.dumps(PUBLISHED_RUN))
+    bundle["host"]["hostname"] = hostname
+    for run in bundle["runs"]:
+        run["device_name"] = device_name
+        if run.get("system"):
+            run["system"]["hostname"] = hostname
+    parsed = parse_bundle(json.dumps(bundle), "hostile.json")
+    comparison = table.build(results.from_bundle(parsed), [parsed.hostname])
+    out = io.StringIO()
+    plain_console(width=200, file=out).print(render.as_rich(comparison, (), wide=True))
+    outputs = [out.getvalue(), render.as_markdown(comparison, ()), render.as_csv(comparison),
+               render.as_json(comparison), render.html_table(comparison, ())]  # fmt: skip
+    for text in outputs:
+        # Line breaks and tabs are layout; every other control character would be obeyed by a terminal.
+        controls = [c for c in text if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F]
+        assert not controls, repr(text)
+    markdown_rows = outputs[1].split("\n\n")[0].splitlines()  # a newline in a name adds no row
+    assert all(line.startswith("|") and line.endswith("|") for line in markdown_rows)
