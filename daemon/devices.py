@@ -1,14 +1,14 @@
 """Which devices this host's torch can use, learned from a probe child (the parent never imports torch)."""
-
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Any
 
-PROBE_COMMAND = (sys.executable, "-m", "benchd.workloads.probe")
+from benchd.interpreter import module_command
+
+PROBE_COMMAND = module_command("benchd.workloads.probe")
 AUTO = "auto"
 
 

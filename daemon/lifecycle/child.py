@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from benchd import protocol
+from benchd.interpreter import module_command
 from benchd.results.model import Outcome
 
-HARNESS_COMMAND = (sys.executable, "-m", "benchd.workloads.harness")
+HARNESS_COMMAND = module_command("benchd.workloads.harness")
 STDERR_TAIL_BYTES = 4000
 DEFAULT_GRACE_SECONDS = 5.0
 
