@@ -1,4 +1,5 @@
 """Which devices this host's torch can use, learned from a probe child (the parent never imports torch)."""
+
 from __future__ import annotations
 
 import json
