@@ -276,6 +276,13 @@ def test_a_symlink_out_of_an_imported_folder_is_refused(tmp_path: Path) -> None:
     fetch.refuse_links_out(inside)
 
 
+def test_a_fifo_in_an_imported_folder_is_refused_without_blocking(tmp_path: Path) -> None:
+    source = _raw_mnist(tmp_path)
+    (source / "train-labels-idx1-ubyte.gz").unlink()
+    os.mkfifo(source / "train-labels-idx1-ubyte.gz")  # no writer: a reader would wait forever
+    _one_line_exit_2(_import_bad_input(tmp_path, "mnist", source), "not a regular file or folder")
+
+
 def wikitext_zip(train: str, valid: str, test: str) -> bytes:
     return zip_bytes({
         "wikitext-2/wiki.train.tokens": train.encode(),

@@ -118,8 +118,12 @@ def gunzip(archive_path: Path, target: Path, limit: int) -> None:
 
 
 def refuse_links_out(folder: Path) -> None:
-    """A folder to import may not reach outside itself through a symbolic link."""
+    """A folder to import may not reach outside itself through a symbolic link, nor hold a FIFO, device or
+    socket, which a reader would block on or read without end."""
     root = folder.resolve()
     for path in folder.rglob("*"):
         if path.is_symlink() and not path.resolve().is_relative_to(root):
             raise FetchError(f"{path} is a symbolic link out of {folder}; refusing to import through it")
+        kind = path.stat().st_mode if path.exists() else 0
+        if kind and not (stat.S_ISREG(kind) or stat.S_ISDIR(kind)):
+            raise FetchError(f"{path} is not a regular file or folder; refusing to import it")
