@@ -26,10 +26,54 @@ from .test_cli import assert_bad_input, benchd
 def test_slower_only_beyond_the_limit_and_the_noise(
     seconds: float, previous: list[float], slower: bool
 ) -> None:
-    verdict = judge(seconds, previous, 0.10)
+    verdict = judge([seconds], previous, 0.10)
     assert verdict.slower is slower
     line = verdict.line(0.10)
     assert ("SLOWER" in line) is slower and (("no baseline yet" in line) is (len(previous) < 3))
+
+
+@pytest.mark.parametrize(
+    ("repeats", "slower"),
+    [
+        ([9.0, 9.1, 12.0, 8.9, 9.2], False),  # the median got faster; one repeat was slow
+        ([12.0, 12.1, 11.9], True),  # every repeat 20% slower: the median is
+        ([11.5, 9.0, 14.0], False),  # a median 15% slower, but the set itself spreads over 3 x 22%
+    ],
+)
+def test_a_set_of_repeats_is_judged_by_its_median_and_its_own_spread(
+    repeats: list[float], slower: bool
+) -> None:
+    verdict = judge(repeats, [10.0, 10.1, 9.9, 10.0], 0.10)
+    assert verdict.slower is slower and verdict.runs == len(repeats)
+    assert f"(median of {len(repeats)} runs)" in verdict.line(0.10)
+
+
+def test_the_gate_judges_each_config_once_against_the_runs_before_its_set() -> None:
+    """--repeat 5 --max-slowdown 10% exited 3 although the median got faster: each repeat was judged
+    alone, against a baseline holding the earlier repeats of the same set."""
+    from types import SimpleNamespace
+
+    from benchd.cli.gate import slower_than_baseline
+
+    def run(run_id: int, config: str, seconds: float) -> SimpleNamespace:
+        return SimpleNamespace(id=run_id, config_id=config, outcome="ok", workload="vae", preset="bs128",
+                               summary=SimpleNamespace(epoch_seconds=seconds))  # fmt: skip
+
+    earlier = {"aaaaaaaaaaaa": [10.0, 10.0, 10.0, 10.0], "bbbbbbbbbbbb": [5.0, 5.0, 5.0]}
+    asked: list[int] = []
+
+    def history(first: SimpleNamespace) -> list[float]:
+        asked.append(first.id)
+        return earlier[first.config_id]
+
+    faster_median = [
+        run(11, "aaaaaaaaaaaa", 9.0),
+        run(12, "aaaaaaaaaaaa", 13.0),
+        run(13, "aaaaaaaaaaaa", 9.1),
+    ]
+    assert not slower_than_baseline(faster_median, history, 0.10)  # type: ignore[arg-type]
+    assert asked == [11]  # once per config, from before its first run
+    assert slower_than_baseline([run(14, "bbbbbbbbbbbb", 6.0), *faster_median], history, 0.10)  # type: ignore[arg-type]
 
 
 def test_slowdown_limits_are_read_as_percent_or_fraction() -> None:

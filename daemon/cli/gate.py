@@ -1,8 +1,10 @@
 """`--max-slowdown` on `benchd run` and `trigger --wait`: a CI gate for driver and image rollouts.
 
-Each ok result is compared with its config's baseline (results/baseline.py:
-the median of its previous ok runs, with their noise). A result slower than
-the baseline by more than the limit and by more than the noise makes the
+Each config's ok results (one run, or the set of repeats `--repeat` made) are
+compared, as their median, with the config's baseline from before the set
+(results/baseline.py: the median of its previous ok runs, with their noise).
+A median slower than the baseline by more than the limit and by more than
+the noise (the baseline's or the set's, whichever is larger) makes the
 command exit 3, after every comparison is printed (on stderr, so `--json`
 output stays clean).
 """
@@ -41,16 +43,19 @@ def parse_limit(text: str | None) -> float | None:
 
 
 def slower_than_baseline(runs: list[Run], history: Callable[[Run], list[float]], limit: float) -> bool:
-    """Print each ok run against its baseline; True if any is slower beyond the limit and the noise."""
-    slower = False
+    """Print each config's ok runs (one, or the set --repeat made) against the config's baseline from
+    before the first of them; True if any set's median is slower beyond the limit and the noise."""
+    sets: dict[str, list[Run]] = {}
     for run in runs:
-        summary = run.summary
-        if run.outcome != Outcome.OK or summary is None or run.config_id is None:
-            continue
-        verdict = judge(summary.epoch_seconds, history(run), limit)
-        say(
-            f"gate: run {run.id} {run.workload} {run.preset} ({run.config_id}): {verdict.line(limit)}",
-            err=True,
-        )
+        if run.outcome == Outcome.OK and run.summary is not None and run.config_id is not None:
+            sets.setdefault(run.config_id, []).append(run)
+    slower = False
+    for config_id, chosen in sets.items():
+        first = min(chosen, key=lambda run: run.id)
+        seconds = [run.summary.epoch_seconds for run in chosen if run.summary is not None]
+        verdict = judge(seconds, history(first), limit)
+        ids = ", ".join(str(run.id) for run in chosen)
+        label = f"run{'s' if len(chosen) > 1 else ''} {ids} {first.workload} {first.preset} ({config_id})"
+        say(f"gate: {label}: {verdict.line(limit)}", err=True)
         slower = slower or verdict.slower
     return slower

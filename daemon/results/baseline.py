@@ -37,9 +37,11 @@ def baseline_of(previous: list[float]) -> Baseline | None:
 
 @dataclass(frozen=True)
 class Verdict:
-    seconds: float
+    seconds: float  # the result judged: one run's representative epoch, or the median of a set of repeats
     baseline: Baseline | None
     slower: bool  # beyond the allowed slowdown and beyond the config's noise
+    runs: int = 1  # how many runs `seconds` is the median of
+    spread: float = 0.0  # their median absolute deviation over their median
 
     @property
     def change(self) -> float | None:
@@ -55,21 +57,27 @@ class Verdict:
                 f"{self.seconds:.3f} s; no baseline yet ({runs} previous ok runs, {MIN_BASELINE_RUNS} needed)"
             )
         change = self.change or 0.0
-        noise = NOISE_FACTOR * self.baseline.spread
+        noise = NOISE_FACTOR * max(self.baseline.spread, self.spread)
         verdict = "SLOWER" if self.slower else "ok"
+        judged = f"{self.seconds:.3f} s" + (f" (median of {self.runs} runs)" if self.runs > 1 else "")
         against = (
             f"a baseline of {self.baseline.median:.3f} s (median of {self.baseline.runs}, noise {noise:.1%})"
         )
-        return f"{self.seconds:.3f} s against {against}: {change:+.1%}, limit {max_slowdown:.0%}: {verdict}"
+        return f"{judged} against {against}: {change:+.1%}, limit {max_slowdown:.0%}: {verdict}"
 
 
-def judge(seconds: float, previous: list[float], max_slowdown: float) -> Verdict:
-    """A result against its config's earlier ones: slower only beyond the limit and the measured noise."""
+def judge(seconds: list[float], previous: list[float], max_slowdown: float) -> Verdict:
+    """A set of results of one config (one run, or the repeats of one command) against the config's runs
+    from before the set: the set's median is slower only beyond the limit and beyond the noise, the larger
+    of the baseline's spread and the set's own. Judging each repeat alone, against a baseline that holds
+    the earlier repeats, cried wolf: a faster median could still exit 3."""
+    middle = statistics.median(seconds)
+    spread = statistics.median(abs(v - middle) for v in seconds) / middle if middle > 0 else 0.0
     base = baseline_of(previous)
     if base is None or base.runs < MIN_BASELINE_RUNS or base.median <= 0:
-        return Verdict(seconds, base, False)
-    limit = base.median * (1 + max(max_slowdown, NOISE_FACTOR * base.spread))
-    return Verdict(seconds, base, seconds > limit)
+        return Verdict(middle, base, False, len(seconds), spread)
+    limit = base.median * (1 + max(max_slowdown, NOISE_FACTOR * max(base.spread, spread)))
+    return Verdict(middle, base, middle > limit, len(seconds), spread)
 
 
 def parse_slowdown(text: str) -> float:
