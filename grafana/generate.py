@@ -259,7 +259,9 @@ def host_detail() -> dict[str, Any]:
               [query(f"benchd_last_epoch_duration_seconds{{{HOST_SERIES}}}", "A",
                      "{{workload}} {{preset}} {{device}} {{config}}"),
                query(f"benchd_baseline_epoch_duration_seconds{{{HOST_SERIES}}}", "B",
-                     "baseline {{workload}} {{preset}} {{config}}")],
+                     "baseline {{workload}} {{preset}} {{config}}"),
+               query(f"benchd_last_contended_epoch_duration_seconds{{{HOST_SERIES}}}", "C",
+                     "contended {{workload}} {{preset}} {{device}} {{config}}")],
               (0, 0, 24, 9), "s"),
         place(timeseries_panel(), "Device temperature",
               [query(f"benchd_sensor_temperature_celsius{{{live}}}", legend="{{domain}}")], (0, 9, 8, 8), "celsius"),
@@ -288,6 +290,7 @@ def host_detail() -> dict[str, Any]:
               (0, 30, 24, 7)),
         *why_slow(live),
         *compute_row(),
+        *contended_row(),
     ]  # fmt: skip
     variables = [
         datasource_variable(), variable("instance", "label_values(benchd_build_info, instance)", multi=False),
@@ -347,6 +350,21 @@ def compute_row() -> list[Panel]:
         place(timeseries_panel(), "Compute: MFU per config (achieved over the device's peak for the precision)",
               [query(f"benchd_mfu_ratio{{{HOST_SERIES}}}", legend="{{workload}} {{preset}} {{device}} {{config}}")],
               (12, 55, 12, 8), "percentunit"),
+    ]  # fmt: skip
+
+
+def contended_row() -> list[Panel]:
+    """Results a busy host still measured: figures beside foreign load, shown apart from the clean ones
+    (never a baseline), and how many runs met such load, so an empty clean panel says why."""
+    return [
+        row_header("Contended: runs measured beside foreign load (kept out of baselines and alerts)", 63),
+        place(timeseries_panel(), "Contended: representative epoch of each config's last contended run",
+              [query(f"benchd_last_contended_epoch_duration_seconds{{{HOST_SERIES}}}",
+                     legend="{{workload}} {{preset}} {{device}} {{config}}")],
+              (0, 64, 12, 8), "s"),
+        place(table_panel(), "Contended: ok runs beside foreign load in the last day, by series",
+              [query(f"increase(benchd_contended_runs_total{{{HOST_SERIES}}}[1d])", instant=True)],
+              (12, 64, 12, 8)),
     ]  # fmt: skip
 
 

@@ -48,7 +48,13 @@ def _config(preset: str, batch: int, options: dict | None = None) -> dict:
 
 
 def _add_run(
-    store: ResultsStore, config: dict, outcome: Outcome, durations: list[float], device: str, config_id: str
+    store: ResultsStore,
+    config: dict,
+    outcome: Outcome,
+    durations: list[float],
+    device: str,
+    config_id: str,
+    foreign_cpu: float | None = None,
 ) -> None:
     run_id = store.create_run(config, requested_device=device, benchd_version="0.0.0", sample_unit="images")
     store.mark_running(run_id, f"/logs/run-{run_id}.log")
@@ -66,13 +72,17 @@ def _add_run(
             "peak_allocated_bytes": None if device == "cpu" else 2**30,
             "peak_reserved_bytes": None if device == "cpu" else 2**31, "loss": 1.5,
         }  # fmt: skip
-        store.add_epoch(run_id, event, start_t=float(index))
+        foreign = None if foreign_cpu is None else {
+            "foreign": {"foreign_cpu_ratio": foreign_cpu, "foreign_gpu_processes": None, "contended": True}
+        }  # fmt: skip
+        store.add_epoch(run_id, event, start_t=float(index), telemetry=foreign)
     store.finish(run_id, outcome, message=None if outcome == Outcome.OK else "test failure")
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> ResultsStore:
-    """Four finished runs at fixed times: two ok VAE runs, a VAE run out of memory, a transformer run."""
+    """Five finished runs at fixed times: two ok VAE runs, a VAE run out of memory, a transformer run, and
+    a transformer run beside foreign load (contended)."""
     store = ResultsStore(tmp_path / "benchd.sqlite3")
     _add_run(store, _config("bs128", 128), Outcome.OK, [2.0, 1.0, 1.2], "cpu", VAE_CONFIG)
     _add_run(store, _config("bs128", 128), Outcome.OK, [1.5, 0.9, 1.1], "cpu", VAE_CONFIG)
@@ -81,6 +91,9 @@ def store(tmp_path: Path) -> ResultsStore:
     _add_run(
         store, _config("b20-e200-l2-h200", 20, options), Outcome.OK, [30.0, 20.0], "cuda:0", "cccccccccccc"
     )
+    wider = {"emsize": 500, "nlayers": 2, "nhid": 500}
+    _add_run(store, _config("b20-e500-l2-h500", 20, wider), Outcome.OK, [4.0, 3.0], "cpu", "dddddddddddd",
+             foreign_cpu=0.49)  # fmt: skip
     db = sqlite3.connect(store.path)
     db.execute(
         "UPDATE runs SET queued_at = 1.7e9 + id, started_at = 1.7e9 + id, finished_at = 1.7e9 + 10 * id"
@@ -257,3 +270,48 @@ def test_status_says_a_config_whose_runs_vary_is_unstable(store: ResultsStore) -
     transformer = ("transformer", "b20-e200-l2-h200", "cuda:0")
     alone = _last(transformer, board.series[transformer], board)
     assert alone["unstable"] is None and alone["mfu_ratio"] is None  # one run; no published peak
+
+
+def test_a_contended_run_is_shown_on_families_of_its_own_and_never_as_a_clean_figure(
+    store: ResultsStore, monkeypatch
+) -> None:
+    """On a busy host the contended figure used to vanish: no epoch duration, no config info at all."""
+    value = _registry(store, monkeypatch).get_sample_value
+    series = {"workload": "transformer", "preset": "b20-e500-l2-h500", "device": "cpu"}
+    labels = {**series, "config": "dddddddddddd"}
+    assert value("benchd_last_contended_epoch_duration_seconds", labels) == 3.0
+    assert value("benchd_contended_runs_total", series) == 1
+    assert value("benchd_runs_total", {**series, "outcome": "ok"}) == 1
+    assert value("benchd_config_info", {"config": "dddddddddddd", **CONFIG_INFO_DDDD}) == 1
+    for clean in ("benchd_last_epoch_duration_seconds", "benchd_baseline_epoch_duration_seconds"):
+        assert value(clean, labels) is None
+    assert value("benchd_epoch_duration_seconds_count", labels) is None
+    assert value("benchd_last_success_timestamp_seconds", series) is None  # staleness counts clean runs
+
+
+CONFIG_INFO_DDDD = {
+    "batch_size": "20", "channels_last": "false", "compile": "false", "data": "synthetic", "data_scale": "1",
+    "epochs": "2", "fraction": "0.5", "options": "emsize=500,nhid=500,nlayers=2", "precision": "",
+    "preset": "b20-e500-l2-h500", "suite": "", "timing": "reference", "workers": "published",
+    "workload": "transformer",
+}  # fmt: skip
+
+
+def test_status_says_why_a_series_has_no_clean_figure(store: ResultsStore) -> None:
+    """`benchd status` said "last run ok" and "no ok run yet" at once for a series whose ok runs met load."""
+    from benchd.cli.remote import _last_line
+    from benchd.server.daemon import _last
+
+    board = Scoreboard()
+    for run in store.finished_runs():
+        board.record(run)
+    snapshot = board.snapshot()
+    key = ("transformer", "b20-e500-l2-h500", "cpu")
+    last = _last(key, snapshot.series[key], snapshot)
+    assert (last["contended"], last["contended_runs"], last["contention"]) == (True, 1, "foreign CPU 49%")
+    line = _last_line(last)
+    assert line.startswith("last run ok (contended)")
+    assert "1 run contended (foreign CPU 49%, last 3.000 s/epoch); no clean figure yet" in line
+    assert "no ok run yet" not in line
+    clean = ("vae", "bs128", "cpu")
+    assert "contended" not in _last_line(_last(clean, snapshot.series[clean], snapshot))

@@ -188,14 +188,19 @@ def must_have_data(uid: str, title: str, expr: str) -> bool:
     """The compare table, the host epoch-duration panel and the compute row must show the run just made.
 
     Sensor columns need RAPL or NVML and device memory needs an accelerator,
-    which this machine lacks; a baseline needs a previous run of the config:
-    those may be empty here.
+    which this machine lacks; a baseline needs a previous run of the config,
+    and a contended figure a run beside foreign load: those may be empty here.
     """
     if uid == "benchd-compare" and title.startswith("Machines and workloads"):
         return not any(m in expr for m in CPU_ONLY_ABSENT)
     if uid == "benchd-host" and title.startswith("Compute:"):
         return True  # a CPU's peak is measured, so even here every run has FLOP/s and MFU
-    return uid == "benchd-host" and title.startswith("Epoch duration over time") and "baseline" not in expr
+    optional = ("baseline", "contended")
+    return (
+        uid == "benchd-host"
+        and title.startswith("Epoch duration over time")
+        and not any(word in expr for word in optional)
+    )
 
 
 def _evaluated_rules(client: httpx.Client) -> list[dict] | None:

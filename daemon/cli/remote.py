@@ -287,6 +287,8 @@ def _show_run(run_id: int, run: dict[str, Any], source: str, wide: bool) -> None
     _print_runs([run], False, wide, f"benchd run {run_id} ({source})")
     timing = f", {run['timing']} timing" if run.get("timing") else ""
     say(f"  config {run.get('config_id') or '-'}{timing}; {report.system_line(run.get('system'))}")
+    if run.get("contention"):
+        say(f"  contended: {run['contention']} during its representative epochs; kept out of baselines")
     why = report.slowdown_line((run.get("summary") or {}).get("slowdown") or {})
     if why:
         say(f"  why: {why}")
@@ -338,10 +340,17 @@ def _print_status(answer: dict[str, Any]) -> None:
 
 
 def _last_line(last: dict[str, Any]) -> str:
-    """The last outcome and, apart from it, the last successful result: a failure hides neither."""
-    line = f"last run {last['outcome']}{_when(last.get('finished_at'))}"
+    """The last outcome and, apart from it, the last clean result: a failure hides neither, and a series
+    whose ok runs all met foreign load says so rather than "no ok run yet"."""
+    outcome = f"{last['outcome']} (contended)" if last.get("contended") else last["outcome"]
+    line = f"last run {outcome}{_when(last.get('finished_at'))}"
+    contended = last.get("contended_runs") or 0
+    if contended:
+        figure = last.get("contended_epoch_seconds")
+        shown = f", last {figure:.3f} s/epoch" if figure is not None else ""
+        line += f"; {contended} run{'s' if contended > 1 else ''} contended ({last.get('contention')}{shown})"
     if last.get("epoch_seconds") is None:
-        return line + "; no ok run yet"
+        return line + ("; no clean figure yet" if contended else "; no ok run yet")
     fraction = last.get("fraction") or 1.0
     share = f" ({fraction:.0%} epoch)" if fraction < 1 else ""
     mfu = f", MFU {last['mfu_ratio']:.1%}" if last.get("mfu_ratio") is not None else ""

@@ -264,12 +264,32 @@ class Run:
                 result["mfu_ratio"] = mfu
         return result
 
+    def _foreign_loads(self) -> list[dict[str, Any]]:
+        """The foreign-load figures of the representative epochs (lifecycle/contention.py)."""
+        summary = self.summary
+        chosen = [e for e in self.epochs if summary is not None and e.index in summary.epochs]
+        return [((e.telemetry or {}).get("foreign") or {}) for e in chosen]
+
     @property
     def contended(self) -> bool:
         """Whether foreign load shared the machine during a representative epoch (lifecycle/contention.py)."""
-        summary = self.summary
-        chosen = [e for e in self.epochs if summary is not None and e.index in summary.epochs]
-        return any(((e.telemetry or {}).get("foreign") or {}).get("contended") for e in chosen)
+        return any(load.get("contended") for load in self._foreign_loads())
+
+    @property
+    def contention_reason(self) -> str | None:
+        """What shared the machine, at its worst over the representative epochs ("foreign CPU 49%",
+        "2 foreign GPU processes"); None for an uncontended run."""
+        loads = [load for load in self._foreign_loads() if load.get("contended")]
+        if not loads:
+            return None
+        parts = []
+        cpu = max((load.get("foreign_cpu_ratio") or 0.0) for load in loads)
+        if cpu > 0:
+            parts.append(f"foreign CPU {cpu:.0%}")
+        gpu = max((load.get("foreign_gpu_processes") or 0) for load in loads)
+        if gpu:
+            parts.append(f"{gpu} foreign GPU process{'es' if gpu > 1 else ''}")
+        return ", ".join(parts) or "foreign load"
 
     @property
     def peak_device_bytes(self) -> int | None:
@@ -306,6 +326,7 @@ class Run:
         data["setup"] = self.setup()
         data["suite"] = self.suite()
         data["contended"] = self.contended
+        data["contention"] = self.contention_reason
         return data
 
     def config_labels(self) -> dict[str, str]:

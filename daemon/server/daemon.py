@@ -321,11 +321,19 @@ def _last(key: tuple[str, str, str], state: SeriesState, board: Snapshot) -> dic
     workload, preset, device = key
     result = board.results.get((*key, state.last_config)) if state.last_config else None
     repeats = result.repeats() if result else None
+    contended = (
+        board.results.get((*key, state.last_contended_config)) if state.last_contended_config else None
+    )
     return {
         "workload": workload,
         "preset": preset,
         "device": device,
         "outcome": state.last_outcome,
+        "contended": state.last_contended,  # the last run ended ok, beside foreign load
+        # Why a series may have no clean figure: its ok runs measured beside foreign load, and the last one.
+        "contended_runs": board.contended.get(key, 0),
+        "contended_epoch_seconds": contended.contended_epoch_seconds if contended else None,
+        "contention": contended.contention if contended else None,
         "finished_at": state.last_finished_at,
         "success_at": state.last_success_at,
         "config": state.last_config,

@@ -137,6 +137,14 @@ class BenchdCollector(Collector):
         for (workload, preset, device, outcome), count in sorted(board.outcomes.items()):
             runs.add_metric([workload, preset, device, outcome], count)
         yield runs
+        contended = CounterMetricFamily(
+            "benchd_contended_runs",
+            "Ok runs measured beside foreign load (counted in benchd_runs_total too; never a baseline).",
+            labels=SERIES_LABELS,
+        )
+        for key, count in sorted(board.contended.items()):
+            contended.add_metric(list(key), count)
+        yield contended
         state_set = GaugeMetricFamily(
             "benchd_last_run_outcome",
             "1 for the outcome the last run ended with, 0 for the others (a state set).",
@@ -177,6 +185,12 @@ class BenchdCollector(Collector):
             "epoch": GaugeMetricFamily(
                 "benchd_last_epoch_duration_seconds",
                 "Representative epoch duration of the config's last ok run (median after the first epoch).",
+                labels=labels,
+            ),
+            "contended_epoch": GaugeMetricFamily(
+                "benchd_last_contended_epoch_duration_seconds",
+                "Representative epoch of the config's last ok run measured beside foreign load: shown, never "
+                "a baseline (benchd_last_epoch_duration_seconds holds only clean figures).",
                 labels=labels,
             ),
             "phase": GaugeMetricFamily(
@@ -257,10 +271,12 @@ class BenchdCollector(Collector):
         described: set[str] = set()
         for key, result in sorted(board.results.items()):
             values = list(key)
-            histogram.add_metric(values, result.epochs.cumulative(), result.epochs.total)
+            if result.epochs.count:  # a config seen only beside foreign load has no clean epoch to count
+                histogram.add_metric(values, result.epochs.cumulative(), result.epochs.total)
             if key[3] not in described:
                 described.add(key[3])
                 info.add_metric([key[3]], result.info)
+            self._add_present(families["contended_epoch"], values, result.contended_epoch_seconds)
             if result.epoch_seconds is None:
                 continue
             self._add_present(families["epoch"], values, result.epoch_seconds)

@@ -58,7 +58,9 @@ class SeriesState:
     last_outcome: str | None = None
     last_finished_at: float | None = None
     last_success_at: float | None = None
-    last_config: str | None = None  # of the last ok run
+    last_config: str | None = None  # of the last clean (uncontended) ok run
+    last_contended: bool = False  # the last run ended ok, beside foreign load
+    last_contended_config: str | None = None  # of the last contended ok run
 
 
 @dataclass
@@ -80,6 +82,10 @@ class ConfigResult:
     compute: dict[str, Any] = field(default_factory=dict)  # Run.compute_summary() of the last ok run
     epochs: Histogram = field(default_factory=Histogram)
     history: list[float] = field(default_factory=list)  # representative epochs of ok runs, oldest first
+    # Ok runs measured beside foreign load: shown with their reason, never a clean figure or a baseline.
+    contended_runs: int = 0
+    contended_epoch_seconds: float | None = None  # the last contended ok run's representative epoch
+    contention: str | None = None  # what shared the machine then ("foreign CPU 49%")
 
     def baseline(self) -> tuple[float, float, int] | None:
         """(median, relative spread, runs) of the ok runs before the latest (results/baseline.py); None
@@ -98,6 +104,7 @@ class Scoreboard:
         self._lock = threading.Lock()
         self.configs_per_series = configs_per_series
         self.outcomes: dict[tuple[str, str, str, str], int] = defaultdict(int)
+        self.contended: dict[SeriesKey, int] = defaultdict(int)  # ok runs measured beside foreign load
         self.series: dict[SeriesKey, SeriesState] = defaultdict(SeriesState)
         self.results: dict[ResultKey, ConfigResult] = {}
         self.devices: dict[str, dict[str, str]] = {}
@@ -119,9 +126,14 @@ class Scoreboard:
             state = self.series[series_key]
             state.last_outcome = run.outcome
             state.last_finished_at = run.finished_at
-            if (run.epochs or run.outcome == Outcome.OK) and not run.contended:
-                # A contended run's figures measured the other load too: never a headline or baseline.
-                self._record_result(run, (*series_key, run.config_id or UNKNOWN_CONFIG), state)
+            key = (*series_key, run.config_id or UNKNOWN_CONFIG)
+            state.last_contended = run.outcome == Outcome.OK and run.contended
+            if state.last_contended:
+                # Its figures measured the other load too: shown apart, never a headline or baseline.
+                self.contended[series_key] += 1
+                self._record_contended(run, key, state)
+            elif run.epochs or run.outcome == Outcome.OK:
+                self._record_result(run, key, state)
             if run.device and run.device_name:
                 accelerator = (run.system or {}).get("accelerator") or {}
                 if accelerator.get("power_limit_watts") is not None:
@@ -158,6 +170,16 @@ class Scoreboard:
             result.history = [*result.history, summary.epoch_seconds][-BASELINE_RUNS - 1 :]
         self._bound(key[:3])
 
+    def _record_contended(self, run: Run, key: ResultKey, state: SeriesState) -> None:
+        result = self.results.setdefault(key, ConfigResult(info=run.config_labels()))
+        result.scheduled = run.origin == Origin.SCHEDULE
+        result.last_seen = run.finished_at or 0.0
+        result.contended_runs += 1
+        result.contended_epoch_seconds = run.summary.epoch_seconds if run.summary is not None else None
+        result.contention = run.contention_reason
+        state.last_contended_config = key[3]
+        self._bound(key[:3])
+
     def _bound(self, series_key: tuple[str, ...]) -> None:
         """Keep the scheduled configs, then the most recent others, up to configs_per_series."""
         keys = [k for k in self.results if k[:3] == series_key]
@@ -170,6 +192,7 @@ class Scoreboard:
         with self._lock:
             for outcome in outcomes:
                 self.outcomes.setdefault((workload, preset, device, outcome), 0)
+            self.contended.setdefault((workload, preset, device), 0)
             self.series.setdefault((workload, preset, device), SeriesState())
 
     def snapshot(self) -> Snapshot:
@@ -177,6 +200,7 @@ class Scoreboard:
         with self._lock:
             return Snapshot(
                 dict(self.outcomes),
+                dict(self.contended),
                 copy.deepcopy(dict(self.series)),
                 copy.deepcopy(self.results),
                 dict(self.devices),
@@ -187,6 +211,7 @@ class Scoreboard:
 @dataclass(frozen=True)
 class Snapshot:
     outcomes: dict[tuple[str, str, str, str], int]
+    contended: dict[SeriesKey, int]
     series: dict[SeriesKey, SeriesState]
     results: dict[ResultKey, ConfigResult]
     devices: dict[str, dict[str, str]]
