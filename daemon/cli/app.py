@@ -7,7 +7,9 @@ imported inside the commands so `benchd --help` stays instant and torch-free.
 
 from __future__ import annotations
 
+import shutil
 import signal
+import textwrap
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -93,6 +95,18 @@ def say(message: str, *, err: bool = False, nl: bool = True) -> None:
     """Print for a person at a terminal. Messages carry strings from outside (hostnames, device names,
     paths, torch's errors): their control characters are shown, never obeyed (benchd.text.terminal)."""
     typer.echo(terminal(message, multiline=True), err=err, nl=nl)
+
+
+def say_wrapped(message: str, *, indent: int = 4) -> None:
+    """A long line for a person, wrapped at the terminal's width (COLUMNS, else the terminal's; piped
+    output is not wrapped) with later lines indented, and never broken inside a word: identifiers such as
+    preset names and config ids stay whole."""
+    width = shutil.get_terminal_size((0, 0)).columns
+    if width > indent + 20:
+        message = textwrap.fill(
+            message, width, subsequent_indent=" " * indent, break_long_words=False, break_on_hyphens=False
+        )
+    say(message)
 
 
 def fail(message: str) -> NoReturn:

@@ -29,6 +29,7 @@ from benchd.cli.app import (
     app,
     fail,
     say,
+    say_wrapped,
 )
 from benchd.cli.client import ClientError, DaemonClient, UnreachableError, UrlError
 from benchd.cli.gate import EXIT_SLOWER, MaxSlowdownOption, parse_limit, slower_than_baseline
@@ -282,23 +283,29 @@ def show(
 
 
 def _show_run(run_id: int, run: dict[str, Any], source: str, wide: bool) -> None:
+    """One run, a field a line (a one-row table did not fit a narrow terminal), wrapped at its width."""
     from benchd.cli import report
+    from benchd.results.model import Run
 
-    _print_runs([run], False, wide, f"benchd run {run_id} ({source})")
+    say(f"benchd run {run_id} ({source})")
+    for line in report.run_lines(Run.from_json(run), wide=wide):
+        say_wrapped(f"  {line}")
     timing = f", {run['timing']} timing" if run.get("timing") else ""
-    say(f"  config {run.get('config_id') or '-'}{timing}; {report.system_line(run.get('system'))}")
+    say_wrapped(f"  config {run.get('config_id') or '-'}{timing}; {report.system_line(run.get('system'))}")
     if run.get("contention"):
-        say(f"  contended: {run['contention']} during its representative epochs; kept out of baselines")
+        say_wrapped(
+            f"  contended: {run['contention']} during its representative epochs; kept out of baselines"
+        )
     why = report.slowdown_line((run.get("summary") or {}).get("slowdown") or {})
     if why:
-        say(f"  why: {why}")
+        say_wrapped(f"  why: {why}")
     computed = report.compute_line((run.get("summary") or {}).get("compute") or {})
     if computed:
-        say(f"  compute: {computed}")
+        say_wrapped(f"  compute: {computed}")
     for epoch in run["epochs"]:
-        say(f"  epoch {epoch['index']}: {report.epoch_line(epoch)}")
+        say_wrapped(f"  epoch {epoch['index']}: {report.epoch_line(epoch)}")
     if run.get("message"):
-        say(f"  message: {run['message']}")
+        say_wrapped(f"  message: {run['message']}")
 
 
 @app.command()
@@ -336,7 +343,7 @@ def _print_status(answer: dict[str, Any]) -> None:
         say(f"  running: run {active['id']} {active['workload']} {active['preset']} on {active['device']}")
     say(f"  queue: {len(answer['queue'])} run(s) waiting")
     for last in answer["last"]:
-        say(f"  {last['workload']} {last['preset']} on {last['device']}: {_last_line(last)}")
+        say_wrapped(f"  {last['workload']} {last['preset']} on {last['device']}: {_last_line(last)}")
 
 
 def _last_line(last: dict[str, Any]) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -44,7 +46,7 @@ def _epoch_cell(run: Run) -> str:
         return "-"
     basis = "1st epoch" if summary.basis == BASIS_FIRST else f"median of {len(summary.epochs)}"
     share = f"{run.fraction:.0%} epoch, " if run.fraction < 1 else ""
-    return f"{summary.epoch_seconds:.3f} ({share}{basis})"
+    return f"{summary.epoch_seconds:.3f}\n({share}{basis})"  # the figure on a line of its own: never folded
 
 
 def _time_cell(run: Run) -> str:
@@ -94,16 +96,39 @@ RESULT_COLUMNS = (
     ("data", "left", True),
     ("workers", "right", True),
     ("epoch s", "right", False),
-    ("samples/s", "right", False),
+    ("samples/s", "right", True),
     ("FLOP/s", "right", True),
     ("MFU", "right", False),
     ("peak device mem", "right", False),
     ("peak host mem", "right", True),
     ("max temp", "right", True),
     ("avg power", "right", True),
-    ("energy/epoch", "right", False),
+    ("energy/epoch", "right", True),
     ("outcome", "left", False),
 )
+# Identifiers are never cut or wrapped: each such column is as wide as its longest value. The rest wrap.
+IDENTIFIER_COLUMNS = {"run", "workload", "preset", "config"}
+# What vendors put in a device's name that says nothing about it (the full name is in `show`).
+_DEVICE_NAME_NOISE = re.compile(r"\((R|TM|C)\)|\bNVIDIA GeForce\b|\bGeForce\b|\bProcessor\b|\bCPU\b", re.I)
+
+
+def short_device_name(name: str) -> str:
+    """ "Intel(R) Xeon(R) Processor" as "Intel Xeon", "NVIDIA GeForce RTX 2070 SUPER" as "NVIDIA RTX 2070
+    SUPER": a table's device column, which wrapped over four lines."""
+    shortened = " ".join(_DEVICE_NAME_NOISE.sub(" ", name).split())
+    return shortened or name
+
+
+def run_lines(run: Run, *, wide: bool = False) -> list[str]:
+    """One run as `name: value` lines (`benchd show`): the table's columns, the device's full name, and
+    nothing a narrow terminal has to squeeze into a one-row table."""
+    row = _result_row(run)
+    lines = []
+    for (name, _justify, only_wide), cell in zip(RESULT_COLUMNS, row, strict=True):
+        value = f"{run.device_name} ({run.device_type})" if name == "device" and run.device_name else cell
+        if (wide or not only_wide) and value != "-":
+            lines.append(f"{name}: {' '.join(value.split())}")
+    return lines
 
 
 def _result_row(run: Run) -> tuple[str, ...]:
@@ -118,7 +143,9 @@ def _result_row(run: Run) -> tuple[str, ...]:
         _preset_cell(run),
         _setup_cell(run),
         run.config_id or "-",
-        f"{run.device_name} ({run.device_type})" if run.device_name else run.requested_device,
+        f"{short_device_name(run.device_name)} ({run.device_type})"
+        if run.device_name
+        else run.requested_device,
         run.timing or "-",
         _data_cell(run),
         "-" if run.workers is None else str(run.workers),
@@ -142,8 +169,8 @@ def runs_table(runs: list[Run], *, wide: bool = False, title: str = "benchd resu
     on a CPU) is left out rather than printed as a column of dashes; the
     setup, config, timing, data and other detail columns come with `wide`.
     """
-    table = Table(title=title)
-    rows = [_result_row(run) for run in runs]
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    rows = [tuple(terminal(cell, multiline=True) for cell in _result_row(run)) for run in runs]
     shown = [
         i
         for i, (_name, _justify, only_wide) in enumerate(RESULT_COLUMNS)
@@ -151,9 +178,13 @@ def runs_table(runs: list[Run], *, wide: bool = False, title: str = "benchd resu
     ]
     for i in shown:
         name, justify, _wide = RESULT_COLUMNS[i]
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        if name in IDENTIFIER_COLUMNS:
+            longest = max([len(name), *(len(line) for row in rows for line in row[i].splitlines())])
+            table.add_column(name, justify=justify, no_wrap=True, min_width=longest)  # type: ignore[arg-type]
+        else:
+            table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for row in rows:
-        table.add_row(*(terminal(row[i]) for i in shown))
+        table.add_row(*(row[i] for i in shown))
     return table
 
 
