@@ -5,14 +5,21 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install serve run test test-fast lint promtool chromium kubectl
+.PHONY: install install-test serve run test test-fast lint promtool chromium kubectl
 
+# What serving needs (the package and its dependencies); the test tools come with install-test.
 $(BIN)/benchd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-tools: $(BIN)/benchd
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
 install: $(BIN)/benchd
+
+install-test: $(VENV)/.test-tools
 
 serve: install
 	$(BIN)/benchd serve
@@ -38,7 +45,7 @@ kubectl:
 # mypy sees the `benchd` package as it installs: daemon/ with workloads/ inside, as links.
 TYPECHECK_TREE = $(VENV)/typecheck
 
-lint: install
+lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/benchd
@@ -49,5 +56,5 @@ test: lint promtool chromium kubectl
 	$(BIN)/python -m pytest
 
 # The inner loop: everything but the tests marked slow (live daemons, Prometheus, whole runs).
-test-fast: install
+test-fast: install-test
 	$(BIN)/python -m pytest -m "not slow" -q

@@ -80,6 +80,18 @@ def test_compare_reproduces_the_published_table_and_its_speedups() -> None:
     assert cells[("vae", "bs128", "m1-ultra", "cpu")]["baseline"] is True
 
 
+@pytest.mark.parametrize(
+    ("given", "chosen"),
+    [(RTX, "rtx-2070-super "), (Path(RTX).name, "rtx-2070-super "), ("rtx-2070-super", "rtx-2070-super "),
+     (Path(M1).stem + "/mps", "m1-ultra Apple M1 Ultra (MPS)")],
+)  # fmt: skip
+def test_the_baseline_may_be_named_by_its_bundle_file(given: str, chosen: str) -> None:
+    """The default would be the M1's CPU: each of these names another column."""
+    result = benchd("compare", M1, RTX, "--format", "json", "--baseline", given)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["baseline"].startswith(chosen)
+
+
 def test_the_terminal_table_fits_100_columns_and_names_failures() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "benchd", "compare", M1, RTX, "--baseline", "rtx-2070-super"],

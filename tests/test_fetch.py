@@ -419,3 +419,17 @@ def test_data_command_bad_input(tmp_path: Path, args: list[str], message: str) -
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and message in line
+
+
+def test_an_offline_fetch_names_every_mirror_it_tried(tmp_path: Path) -> None:
+    """The published source's several mirrors, all unreachable: each is named with why, not just the last."""
+    from benchd.datasets.sources import RemoteFile
+
+    mirrors = tuple(f"http://127.0.0.1:{free_port()}/mirror-{n}" for n in range(3))
+    archive = RemoteFile("wikitext-2-v1.zip", None, 1 << 20)
+    with pytest.raises(FetchError) as caught:
+        fetch.download_file(mirrors, archive, tmp_path, lambda *_: None)
+    message = str(caught.value)
+    assert "from any of 3 mirror(s)" in message
+    assert all(f"{mirror}/wikitext-2-v1.zip: " in message for mirror in mirrors)
+    assert not list(tmp_path.iterdir())  # no partial file left behind

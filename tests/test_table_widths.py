@@ -88,3 +88,17 @@ def test_show_and_status_lines_fit_and_keep_identifiers_whole(
 )  # fmt: skip
 def test_device_names_lose_what_says_nothing(name: str, short: str) -> None:
     assert report.short_device_name(name) == short
+
+
+def test_status_and_show_say_where_a_running_run_is(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchd.cli.remote import _print_status, _show_run
+
+    active = {"id": 7, "workload": "vae", "preset": "bs128", "device": "cpu", "epoch": 1, "epochs": 3,
+              "step": 120, "steps": 469}  # fmt: skip
+    _print_status({"version": "0.1.0", "pid": 1, "ready": True, "not_ready_reason": None, "uptime_seconds": 5,
+                   "devices": [], "active": [active], "queue": [], "last": []})  # fmt: skip
+    run = hostile_width_runs()[0].to_json()
+    _show_run(7, {**run, "state": "running", "outcome": None, "progress": active}, "daemon", False)
+    printed = capsys.readouterr().out
+    assert "running: run 7 vae bs128 on cpu, epoch 2/3, step 120 of 469" in printed
+    assert "  progress: epoch 2/3, step 120 of 469" in printed

@@ -127,8 +127,8 @@ PrometheusOption = Annotated[
 BaselineOption = Annotated[
     str | None,
     typer.Option(
-        help="The machine speed-ups are against: HOST or HOST/TYPE (m1-ultra/mps). "
-        "Default: the one with the most figures."
+        help="The machine speed-ups are against: HOST or HOST/TYPE (m1-ultra/mps), or a bundle's file "
+        "(m1-ultra.json, m1-ultra.json/mps). Default: the one with the most figures."
     ),
 ]
 SuiteOption = Annotated[str | None, typer.Option(help="Only the runs of this suite's configs (standard-v1).")]
@@ -176,9 +176,24 @@ def build_comparison(bundles: list[Path] | None, prometheus: str | None, baselin
                 found += results.from_bundle(bundle)
             # The bundles' order, then any host a bundle's older runs name (a renamed machine).
             hosts = list(dict.fromkeys([*seen, *(r.column.host for r in found)]))
+            baseline = _bundle_host(baseline, seen)
         return table.build(found, hosts, baseline=baseline, suite=suite, config=config)
     except (BundleError, PrometheusError, table.ComparisonError) as exc:
         fail(str(exc))
+
+
+def _bundle_host(baseline: str | None, bundles: dict[str, Path]) -> str | None:
+    """`--baseline` as a bundle's file (path, name or name without .json), keeping a `/TYPE` suffix, read
+    as that bundle's host; anything else is left as the host it names."""
+    if baseline is None:
+        return None
+    head, slash, device_type = baseline.rpartition("/")
+    candidates = [(baseline, ""), *([(head, f"/{device_type}")] if slash else [])]
+    for named, suffix in candidates:
+        for host, path in bundles.items():
+            if named in (str(path), path.name, path.stem):
+                return host + suffix
+    return baseline
 
 
 @app.command()

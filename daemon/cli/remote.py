@@ -290,6 +290,8 @@ def _show_run(run_id: int, run: dict[str, Any], source: str, wide: bool) -> None
     say(f"benchd run {run_id} ({source})")
     for line in report.run_lines(Run.from_json(run), wide=wide):
         say_wrapped(f"  {line}")
+    if run.get("progress"):
+        say_wrapped(f"  progress: {progress_text(run['progress'])}")
     timing = f", {run['timing']} timing" if run.get("timing") else ""
     say_wrapped(f"  config {run.get('config_id') or '-'}{timing}; {report.system_line(run.get('system'))}")
     if run.get("contention"):
@@ -340,10 +342,20 @@ def _print_status(answer: dict[str, Any]) -> None:
     for device in answer["devices"]:
         say(f"  device {device['id']}: {device['name']}")
     for active in answer["active"]:
-        say(f"  running: run {active['id']} {active['workload']} {active['preset']} on {active['device']}")
+        what = f"run {active['id']} {active['workload']} {active['preset']} on {active['device']}"
+        say_wrapped(f"  running: {what}, {progress_text(active)}")
     say(f"  queue: {len(answer['queue'])} run(s) waiting")
     for last in answer["last"]:
         say_wrapped(f"  {last['workload']} {last['preset']} on {last['device']}: {_last_line(last)}")
+
+
+def progress_text(progress: dict[str, Any]) -> str:
+    """Where a running run is, as the daemon knows it: "epoch 2/3, step 120 of 469", or "starting" before
+    its first epoch."""
+    if progress.get("epoch") is None:
+        return "starting"
+    steps = f" of {progress['steps']}" if progress.get("steps") else ""
+    return f"epoch {progress['epoch'] + 1}/{progress['epochs']}, step {progress['step']}{steps}"
 
 
 def _last_line(last: dict[str, Any]) -> str:

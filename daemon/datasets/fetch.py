@@ -79,7 +79,7 @@ def _check_digest(path: Path, item: RemoteFile) -> None:
 
 
 def _attempts(
-    url: str, partial: Path, item: RemoteFile, progress: ProgressCallback, errors: list[str]
+    url: str, partial: Path, item: RemoteFile, progress: ProgressCallback, errors: dict[str, str]
 ) -> bool:
     """Try one URL, resuming after dropped connections for as long as each attempt makes progress."""
     for _attempt in range(ATTEMPTS):
@@ -88,11 +88,11 @@ def _attempts(
             _download(url, partial, item, progress)
             return True
         except urllib.error.HTTPError as exc:
-            errors.append(f"{url}: HTTP {exc.code} {exc.reason}")
+            errors[url] = f"HTTP {exc.code} {exc.reason}"
             partial.unlink(missing_ok=True)
             return False  # a 404 will not get better by asking again
         except (urllib.error.URLError, OSError) as exc:
-            errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
+            errors[url] = str(getattr(exc, "reason", exc))
             if not partial.exists() or partial.stat().st_size <= before:
                 return False
     return False
@@ -103,7 +103,7 @@ def download_file(
 ) -> Path:
     """Download one file, trying each mirror in turn, and check its digest."""
     partial = folder / f"{item.name}.part"
-    errors: list[str] = []
+    errors: dict[str, str] = {}  # each URL tried, and why its last attempt failed
     try:
         for mirror in mirrors:
             if _attempts(f"{mirror.rstrip('/')}/{item.name}", partial, item, progress, errors):
@@ -115,7 +115,8 @@ def download_file(
         partial.unlink(missing_ok=True)
         raise
     partial.unlink(missing_ok=True)
-    raise FetchError(f"cannot download {item.name} ({errors[-1] if errors else 'no mirror'})")
+    tried = "; ".join(f"{url}: {reason}" for url, reason in errors.items()) or "no mirror configured"
+    raise FetchError(f"cannot download {item.name} from any of {len(mirrors)} mirror(s) ({tried})")
 
 
 def _swap_in(staging: Path, target: Path) -> None:
