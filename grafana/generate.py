@@ -35,6 +35,7 @@ from grafana_foundation_sdk.models.common import (
 )
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
+    DashboardLinkType,
     DataSourceRef,
     DataTransformerConfig,
     DynamicConfigValue,
@@ -392,11 +393,20 @@ def encoded(builder: Any) -> dict[str, Any]:
     return result
 
 
+def benchd_dashboards_link() -> dashboard.DashboardLink:
+    """Every benchd dashboard (by its tag) in a menu at the top, keeping the time range and the chosen
+    variables: compare machines and host detail lead to each other."""
+    return (
+        dashboard.DashboardLink("benchd dashboards").type(DashboardLinkType.DASHBOARDS).tags(["benchd"])
+        .as_dropdown(True).include_vars(True).keep_time(True)
+    )  # fmt: skip
+
+
 def board(uid: str, title: str, variables: list[Any], panels: list[Panel],
           annotations: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
     builder = (
         dashboard.Dashboard(title).uid(uid).tags(["benchd"]).editable().time("now-7d", "now").refresh("1m")
-        .tooltip(DashboardCursorSync.CROSSHAIR).variables(variables)
+        .tooltip(DashboardCursorSync.CROSSHAIR).variables(variables).links([benchd_dashboards_link()])
     )  # fmt: skip
     for number, panel in enumerate(panels, start=1):
         if isinstance(panel, dashboard.Row):

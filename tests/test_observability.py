@@ -82,6 +82,19 @@ def test_dashboards_use_a_datasource_variable_not_inputs() -> None:
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
 
 
+def test_the_dashboards_lead_to_each_other() -> None:
+    """Each carries a menu of the dashboards tagged benchd, keeping time range and variables."""
+    uids = set()
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        assert "benchd" in dashboard["tags"]
+        (link,) = dashboard["links"]
+        assert (link["type"], link["tags"], link["includeVars"], link["keepTime"]) == (
+            "dashboards", ["benchd"], True, True)  # fmt: skip
+        uids.add(dashboard["uid"])
+    assert uids == {"benchd-compare", "benchd-host"}
+
+
 @pytest.mark.slow
 def test_promtool_checks_config_and_rules_and_runs_rule_tests() -> None:
     promtool = require("promtool")
