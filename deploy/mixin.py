@@ -17,7 +17,6 @@ import yaml
 from benchd.results.model import FAILED_OUTCOMES as FAILURES
 
 ROOT = Path(__file__).resolve().parent
-RUNBOOK = "https://github.com/benchd/benchd/blob/main/docs/runbook.md"
 
 CONFIG: dict[str, Any] = {
     "selector": 'job="benchd"',
@@ -32,7 +31,11 @@ CONFIG: dict[str, Any] = {
     "outlier_min_devices": 3,  # and only where at least this many such devices report the config
     "outlier_for": "2h",
     "unstable_for": "1d",  # a config's recent ok runs vary by more than 5% (benchd_unstable) this long
-    "grafana_url": "http://grafana:3000",  # where the alerts' dashboard links point (compose's Grafana)
+    # Where the alerts' links point: settings, as a site renders its own rules with
+    # `python deploy/mixin.py --grafana-url URL --runbook-url URL`. The defaults are the compose stack's
+    # Grafana as a person on that host opens it, and the runbook as this repository holds it.
+    "grafana_url": "http://localhost:3000",
+    "runbook_url": "docs/runbook.md",
     # What the Prometheus Operator of a default kube-prometheus-stack selects rules and monitors by.
     "operator_labels": {"release": "kube-prometheus-stack"},
 }
@@ -44,7 +47,7 @@ SAME_CONFIG = "job, instance, workload, preset, device, config"
 def _alert(
     name: str, expr: str, duration: str, severity: str, summary: str, description: str, dashboard: str = ""
 ) -> dict[str, Any]:
-    annotations = {"summary": summary, "description": description, "runbook_url": f"{RUNBOOK}#{name.lower()}"}
+    annotations = {"summary": summary, "description": description}
     if dashboard:
         annotations["dashboard_url"] = dashboard
     return {
@@ -67,7 +70,20 @@ def _with_model(series: str, s: str) -> str:
     return f"({series} * on(instance, device) group_left(name) benchd_device_info{{{s}}})"
 
 
+def with_runbooks(groups: list[dict[str, Any]], config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each alert's runbook link: its section of the runbook (docs/runbook.md has one per alert)."""
+    for group in groups:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                rule["annotations"]["runbook_url"] = f"{config['runbook_url']}#{rule['alert'].lower()}"
+    return groups
+
+
 def rule_groups(config: dict[str, Any]) -> list[dict[str, Any]]:
+    return with_runbooks(_rule_groups(config), config)
+
+
+def _rule_groups(config: dict[str, Any]) -> list[dict[str, Any]]:
     s = config["selector"]
     modelled = _with_model(f"benchd_last_epoch_duration_seconds{{{s}}}", s)
     return [
@@ -220,12 +236,27 @@ def outputs() -> dict[Path, str]:
     groups = rule_groups(CONFIG)
     return {
         ROOT / "prometheus" / "rules" / "benchd.rules.yml": render(groups),
-        ROOT / "prometheus" / "rules" / "benchd-optional.rules.yml": render(optional_groups(CONFIG)),
+        ROOT / "prometheus" / "rules" / "benchd-optional.rules.yml": render(
+            with_runbooks(optional_groups(CONFIG), CONFIG)
+        ),
         ROOT / "kubernetes" / "base" / "prometheusrule.yaml": render_prometheus_rule(groups),
     }
 
 
-if __name__ == "__main__":
+def main(arguments: list[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Render benchd's Prometheus rules.")
+    parser.add_argument("--grafana-url", default=CONFIG["grafana_url"], help="the Grafana alerts link to")
+    parser.add_argument(
+        "--runbook-url", default=CONFIG["runbook_url"], help="where docs/runbook.md is served"
+    )
+    chosen = parser.parse_args(arguments)
+    CONFIG.update(grafana_url=chosen.grafana_url.rstrip("/"), runbook_url=chosen.runbook_url)
     for path, text in outputs().items():
         path.write_text(text)
         print(f"wrote {path.relative_to(ROOT.parent)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
