@@ -165,3 +165,22 @@ def test_a_cron_is_worked_out_again_when_the_wall_clock_jumps(tmp_path: Path, st
     assert datetime.fromtimestamp(clock.wall_time).minute == 0
     next_firing = scheduler.next_due()["vae"]
     assert next_firing - clock.wall_time == pytest.approx(3600)
+
+
+def test_jitter_never_accumulates_over_an_intervals_firings(tmp_path: Path) -> None:
+    """Each firing is its slot plus fresh jitter: a daily run stays within the jitter of its start time."""
+    clock = SteppedClock(wall=1_700_000_000.0)
+    path = tmp_path / "benchd.toml"
+    path.write_text('[busy_check]\nenabled = false\n[schedule]\njitter = "5m"\nstart_delay = 0\n'
+                    '[workloads.vae]\ninterval = "1h"\npresets = ["bs128"]\ndevice = "cuda:0"\n')  # fmt: skip
+    queue = FakeQueue()
+    settings = load_settings(path, None, {"HOME": str(tmp_path)})
+    scheduler = Scheduler(settings, None, queue, {"cuda:0": ["cuda:0"]}.get, clock)  # type: ignore[arg-type]
+    scheduler._random.uniform = lambda low, high: high  # type: ignore[method-assign] - the most jitter
+    start = clock.monotonic()
+    scheduler.start_schedules()
+    fired_at = []
+    for _ in range(24):
+        _run_until(scheduler, queue, clock, 7200)
+        fired_at.append(clock.monotonic() - start)
+    assert fired_at == [300.0 + 3600 * hour for hour in range(24)]  # not 300 more every hour

@@ -70,6 +70,7 @@ class Scheduler(threading.Thread):
         # Schedules going through their devices one at a time: (schedule, device now, devices still to go).
         self._chains: list[tuple[Schedule, str, tuple[str, ...]]] = []
         self._due: dict[str, float] = {}  # workload -> monotonic time of its next firing
+        self._slots: dict[str, float] = {}  # interval schedules: the unjittered time of their last slot
         self._wall_offset = 0.0  # wall - monotonic when the due times were last worked out
 
     def stop(self) -> None:
@@ -88,15 +89,19 @@ class Scheduler(threading.Thread):
         delay = self._settings.start_delay_seconds
         if schedule.cron is not None:
             return self._cron_due(schedule, self._clock.wall() + delay, now)
+        self._slots[schedule.workload] = now + delay
         return now + delay + self._jitter()
 
-    def _next_due(self, schedule: Schedule, due: float, now: float) -> float:
+    def _next_due(self, schedule: Schedule, now: float) -> float:
+        """The next firing: a cron's next minute, or the interval's next slot counted from the last slot
+        (not from the jittered firing, so jitter never accumulates and a daily run keeps its time)."""
         if schedule.cron is not None:
             return self._cron_due(schedule, self._clock.wall(), now)
         assert schedule.interval_seconds is not None
-        following = due + schedule.interval_seconds
+        following = self._slots[schedule.workload] + schedule.interval_seconds
         while following <= now:  # the host slept or we fell behind: skip the missed slots
             following += schedule.interval_seconds
+        self._slots[schedule.workload] = following
         return following + self._jitter()
 
     def start_schedules(self) -> None:
@@ -118,7 +123,7 @@ class Scheduler(threading.Thread):
         for schedule in self._settings.schedules:
             if self._due[schedule.workload] <= now:
                 if self._fire(schedule):
-                    self._due[schedule.workload] = self._next_due(schedule, self._due[schedule.workload], now)
+                    self._due[schedule.workload] = self._next_due(schedule, now)
                 else:
                     self._due[schedule.workload] = now + DEVICE_RETRY_SECONDS
         pause = min(min(self._due.values()) - now, CLOCK_CHECK_SECONDS)
