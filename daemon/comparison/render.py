@@ -12,10 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from typing import Any
 
 from rich.table import Table
 
+from benchd import __version__
 from benchd.comparison.results import Column
 from benchd.comparison.table import Cell, Comparison, Row
 from benchd.text import csv_cell, html_text, markdown_cell, terminal
@@ -49,6 +51,8 @@ def cell_lines(cell: Cell, column: Column, comparison: Comparison, extras: tuple
     lines = [cell.text]
     if cell.spread is not None:
         lines.append(f"±{cell.spread:.0%} over {cell.runs} runs" + (", unstable" if cell.unstable else ""))
+    elif cell.unstable:  # one figure (Prometheus' last run) whose daemon measured its config's variation
+        lines.append(f"unstable (runs vary {cell.cv:.0%})")
     if column == comparison.baseline and cell.seconds is not None:
         lines.append("baseline")
     elif cell.speedup is not None:
@@ -85,6 +89,9 @@ def notes(comparison: Comparison) -> list[str]:
         )
     if any(cell.scaled for cell in comparison.cells.values()) or any(a.cell.scaled for a in comparison.apart):
         lines.append(SCALED_NOTE)
+    for column in comparison.synthetic:
+        lines.append(f"synthetic data: {column.label} was measured on generated datasets of the real format "
+                     "and size, not the real ones (benchd data fetch gets those)")  # fmt: skip
     for apart in comparison.apart:
         workload, preset = apart.row
         lines.append(
@@ -218,6 +225,11 @@ def as_html(
 ) -> str:
     """One self-contained page (no network needed): the table, its notes, and figures as inline data URIs."""
     notes_html = "".join(f"<li>{html_text(n)}</li>" for n in notes(comparison))
+    made = time.strftime("%Y-%m-%d %H:%M %Z")
+    machines_html = "".join(
+        f"<li><b>{html_text(column.label)}</b>: {html_text(comparison.machines.get(column, ''))}</li>"
+        for column in comparison.columns
+    )
     figures_html = "".join(
         f'<figure><img alt="{html_text(title)}" src="{uri}">'
         f"<figcaption>{html_text(title)}</figcaption></figure>"
@@ -227,5 +239,7 @@ def as_html(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>benchd comparison</title><style>{PAGE_STYLE}</style></head><body>"
         "<h1>benchd comparison: seconds per epoch</h1>"
+        f'<p class="made">Made {html_text(made)} by benchd {html_text(__version__)}.</p>'
+        f'<ul class="machines">{machines_html}</ul>'
         f"{html_table(comparison, extras)}<ul>{notes_html}</ul>{figures_html}</body></html>\n"
     )

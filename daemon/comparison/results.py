@@ -45,6 +45,8 @@ class Result:
     contended: bool = False
     extras: dict[str, float] = field(default_factory=dict)  # EXTRAS measured, in base units
     variation: float | None = None  # the source's own CV of the config's recent runs (Prometheus: a metric)
+    software: dict[str, str] = field(default_factory=dict)  # benchd, torch and driver versions, where known
+    machine: str = ""  # the host in a few words: OS, CPU, memory (a bundle's system), where known
 
     @property
     def suite(self) -> str:
@@ -90,6 +92,21 @@ def from_bundle(bundle: Bundle) -> list[Result]:
                 finished_at=run.finished_at or run.queued_at,
                 contended=run.contended,
                 extras=_extras(run),
+                software=_software(run),
+                machine=_machine(run.system or bundle.host),
             )
         )
     return results
+
+
+def _software(run: Run) -> dict[str, str]:
+    found = {"benchd": run.benchd_version, "torch": run.torch_version, "driver": run.driver_version}
+    return {name: version for name, version in found.items() if version}
+
+
+def _machine(system: dict[str, object]) -> str:
+    """ "Linux, AMD EPYC 7763, 512 GiB": what a report's header says of a machine."""
+    memory = system.get("memory_bytes")
+    size = f"{memory / 2**30:.0f} GiB" if isinstance(memory, int) else None
+    parts = [system.get("os"), system.get("cpu"), size]
+    return ", ".join(str(part) for part in parts if part)

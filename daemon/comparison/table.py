@@ -73,6 +73,8 @@ class Comparison:
     cells: dict[tuple[Row, Column], Cell]
     apart: list[Apart]
     baseline: Column | None
+    synthetic: list[Column] = field(default_factory=list)  # columns with a figure measured on generated data
+    machines: dict[Column, str] = field(default_factory=dict)  # each column's host and software, described
 
     def cell(self, row: Row, column: Column) -> Cell | None:
         return self.cells.get((row, column))
@@ -223,12 +225,26 @@ def build(results: list[Result], hosts: list[str], *, baseline: str | None = Non
         if result.config_id is not None:
             labels.setdefault(result.config_id, result.labels)
     comparison = Comparison(columns, sorted(grouped, key=_row_order), {}, {}, {}, [], base)
+    comparison.synthetic = [c for c in columns if any(r.column == c and r.labels.get("data") == "synthetic"
+                                                        for r in results)]  # fmt: skip
+    comparison.machines = {column: _describe(column, results) for column in columns}
     for row, by_config in grouped.items():
         _fill_row(comparison, row, by_config, labels)
     if comparison.baseline is None:
         comparison.baseline = _most_measured(comparison)
     _add_speedups(comparison)
     return comparison
+
+
+def _describe(column: Column, results: list[Result]) -> str:
+    """A column's machine and the software its figures were measured with (every version seen)."""
+    own = [r for r in results if r.column == column]
+    machine = next((r.machine for r in own if r.machine), "")
+    versions = []
+    for name in ("benchd", "torch", "driver"):
+        seen = sorted({r.software[name] for r in own if name in r.software})
+        versions.append(f"{name} {', '.join(seen) if seen else 'unknown'}")
+    return "; ".join(part for part in (machine, ", ".join(versions)) if part)
 
 
 def _add_speedups(comparison: Comparison) -> None:
