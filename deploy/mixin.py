@@ -203,7 +203,7 @@ def optional_groups(config: dict[str, Any]) -> list[dict[str, Any]]:
                     f"benchd_sensor_temperature_celsius{{{s}}} > {config['hot_celsius']}",
                     "10m",
                     "warning",
-                    "{{ $labels.domain }} on {{ $labels.instance }} is above "
+                    "{{ $labels.device }} on {{ $labels.instance }} is above "
                     f"{config['hot_celsius']} C.",
                     "Check cooling and fan curves; a hot device throttles and slows every benchmark.",
                 )

@@ -265,11 +265,11 @@ def host_detail() -> dict[str, Any]:
                      "contended {{workload}} {{preset}} {{device}} {{config}}")],
               (0, 0, 24, 9), "s"),
         place(timeseries_panel(), "Device temperature",
-              [query(f"benchd_sensor_temperature_celsius{{{live}}}", legend="{{domain}}")], (0, 9, 8, 8), "celsius"),
-        place(timeseries_panel(), "Power", [query(f"benchd_sensor_power_watts{{{live}}}", legend="{{domain}}")],
+              [query(f"benchd_sensor_temperature_celsius{{{live}}}", legend="{{device}}")], (0, 9, 8, 8), "celsius"),
+        place(timeseries_panel(), "Power", [query(f"benchd_sensor_power_watts{{{live}}}", legend="{{device}}")],
               (8, 9, 8, 8), "watt"),
         place(timeseries_panel(), "Device memory in use",
-              [query(f"benchd_sensor_memory_used_bytes{{{live}}}", legend="{{domain}}")], (16, 9, 8, 8), "bytes"),
+              [query(f"benchd_sensor_memory_used_bytes{{{live}}}", legend="{{device}}")], (16, 9, 8, 8), "bytes"),
         place(timeseries_panel(), "Runs in progress",
               [query(f"sum(benchd_run_in_progress{{{live}}})", legend="runs")], (0, 17, 8, 6), "short"),
         place(timeseries_panel(), "Outcomes",
@@ -292,6 +292,7 @@ def host_detail() -> dict[str, Any]:
         *why_slow(live),
         *compute_row(),
         *contended_row(),
+        *dcgm_row(live),
     ]  # fmt: skip
     variables = [
         datasource_variable(), variable("instance", "label_values(benchd_build_info, instance)", multi=False),
@@ -366,6 +367,26 @@ def contended_row() -> list[Panel]:
         place(table_panel(), "Contended: ok runs beside foreign load in the last day, by series",
               [query(f"increase(benchd_contended_runs_total{{{HOST_SERIES}}}[1d])", instant=True)],
               (12, 64, 12, 8)),
+    ]  # fmt: skip
+
+
+def dcgm_series(metric: str, live: str) -> str:
+    """A dcgm-exporter series with benchd's device name on it, joined on the GPU's UUID (docs/metrics.md);
+    whole GPUs only, as a MIG instance shares its GPU's UUID with its siblings."""
+    return (f'{metric} * on(UUID) group_left(device) label_replace(benchd_device_info{{{live},uuid!="",'
+            f'mig_uuid=""}}, "UUID", "$1", "uuid", "(.+)")')  # fmt: skip
+
+
+def dcgm_row(live: str) -> list[Panel]:
+    """What dcgm-exporter says of the same GPUs, where Prometheus scrapes it too (empty otherwise)."""
+    return [
+        row_header("DCGM: dcgm-exporter's series for this host's GPUs (when it is scraped too)", 72),
+        place(timeseries_panel(), "DCGM: GPU temperature, by benchd device",
+              [query(dcgm_series("DCGM_FI_DEV_GPU_TEMP", live), legend="{{device}} {{UUID}}")],
+              (0, 73, 12, 8), "celsius"),
+        place(timeseries_panel(), "DCGM: SM clock, by benchd device",
+              [query(dcgm_series("DCGM_FI_DEV_SM_CLOCK", live), legend="{{device}} {{UUID}}")],
+              (12, 73, 12, 8), "short"),
     ]  # fmt: skip
 
 

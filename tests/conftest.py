@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psutil
 import pytest
 
 from benchd.datasets import layout
 from benchd.datasets.formats import NAMES, get_format
 
 SMALL_SCALE = 0.01
+QUIET_CPU_LIMIT = 0.2  # busier than this, over a second, and a test that measures foreign load cannot judge
+
+
+def require_quiet_machine() -> None:
+    """Skip, with the measured reason, a test whose assertion holds only on an otherwise idle machine."""
+    busy = psutil.cpu_percent(interval=1.0) / 100
+    if busy > QUIET_CPU_LIMIT:
+        pytest.skip(f"needs a quiet machine: its CPUs were {busy:.0%} busy over the second before the test")
 
 
 @pytest.fixture(scope="session")

@@ -213,6 +213,7 @@ def test_sigterm_stops_the_child_and_records_the_run_as_cancelled(small_data_dir
         assert process.wait(timeout=60) == 130
     finally:
         process.kill()
+        process.wait()  # reaped whatever happened, or it warns in a later test
     run = store.get_run(running.id)
     assert run is not None
     assert (run.state, run.outcome) == ("finished", "cancelled")
@@ -252,6 +253,7 @@ def test_a_sigkilled_run_takes_its_child_along_and_is_interrupted_by_the_next(
         assert f"pid {process.pid}" in run.message
     finally:
         process.kill()
+        process.wait()  # reaped whatever happened, or it warns in a later test
         store.close()
 
 

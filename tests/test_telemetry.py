@@ -189,6 +189,30 @@ def test_the_busy_check_counts_a_mig_instances_own_processes(mig_host, monkeypat
     assert compute_process_pids("cuda:5") is None  # no such device: NVML cannot tell
 
 
+def test_device_info_names_each_gpu_by_the_uuid_dcgm_exporter_uses_from_start_up(mig_host) -> None:
+    """Before any run: the GPU's UUID (a MIG instance's GPU's) and the instance's own, from NVML."""
+    from prometheus_client import CollectorRegistry
+
+    from benchd.server.metrics import BenchdCollector, DaemonFacts
+    from benchd.telemetry.nvml_devices import identities
+
+    found = identities()
+    assert found == {
+        "cuda:0": {"uuid": "GPU-aaaa", "mig_uuid": "MIG-1111"},
+        "cuda:1": {"uuid": "GPU-aaaa", "mig_uuid": "MIG-2222"},
+        "cuda:2": {"uuid": "GPU-bbbb", "mig_uuid": ""},
+    }
+    devices = [{"id": d, "type": "cuda", "name": "Test GPU"} for d in found]
+    facts = DaemonFacts(torch_version="2.0.0-test", devices=devices, identities=found)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BenchdCollector(mock.Mock(snapshot=Scoreboard().snapshot), mock.Mock(
+        queue_length=lambda: 0, active_runs=list, worker_failure=lambda: None), mock.Mock(writable=True),
+        lambda: facts))  # fmt: skip
+    labels = {"device": "cuda:1", "type": "cuda", "name": "Test GPU", "uuid": "GPU-aaaa",
+              "mig_uuid": "MIG-2222", "driver_version": "", "torch_version": "2.0.0-test"}  # fmt: skip
+    assert registry.get_sample_value("benchd_device_info", labels) == 1.0
+
+
 def make_zone(path: Path, name: str, energy_uj: int, max_uj: int = 262_143_328_850) -> None:
     path.mkdir(parents=True)
     (path / "name").write_text(f"{name}\n")
@@ -377,11 +401,11 @@ def test_a_multi_gpu_host_exports_clocks_limits_and_events_for_every_device(fake
         queue_length=lambda: 0, active_runs=list, worker_failure=lambda: None), mock.Mock(writable=True),
         DaemonFacts, sampler=sampler))  # fmt: skip
     for device in ("cuda:0", "cuda:1"):
-        assert registry.get_sample_value("benchd_sensor_sm_clock_hertz", {"domain": device}) == 1.98e9
-        assert registry.get_sample_value("benchd_sensor_power_limit_watts", {"domain": device}) == 300.0
-    hot = {"domain": "cuda:1", "reason": "hw_thermal_slowdown"}
+        assert registry.get_sample_value("benchd_sensor_sm_clock_hertz", {"device": device}) == 1.98e9
+        assert registry.get_sample_value("benchd_sensor_power_limit_watts", {"device": device}) == 300.0
+    hot = {"device": "cuda:1", "reason": "hw_thermal_slowdown"}
     assert registry.get_sample_value("benchd_sensor_clock_event_active", hot) == 1.0
-    assert registry.get_sample_value("benchd_sensor_clock_event_active", {**hot, "domain": "cuda:0"}) == 0.0
+    assert registry.get_sample_value("benchd_sensor_clock_event_active", {**hot, "device": "cuda:0"}) == 0.0
     sampler.stop()
 
 

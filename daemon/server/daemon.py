@@ -38,6 +38,7 @@ from benchd.server.connections import LISTEN_BACKLOG, RepeatFilter, connection_l
 from benchd.server.hosts import HostPolicy
 from benchd.server.metrics import BenchdCollector, DaemonFacts
 from benchd.server.scoreboard import Scoreboard, SeriesState, Snapshot
+from benchd.telemetry.nvml_devices import identities
 from benchd.telemetry.sampler import Sampler
 
 log = logging.getLogger("benchd")
@@ -175,6 +176,7 @@ class Daemon:
         else:
             self._probe = result
             self.facts.torch_version = result.torch_version
+            self.facts.identities = identities()
             self.facts.devices = result.devices
             for schedule in self.settings.schedules:
                 for configured in schedule.devices:

@@ -7,6 +7,7 @@ preset, device, outcome); names, versions and drivers live on info metrics.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -62,13 +63,13 @@ SLOWDOWN = {
 }  # fmt: skip
 # Reading fields exported live, per domain.
 LIVE_SENSOR_METRICS = {
-    "temperature_celsius": ("benchd_sensor_temperature_celsius", "Latest temperature of the domain."),
-    "power_watts": ("benchd_sensor_power_watts", "Latest power draw of the domain."),
+    "temperature_celsius": ("benchd_sensor_temperature_celsius", "Latest temperature of the device."),
+    "power_watts": ("benchd_sensor_power_watts", "Latest power draw of the device."),
     "memory_used_bytes": ("benchd_sensor_memory_used_bytes", "Device memory in use (all processes)."),
-    "utilization_ratio": ("benchd_sensor_utilization_ratio", "Latest utilization of the domain, 0 to 1."),
-    "sm_clock_hertz": ("benchd_sensor_sm_clock_hertz", "Latest SM clock of the domain."),
-    "memory_clock_hertz": ("benchd_sensor_memory_clock_hertz", "Latest memory clock of the domain."),
-    "power_limit_watts": ("benchd_sensor_power_limit_watts", "Power limit in force on the domain."),
+    "utilization_ratio": ("benchd_sensor_utilization_ratio", "Latest utilization of the device, 0 to 1."),
+    "sm_clock_hertz": ("benchd_sensor_sm_clock_hertz", "Latest SM clock of the device."),
+    "memory_clock_hertz": ("benchd_sensor_memory_clock_hertz", "Latest memory clock of the device."),
+    "power_limit_watts": ("benchd_sensor_power_limit_watts", "Power limit in force on the device."),
 }
 
 
@@ -81,6 +82,7 @@ class DaemonFacts:
     probe_error: str | None = None
     schedule_periods: dict[tuple[str, str], float] | None = None
     host: dict[str, Any] | None = None  # hostinfo.describe_host(), read once at start
+    identities: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)  # NVML, read at start
 
 
 class BenchdCollector(Collector):
@@ -352,18 +354,20 @@ class BenchdCollector(Collector):
                 errors.add_metric([state.sensor], sampler.errors.get(state.sensor, 0))
         yield up
         yield errors
+        # `device`, as on every other family: a torch device id (cpu, cuda:0) or a part of the CPU that has
+        # a sensor of its own (RAPL's package-0, dram-0).
         live = {
-            field: GaugeMetricFamily(name, text, labels=["domain"])
+            field: GaugeMetricFamily(name, text, labels=["device"])
             for field, (name, text) in LIVE_SENSOR_METRICS.items()
         }
         energy = CounterMetricFamily(
-            "benchd_sensor_energy_joules", "Energy counter of the domain since benchd started reading it.",
-            labels=["domain"],
+            "benchd_sensor_energy_joules", "Energy counter of the device since benchd started reading it.",
+            labels=["device"],
         )  # fmt: skip
         events = GaugeMetricFamily(
             "benchd_sensor_clock_event_active",
-            "1 while the reason holds the domain's clocks down, else 0 (NVML clock events, idle left out).",
-            labels=["domain", "reason"],
+            "1 while the reason holds the device's clocks down, else 0 (NVML clock events, idle left out).",
+            labels=["device", "reason"],
         )
         for domain, reading in sorted(sampler.latest().items()):
             for field, family in live.items():
@@ -404,10 +408,11 @@ class BenchdCollector(Collector):
             known.setdefault(
                 device["id"],
                 {"device": device["id"], "type": device["type"], "name": device["name"], "uuid": "",
-                 "driver_version": "", "torch_version": facts.torch_version or ""},
+                 "mig_uuid": "", "driver_version": "", "torch_version": facts.torch_version or ""},
             )  # fmt: skip
-        for _device, labels in sorted(known.items()):
-            devices.add_metric([], labels)
+        for device_id, labels in sorted(known.items()):
+            # The GPU's UUID (and MIG instance's) from NVML at start: the key dcgm-exporter's series join on.
+            devices.add_metric([], {**labels, **facts.identities.get(device_id, {})})
         yield devices
         yield from self._host(facts.host)
         limits = GaugeMetricFamily(

@@ -138,11 +138,14 @@ class Scoreboard:
                 accelerator = (run.system or {}).get("accelerator") or {}
                 if accelerator.get("power_limit_watts") is not None:
                     self.power_limits[run.device] = float(accelerator["power_limit_watts"])
+                uuid = accelerator.get("uuid") or ""
                 self.devices[run.device] = {
                     "device": run.device,
                     "type": run.device_type or "",
                     "name": run.device_name,
-                    "uuid": accelerator.get("uuid") or "",
+                    # A MIG instance's own UUID is not its GPU's: the GPU's comes from NVML at start.
+                    "uuid": "" if uuid.startswith("MIG-") else uuid,
+                    "mig_uuid": uuid if uuid.startswith("MIG-") else "",
                     "driver_version": run.driver_version or "",
                     "torch_version": run.torch_version or "",
                 }

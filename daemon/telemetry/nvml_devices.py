@@ -63,6 +63,30 @@ def device_for(nvml: Any, device: str, environ: Mapping[str, str] = os.environ) 
     return dict(cuda_devices(nvml, environ)).get(wanted)
 
 
+def identities() -> dict[str, dict[str, str]]:
+    """Each CUDA device's identity as dcgm-exporter labels it: `uuid`, the GPU's UUID (a MIG instance's
+    GPU's), and `mig_uuid`, the instance's own ("" for a whole GPU). Empty where NVML cannot tell: read
+    once at start, so benchd_device_info joins with DCGM's series before the first run."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # pynvml raises its own NVMLError subclasses, or ImportError
+        return {}
+    try:
+        return {
+            device: {
+                "uuid": found.parent_uuid or found.uuid,
+                "mig_uuid": found.uuid if found.parent_uuid else "",
+            }
+            for device, found in cuda_devices(pynvml)
+        }
+    except Exception:
+        return {}
+    finally:
+        pynvml.nvmlShutdown()
+
+
 def compute_process_pids(device: str) -> list[int] | None:
     """PIDs of the compute processes on a torch CUDA device (a MIG instance's own, not its GPU's); None
     where NVML cannot tell (no library, no driver, no such device)."""
