@@ -113,7 +113,10 @@ def test_the_gpu_overlay_sees_every_gpu_without_reserving_one() -> None:
 
 def test_the_cpu_overlay_runs_the_cpu_image_off_gpu_nodes() -> None:
     pod, container = _container(kustomize(KUBERNETES / "overlays" / "cpu"), "DaemonSet")
-    assert container["image"].endswith(":0.1.0-cpu") and "runtimeClassName" not in pod
+    assert (
+        container["image"] == "registry.example.internal/benchd-cpu:0.1.0" and "runtimeClassName" not in pod
+    )
+    assert {c["image"] for c in pod["initContainers"]} == {container["image"]}
     terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"
     ]
@@ -161,6 +164,59 @@ def test_kubernetes_rules_are_the_prometheus_rules() -> None:
     assert {s.workload for s in settings.schedules} == {"vae", "siamese", "transformer", "dcgan"}
 
 
+def _pods(documents: list[dict]) -> list[dict]:
+    pods = []
+    for doc in documents:
+        if doc["kind"] == "DaemonSet":
+            pods.append(doc["spec"]["template"]["spec"])
+        elif doc["kind"] == "CronJob":
+            pods.append(doc["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+    return pods
+
+
+@pytest.mark.parametrize("overlay", ["gpu", "cpu", "job"])
+def test_every_container_runs_restricted_with_its_writable_paths_mounted(overlay: str) -> None:
+    """Non-root, no privilege escalation, no capabilities, a read-only root; the one exception hands the
+    hostPath data directory to uid 10001 (fsGroup does not apply to hostPath) with CHOWN alone."""
+    tags = set()
+    for pod in _pods(kustomize(KUBERNETES / "overlays" / overlay)):
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False and context["readOnlyRootFilesystem"] is True
+            if container["name"] == "data-dir-owner":
+                assert context["runAsUser"] == 0 and context["capabilities"] == {
+                    "drop": ["ALL"],
+                    "add": ["CHOWN"],
+                }
+                assert container["command"] == ["chown", "10001:10001", "/var/lib/benchd"]
+            else:
+                assert context["capabilities"] == {"drop": ["ALL"]} and "runAsUser" not in context
+                mounts = {m["mountPath"] for m in container["volumeMounts"]}
+                assert {"/var/lib/benchd", "/tmp"} <= mounts
+                assert {"name": "HOME", "value": "/tmp"} in container["env"]
+            tags.add(container["image"].rsplit(":", 1)[1])
+    assert tags == {"0.1.0"}  # one place sets it: components/images
+
+
+def test_each_node_fetches_the_datasets_it_lacks_at_start() -> None:
+    pod, _benchd = _container(kustomize(KUBERNETES / "overlays" / "gpu"), "DaemonSet")
+    names = [c["name"] for c in pod["initContainers"]]
+    assert names == ["data-dir-owner", "datasets"]  # owned first, then filled
+    fetching = pod["initContainers"][1]["args"][0]
+    assert "benchd data fetch all --missing ||" in fetching  # offline, synthetic on first use
+
+
+def test_the_kube_prometheus_stack_values_load_the_dashboards_benchd_ships() -> None:
+    values = yaml.safe_load((KUBERNETES / "kube-prometheus-stack-values.yaml").read_text())
+    sidecar = values["grafana"]["sidecar"]["dashboards"]
+    documents = kustomize(KUBERNETES / "overlays" / "gpu")
+    (dashboards,) = [d for d in documents if d["metadata"]["name"] == "benchd-grafana-dashboards"]
+    assert sidecar["enabled"] is True and sidecar["searchNamespace"] == "ALL"
+    assert dashboards["metadata"]["labels"][sidecar["label"]] == sidecar["labelValue"]
+
+
 def test_compose_stack_references_files_that_exist() -> None:
     compose_dir = ROOT / "deploy" / "compose"
     stack = yaml.safe_load((compose_dir / "compose.yaml").read_text())
@@ -169,6 +225,7 @@ def test_compose_stack_references_files_that_exist() -> None:
     )
     gpu = stack["services"]["benchd"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["capabilities"] == ["gpu"]
+    assert stack["services"]["fetch-data"]["profiles"] == ["fetch"]  # not part of every `up`
     for service in stack["services"].values():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]

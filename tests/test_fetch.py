@@ -131,6 +131,19 @@ def test_fetch_mnist_replaces_a_synthetic_set(
     ]
 
 
+def test_fetch_missing_keeps_a_real_set_and_replaces_a_synthetic_one(
+    tmp_path: Path, server: FixtureServer, monkeypatch: pytest.MonkeyPatch, small_mnist_expected: None
+) -> None:
+    """What each pod of a DaemonSet runs at start: only what its node lacks is downloaded."""
+    layout.ensure(tmp_path, mnist, scale=0.001)
+    publish(server, monkeypatch, "mnist", mnist_files())
+    first = fetch.fetch(tmp_path, "mnist", missing_only=True)
+    assert first is not None and first.kind == "real"
+    server.files.clear()  # a second fetch would fail now: it must not try
+    assert fetch.fetch(tmp_path, "mnist", missing_only=True) is None
+    assert layout.describe(tmp_path, mnist).kind == "real"
+
+
 def test_fetch_resumes_after_a_dropped_connection(
     tmp_path: Path, server: FixtureServer, monkeypatch: pytest.MonkeyPatch, small_mnist_expected: None
 ) -> None:

@@ -98,6 +98,10 @@ def data_fetch(
         str | None,
         typer.Option("--url", help="Mirror base URL (the file name is appended). One dataset only."),
     ] = None,
+    missing: Annotated[
+        bool,
+        typer.Option("--missing", help="Keep a real dataset already in place: fetch only what is missing."),
+    ] = False,
     data_dir: DataDirOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -121,10 +125,14 @@ def data_fetch(
 
         for name in names:
             try:
-                results.append(fetch(directory, name, mirror=url, progress=progress))
+                result = fetch(directory, name, mirror=url, progress=progress, missing_only=missing)
             except FetchError as exc:
                 say(f"error: {exc}", err=True)
                 raise typer.Exit(EXIT_FAILED_RUN) from None
+            if result is None:
+                say(f"{name}: the real dataset is already in place", err=True)
+            else:
+                results.append(result)
     _print_verifications(results, json_output)
 
 

@@ -151,7 +151,18 @@ def fetch(
     *,
     mirror: str | None = None,
     progress: ProgressCallback = lambda _name, _done, _total: None,
-) -> Verification:
+    missing_only: bool = False,
+) -> Verification | None:
+    """Download, verify and swap in the real dataset, under the dataset's lock (pods of a DaemonSet share a
+    node's data directory). With `missing_only`, a real dataset already in place is kept: None."""
+    with layout.exclusive(data_dir, get_format(name)):
+        present = layout.describe(data_dir, get_format(name))
+        if missing_only and present is not None and present.kind == "real":
+            return None
+        return _fetch(data_dir, name, mirror, progress)
+
+
+def _fetch(data_dir: Path, name: str, mirror: str | None, progress: ProgressCallback) -> Verification:
     source = SOURCES[name]
     configured = os.environ.get(mirror_env(name))
     mirrors = (mirror,) if mirror else (configured,) if configured else source.mirrors

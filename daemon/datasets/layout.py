@@ -14,7 +14,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -149,7 +149,7 @@ def ensure(
         return existing
     target = dataset_path(data_dir, fmt)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(target.parent / f".{target.name}.lock"):
+    with exclusive(data_dir, fmt):
         existing = describe(data_dir, fmt)
         if existing is not None:
             return existing
@@ -185,6 +185,14 @@ def _check_free_space(directory: Path, needed: int) -> None:
             f"not enough free disk for the synthetic dataset: needs about "
             f"{margin / 1e9:.2f} GB, {free / 1e9:.2f} GB free",
         )
+
+
+def exclusive(data_dir: Path, fmt: DatasetFormat) -> AbstractContextManager[None]:
+    """The dataset's lock: one process at a time generates, fetches or swaps it in (two pods of a
+    DaemonSet on one node during a rollout, the daemon and a CLI)."""
+    target = dataset_path(data_dir, fmt)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return _exclusive(target.parent / f".{target.name}.lock")
 
 
 @contextmanager
