@@ -22,7 +22,7 @@ from benchd.lifecycle.queue import RunQueue
 from benchd.results.model import Epoch, Outcome, Run
 from benchd.results.store import ResultsStore
 from benchd.server.metrics import BenchdCollector, DaemonFacts
-from benchd.server.scoreboard import Scoreboard
+from benchd.server.scoreboard import Scoreboard, Snapshot
 
 GOLDEN = Path(__file__).parent / "fixtures" / "metrics.golden.txt"
 VAE_CONFIG = "aaaaaaaaaaaa"
@@ -255,14 +255,19 @@ def test_why_a_run_was_slow_is_exported_by_config(store: ResultsStore, monkeypat
     assert "sw power cap 3.0 s" in why and "power limit 250 W" in why and "PCIe gen 3 x8" in why
 
 
+def _snapshot(store: ResultsStore) -> Snapshot:
+    """What the daemon's status reads, built from the store's finished runs as at start."""
+    scoreboard = Scoreboard()
+    for run in store.finished_runs():
+        scoreboard.record(run)
+    return scoreboard.snapshot()
+
+
 def test_status_says_a_config_whose_runs_vary_is_unstable(store: ResultsStore) -> None:
     """The two ok VAE runs' representative epochs (1.1 s, 1.0 s) vary by 6.7%: over the 5% threshold."""
     from benchd.server.daemon import _last
 
-    scoreboard = Scoreboard()
-    for run in store.finished_runs():
-        scoreboard.record(run)
-    board = scoreboard.snapshot()
+    board = _snapshot(store)
     key = ("vae", "bs128", "cpu")
     last = _last(key, board.series[key], board)
     assert last["unstable"] is True and last["variation_ratio"] == pytest.approx(0.0673, abs=1e-4)
@@ -302,10 +307,7 @@ def test_status_says_why_a_series_has_no_clean_figure(store: ResultsStore) -> No
     from benchd.cli.remote import _last_line
     from benchd.server.daemon import _last
 
-    board = Scoreboard()
-    for run in store.finished_runs():
-        board.record(run)
-    snapshot = board.snapshot()
+    snapshot = _snapshot(store)
     key = ("transformer", "b20-e500-l2-h500", "cpu")
     last = _last(key, snapshot.series[key], snapshot)
     assert (last["contended"], last["contended_runs"], last["contention"]) == (True, 1, "foreign CPU 49%")
