@@ -217,6 +217,32 @@ def test_the_kube_prometheus_stack_values_load_the_dashboards_benchd_ships() -> 
     assert dashboards["metadata"]["labels"][sidecar["label"]] == sidecar["labelValue"]
 
 
+def test_one_command_renders_a_suite_cronjob_per_gpu_node(tmp_path: Path) -> None:
+    """Job mode for a fleet: no CronJob copied by hand per node; start times spread and stable."""
+    script = KUBERNETES / "overlays" / "job" / "per_node.py"
+    nodes = [f"node/gpu-{n:02d}.rack-7.example.internal" for n in range(40)]
+    run = [sys.executable, str(script), "--window", "2h"]
+    rendered = subprocess.run(run, input="\n".join(nodes), capture_output=True, text=True, check=True).stdout
+    documents = list(yaml.safe_load_all(rendered))
+    assert len(documents) == 40 and {d["kind"] for d in documents} == {"CronJob"}
+    _validate(documents, tmp_path)
+    names = {d["metadata"]["name"] for d in documents}
+    assert len(names) == 40 and max(map(len, names)) <= 52
+    starts = []
+    for doc in documents:
+        pod = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        assert pod["nodeSelector"]["kubernetes.io/hostname"].startswith("gpu-")
+        assert pod["containers"][0]["image"] == "registry.example.internal/benchd:0.1.0"
+        minute, hour = map(int, doc["spec"]["schedule"].split()[:2])
+        starts.append(hour * 60 + minute)
+    assert all(3 * 60 + 30 <= start < 5 * 60 + 30 for start in starts)  # within the window after 03:30
+    assert len(set(starts)) > 25  # spread, not all at once
+    again = subprocess.run(run, input="\n".join(reversed(nodes)), capture_output=True, text=True, check=True)
+    assert again.stdout == rendered  # the same node keeps its time
+    empty = subprocess.run(run, input="", capture_output=True, text=True, check=False)
+    assert empty.returncode == 2 and "no node names" in empty.stderr
+
+
 def test_compose_stack_references_files_that_exist() -> None:
     compose_dir = ROOT / "deploy" / "compose"
     stack = yaml.safe_load((compose_dir / "compose.yaml").read_text())
