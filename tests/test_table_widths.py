@@ -102,3 +102,14 @@ def test_status_and_show_say_where_a_running_run_is(capsys: pytest.CaptureFixtur
     printed = capsys.readouterr().out
     assert "running: run 7 vae bs128 on cpu, epoch 2/3, step 120 of 469" in printed
     assert "  progress: epoch 2/3, step 120 of 469" in printed
+
+
+def test_the_runs_table_says_why_a_run_is_set_apart() -> None:
+    import dataclasses
+
+    run = hostile_width_runs()[0]
+    busy = {"foreign": {"foreign_cpu_ratio": 0.49, "foreign_gpu_processes": None, "contended": True}}
+    run.epochs = [dataclasses.replace(e, telemetry={**(e.telemetry or {}), **busy}) for e in run.epochs]
+    out = io.StringIO()
+    report.plain_console(width=200, file=out).print(report.runs_table([run]))
+    assert "ok (contended: foreign CPU 49%)" in out.getvalue()

@@ -78,7 +78,7 @@ def _data_cell(run: Run) -> str:
 def _outcome_cell(run: Run) -> str:
     if run.outcome is None:
         return str(run.state)  # queued or running
-    label = Outcome(run.outcome).label + (" (contended)" if run.contended else "")
+    label = Outcome(run.outcome).label + (f" (contended: {run.contention_reason})" if run.contended else "")
     return f"{label}: {run.message}" if run.message and run.outcome != Outcome.OK else label
 
 
