@@ -123,6 +123,7 @@ def _registry(store: ResultsStore, monkeypatch: pytest.MonkeyPatch) -> Collector
         torch_version="2.0.0-test",
         devices=[CPU_DEVICE],
         schedule_periods={("vae", "bs128"): 21600.0, ("vae", "bs5120"): 21600.0},
+        next_fire=lambda: {"vae": 1.7e9 + 3600},
     )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(BenchdCollector(scoreboard, service, store, lambda: facts))
@@ -135,6 +136,11 @@ def test_the_whole_exposition_matches_the_golden_file(store: ResultsStore, monke
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(text)
     assert text == GOLDEN.read_text()
+
+
+def test_each_schedules_next_firing_is_exported(store: ResultsStore, monkeypatch) -> None:
+    value = _registry(store, monkeypatch).get_sample_value
+    assert value("benchd_schedule_next_timestamp_seconds", {"schedule": "vae"}) == 1.7e9 + 3600
 
 
 def test_results_of_the_last_ok_run(store: ResultsStore, monkeypatch) -> None:

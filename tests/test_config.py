@@ -125,6 +125,8 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
         ('[server]\ntoken_file = "no-such-file"\n', "server.token_file", "No such file"),
         ('data_dir = "x"\n[server\n', "file", "not valid TOML"),
         ('[workloads.vae]\ninterval = "30s"\n', "workloads.vae.interval", "at least a minute"),
+        ('[workloads.vae]\ninterval = "1h"\nspread = "2h"\n', "workloads.vae.spread", "not be longer"),
+        ('[workloads.vae]\ncron = "0 4 * * *"\nspread = "2d"\n', "workloads.vae.spread", "a day for cron"),
         ('[runs]\ntimeout = "500ms"\n', "runs.timeout", "at least 1s"),
         ('[workloads.vae]\ninterval = "1h"\ntimeout = 0.1\n', "workloads.vae.timeout", "at least 1s"),
         ('[workloads.vae]\ncron = "0 0 31 2 *"\n', "workloads.vae.cron", "never fires"),

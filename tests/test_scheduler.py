@@ -184,3 +184,49 @@ def test_jitter_never_accumulates_over_an_intervals_firings(tmp_path: Path) -> N
         _run_until(scheduler, queue, clock, 7200)
         fired_at.append(clock.monotonic() - start)
     assert fired_at == [300.0 + 3600 * hour for hour in range(24)]  # not 300 more every hour
+
+
+def _spread_scheduler(tmp_path: Path, timing: str, hostname: str, clock: SteppedClock) -> Scheduler:
+    path = tmp_path / f"{hostname}.toml"
+    path.write_text('[busy_check]\nenabled = false\n[schedule]\njitter = 0\nstart_delay = 0\n'
+                    f'[workloads.vae]\n{timing}\nspread = "2h"\npresets = ["bs128"]\n'
+                    'device = "cuda:0"\n')  # fmt: skip
+    settings = load_settings(path, None, {"HOME": str(tmp_path)})
+    devices = {"cuda:0": ["cuda:0"]}.get
+    scheduler = Scheduler(settings, None, FakeQueue(), devices, clock, hostname)  # type: ignore[arg-type]
+    scheduler.start_schedules()
+    return scheduler
+
+
+def test_spread_offsets_are_stable_across_restarts_and_differ_across_hosts(tmp_path: Path) -> None:
+    """A thousand nodes with one config do not start together: each at its hashed place in the window."""
+    from datetime import datetime
+
+    midnight = datetime(2026, 11, 30, 0, 0).timestamp()
+    firsts = {}
+    for index in range(200):
+        host = f"gpu-node-{index:03d}"
+        once = _spread_scheduler(tmp_path, 'interval = "1d"', host, SteppedClock(midnight + 60))
+        again = _spread_scheduler(
+            tmp_path, 'interval = "1d"', host, SteppedClock(midnight + 3600)
+        )  # restarted
+        time_of_day = (once.next_due()["vae"] - midnight) % 86400
+        assert (again.next_due()["vae"] - midnight) % 86400 == pytest.approx(
+            time_of_day
+        )  # the same time of day
+        firsts[host] = time_of_day
+    assert all(0 <= offset < 2 * 3600 for offset in firsts.values())  # within the window
+    assert len({round(offset) for offset in firsts.values()}) > 190  # spread over the window
+
+
+def test_a_spread_cron_fires_at_its_offset_even_when_started_inside_it(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    four = datetime(2026, 11, 30, 4, 0).timestamp()
+    probe = _spread_scheduler(tmp_path, 'cron = "0 4 * * *"', "gpu-node-007", SteppedClock(four - 600))
+    offset = probe.spread_offset(probe._settings.schedules[0])
+    assert probe.next_due()["vae"] == pytest.approx(four + offset)
+    inside = _spread_scheduler(
+        tmp_path, 'cron = "0 4 * * *"', "gpu-node-007", SteppedClock(four + offset / 2)
+    )
+    assert inside.next_due()["vae"] == pytest.approx(four + offset)  # today's firing, not tomorrow's

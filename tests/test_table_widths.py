@@ -96,11 +96,13 @@ def test_status_and_show_say_where_a_running_run_is(capsys: pytest.CaptureFixtur
     active = {"id": 7, "workload": "vae", "preset": "bs128", "device": "cpu", "epoch": 1, "epochs": 3,
               "step": 120, "steps": 469}  # fmt: skip
     _print_status({"version": "0.1.0", "pid": 1, "ready": True, "not_ready_reason": None, "uptime_seconds": 5,
-                   "devices": [], "active": [active], "queue": [], "last": []})  # fmt: skip
+                   "devices": [], "active": [active], "queue": [], "last": [],
+                   "next": {"vae": 1.7e9}})  # fmt: skip
     run = hostile_width_runs()[0].to_json()
     _show_run(7, {**run, "state": "running", "outcome": None, "progress": active}, "daemon", False)
     printed = capsys.readouterr().out
     assert "running: run 7 vae bs128 on cpu, epoch 2/3, step 120 of 469" in printed
+    assert "  next: vae at " in printed
     assert "  progress: epoch 2/3, step 120 of 469" in printed
 
 

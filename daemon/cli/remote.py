@@ -345,6 +345,8 @@ def _print_status(answer: dict[str, Any]) -> None:
         what = f"run {active['id']} {active['workload']} {active['preset']} on {active['device']}"
         say_wrapped(f"  running: {what}, {progress_text(active)}")
     say(f"  queue: {len(answer['queue'])} run(s) waiting")
+    for schedule, moment in sorted((answer.get("next") or {}).items(), key=lambda item: item[1]):
+        say(f"  next: {schedule}{_when(moment)}")
     for last in answer["last"]:
         say_wrapped(f"  {last['workload']} {last['preset']} on {last['device']}: {_last_line(last)}")
 

@@ -14,13 +14,16 @@ CLOCK_CHECK_SECONDS so a jump is noticed within a cron's minute.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import random
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 
+from benchd.hostinfo import hostname as host_name
 from benchd.lifecycle.busy import busy_reason
 from benchd.lifecycle.ledger import RunLedger
 from benchd.lifecycle.queue import QueueFullError, RunQueue, ShuttingDownError
@@ -58,6 +61,7 @@ class Scheduler(threading.Thread):
         queue: RunQueue,
         resolve_device: DeviceResolver,
         clock: Clock | None = None,
+        hostname: str | None = None,
     ) -> None:
         super().__init__(name="benchd-scheduler", daemon=True)
         self._settings = settings
@@ -65,6 +69,7 @@ class Scheduler(threading.Thread):
         self._queue = queue
         self._resolve = resolve_device
         self._clock = clock or Clock()
+        self._hostname = hostname if hostname is not None else host_name()
         self._stop = threading.Event()
         self._random = random.Random()
         # Schedules going through their devices one at a time: (schedule, device now, devices still to go).
@@ -79,18 +84,33 @@ class Scheduler(threading.Thread):
     def _jitter(self) -> float:
         return self._random.uniform(0, self._settings.jitter_seconds)
 
+    def spread_offset(self, schedule: Schedule) -> float:
+        """This host's place in the schedule's spread window: a stable hash of its name (and the schedule's),
+        the same after every restart and different from host to host, as Jenkins' `H` does."""
+        if schedule.spread_seconds <= 0:
+            return 0.0
+        digest = hashlib.sha256(f"{self._hostname}/{schedule.workload}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") % int(schedule.spread_seconds)
+
     def _cron_due(self, schedule: Schedule, after_wall: float, now: float) -> float:
-        """A cron's next wall-clock minute after `after_wall`, as a monotonic time."""
+        """A cron's next minute after `after_wall`, plus this host's spread, as a monotonic time."""
         assert schedule.cron is not None
-        following = schedule.cron.next_after(datetime.fromtimestamp(after_wall)).timestamp()
+        offset = self.spread_offset(schedule)
+        following = schedule.cron.next_after(datetime.fromtimestamp(after_wall - offset)).timestamp() + offset
         return now + (following - self._clock.wall()) + self._jitter()
 
     def _first_due(self, schedule: Schedule, now: float) -> float:
         delay = self._settings.start_delay_seconds
         if schedule.cron is not None:
             return self._cron_due(schedule, self._clock.wall() + delay, now)
-        self._slots[schedule.workload] = now + delay
-        return now + delay + self._jitter()
+        assert schedule.interval_seconds is not None
+        slot = now + delay
+        if schedule.spread_seconds > 0:  # wall-clock multiples of the interval, plus the offset
+            interval, earliest = schedule.interval_seconds, self._clock.wall() + delay
+            aligned = math.ceil((earliest - self.spread_offset(schedule)) / interval) * interval
+            slot = now + (aligned + self.spread_offset(schedule) - self._clock.wall())
+        self._slots[schedule.workload] = slot
+        return slot + self._jitter()
 
     def _next_due(self, schedule: Schedule, now: float) -> float:
         """The next firing: a cron's next minute, or the interval's next slot counted from the last slot

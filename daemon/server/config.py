@@ -82,6 +82,7 @@ class Schedule:
     devices: tuple[str, ...] = ("auto",)  # as configured: a device, several, or "all" (every accelerator)
     parallel_devices: bool = False  # several devices: all at once, or one after another
     repeat: int = 1  # runs of each config per firing, each in a fresh child: their spread is the noise
+    spread_seconds: float = 0.0  # fire times offset by a stable hash of the host's name within this window
 
     def period_seconds(self, now: datetime) -> float:
         if self.cron is not None:
@@ -171,6 +172,7 @@ interval = "6h"                 # or: cron = "30 3 * * *"
 # device = "auto"               # auto, cpu, cuda, cuda:1, mps, xpu; a list; or "all" (every accelerator)
 # timing = "reference"          # or "device": the training steps alone (docs/workloads.md)
 # repeat = 3                    # runs of each config per firing: their spread is the config's noise
+# spread = "2h"                 # each host fires at its own hashed offset within this window
 # precision = "amp-bf16"        # fp32 (as published), tf32, amp-fp16, amp-bf16; compile = true compiles
 
 [workloads.siamese]
@@ -267,7 +269,7 @@ def _reject_unknown(prefix: str, table: Mapping[str, Any], known: set[str]) -> N
 
 MIN_INTERVAL_SECONDS = 60.0
 
-SCHEDULE_TIMING_KEYS = {"interval", "cron", "suite", "parallel_devices", "repeat"}
+SCHEDULE_TIMING_KEYS = {"interval", "cron", "suite", "parallel_devices", "repeat", "spread"}
 MAX_REPEAT = 100
 ALL_DEVICES = "all"
 
@@ -307,8 +309,12 @@ def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Sc
         raise ConfigError(where, exc.reason) from None
     parallel = _boolean(f"{key}.parallel_devices", table.get("parallel_devices", False))
     repeat = _number(f"{key}.repeat", table.get("repeat", 1), int, 1, MAX_REPEAT)
+    spread = parse_duration(f"{key}.spread", table.get("spread", 0))
+    period = interval if interval is not None else 24 * 3600.0
+    if spread > period:
+        raise ConfigError(f"{key}.spread", "must not be longer than the schedule's interval (a day for cron)")
     presets = tuple(c.preset for c in configs)
-    return Schedule(name, request, presets, interval, cron, devices, parallel, repeat)
+    return Schedule(name, request, presets, interval, cron, devices, parallel, repeat, spread)
 
 
 def _timeout(key: str, value: Any) -> float:

@@ -133,6 +133,7 @@ class Daemon:
         self._probed = threading.Event()
         self._stopping = threading.Event()
         self.scheduler = Scheduler(settings, self.ledger, self.queue, self._resolve)
+        self.facts.next_fire = self.scheduler.next_due
 
     def start(self) -> None:
         self.sampler.start()
@@ -225,6 +226,7 @@ class Daemon:
             "torch_version": self.facts.torch_version,
             "sensors": [a.to_json() for a in self.sampler.availability],
             "queue": self.queue.queued_runs(),
+            "next": self.scheduler.next_due(),  # schedule -> when it fires next (Unix time)
             "active": [a.to_json() for a in self.queue.active_runs()],
             "last": [_last(key, state, board) for key, state in sorted(board.series.items())
                      if state.last_outcome is not None],

@@ -83,6 +83,7 @@ class DaemonFacts:
     schedule_periods: dict[tuple[str, str], float] | None = None
     host: dict[str, Any] | None = None  # hostinfo.describe_host(), read once at start
     identities: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)  # NVML, read at start
+    next_fire: Callable[[], dict[str, float]] | None = None  # the scheduler's next firing per schedule
 
 
 class BenchdCollector(Collector):
@@ -120,6 +121,14 @@ class BenchdCollector(Collector):
         for (workload, preset), seconds in sorted((facts.schedule_periods or {}).items()):
             interval.add_metric([workload, preset], seconds)
         yield interval
+        upcoming = GaugeMetricFamily(
+            "benchd_schedule_next_timestamp_seconds",
+            "When the schedule fires next (Unix time; its spread and jitter included).",
+            labels=["schedule"],
+        )
+        for schedule, moment in sorted((facts.next_fire() if facts.next_fire else {}).items()):
+            upcoming.add_metric([schedule], moment)
+        yield upcoming
 
         health = GaugeMetricFamily(
             "benchd_collector_up", "1 if the collector works, 0 if it is failing.", labels=["collector"]
