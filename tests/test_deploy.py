@@ -16,6 +16,7 @@ from benchd.server.config import settings_from_tree, tomllib  # tomli on Python 
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES = ROOT / "deploy" / "kubernetes"
+CLUSTER_SCOPED = {"Namespace", "PriorityClass"}
 BIN = Path(sys.executable).parent
 
 
@@ -80,7 +81,7 @@ def test_each_overlay_renders_and_validates(overlay: str, tmp_path: Path) -> Non
     documents = kustomize(KUBERNETES / "overlays" / overlay)
     _validate(documents, tmp_path)
     assert all(
-        doc["metadata"].get("namespace") == "benchd" for doc in documents if doc["kind"] != "Namespace"
+        doc["metadata"].get("namespace") == "benchd" for doc in documents if doc["kind"] not in CLUSTER_SCOPED
     )
     kinds = by_kind(documents)
     for kind in ("ServiceMonitor", "PrometheusRule"):  # what a default kube-prometheus-stack selects
@@ -131,6 +132,10 @@ def test_the_job_overlay_requests_a_gpu_only_while_the_suite_runs() -> None:
         daemon["resources"]
     )
     assert 'benchd run "$workload" --suite standard-v1' in job["args"][0]
+    # A tenant's pod preempts the suite, and the suite never preempts anyone.
+    priority = by_kind(documents)["PriorityClass"]
+    assert _job_pod["priorityClassName"] == priority["metadata"]["name"]
+    assert priority["value"] < 0 and priority["preemptionPolicy"] == "Never" and not priority["globalDefault"]
     config = next(d for d in documents if d["metadata"]["name"] == "benchd-config")
     exporter = settings_from_tree(tomllib.loads(config["data"]["benchd.toml"]))
     assert exporter.schedules == ()  # the daemon only exports what the Job recorded
