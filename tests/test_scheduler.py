@@ -230,3 +230,39 @@ def test_a_spread_cron_fires_at_its_offset_even_when_started_inside_it(tmp_path:
         tmp_path, 'cron = "0 4 * * *"', "gpu-node-007", SteppedClock(four + offset / 2)
     )
     assert inside.next_due()["vae"] == pytest.approx(four + offset)  # today's firing, not tomorrow's
+
+
+def test_a_firing_that_would_exceed_the_daily_budget_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    from benchd.lifecycle.ledger import RunLedger
+    from benchd.results.store import ResultsStore
+    from benchd.server.scoreboard import Scoreboard
+
+    store = ResultsStore(tmp_path / "benchd.sqlite3")
+    config = {"workload": "vae", "preset": "bs128", "batch_size": 128, "fraction": 1.0, "epochs": 1,
+              "seed": 1, "options": {}}  # fmt: skip
+    clock = SteppedClock(wall=1_700_000_000.0)
+    for hours_ago, seconds in ((30, 1000.0), (5, 1500.0)):  # the first is outside the last 24 hours
+        run_id = store.create_run(
+            config, requested_device="cuda:0", benchd_version="test", sample_unit="images"
+        )
+        finished = clock.wall_time - hours_ago * 3600
+        store._db.execute("UPDATE runs SET device = 'cuda:0', state = 'finished', outcome = 'ok', "
+                          "started_at = ?, finished_at = ? WHERE id = ?",
+                          (finished - seconds, finished, run_id))  # fmt: skip
+    path = tmp_path / "benchd.toml"
+    path.write_text('[busy_check]\nenabled = false\n[schedule]\njitter = 0\nstart_delay = 0\n[runs]\n'
+                    'max_seconds_per_day = "45m"\n[workloads.vae]\ninterval = "1h"\npresets = ["bs128"]\n'
+                    'device = "cuda:0"\n')  # fmt: skip
+    settings = load_settings(path, None, {"HOME": str(tmp_path)})
+    queue = FakeQueue()
+    ledger = RunLedger(store, Scoreboard().record)
+    scheduler = Scheduler(settings, ledger, queue, {"cuda:0": ["cuda:0"]}.get, clock)  # type: ignore[arg-type]
+    (schedule,) = settings.schedules
+    assert scheduler._fire(schedule)
+    assert queue.submitted == []  # 1,500 s spent and about 1,500 s more: over 2,700 s
+    (skipped,) = store.list_runs(outcome="skipped")
+    assert (
+        "daily budget: cuda:0 spent 1500 s" in (skipped.message or "") and "about 1500 s" in skipped.message
+    )
+    assert store.benchmark_seconds("cuda:0", clock.wall_time - 24 * 3600) == 1500.0
+    store.close()

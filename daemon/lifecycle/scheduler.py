@@ -203,9 +203,27 @@ class Scheduler(threading.Thread):
                 self._fire_on(schedule, rest[0])
                 self._chains.append((schedule, rest[0], rest[1:]))
 
+    def _over_budget(self, schedule: Schedule, device: str) -> str | None:
+        """Why the firing would take the device past `runs.max_seconds_per_day`: the benchmark time it
+        spent in the last 24 hours plus what the schedule's runs took last time."""
+        budget = self._settings.max_seconds_per_day
+        if budget is None:
+            return None
+        store = self._ledger.store
+        spent = store.benchmark_seconds(device, self._clock.wall() - 24 * 3600)
+        expected = sum(
+            (store.last_run_seconds(schedule.workload, preset, device) or 0.0) * schedule.repeat
+            for preset in schedule.presets
+        )
+        if spent + expected <= budget:
+            return None
+        return (f"daily budget: {device} spent {spent:.0f} s benchmarking in the last 24 h, and this firing "
+                f"would add about {expected:.0f} s (runs.max_seconds_per_day {budget:.0f} s)")  # fmt: skip
+
     def _fire_on(self, schedule: Schedule, device: str) -> None:
         # Runs of our own already on the device just mean the new ones wait their turn.
         reason = None if self._queue.device_busy(device) else busy_reason(self._settings, device)
+        reason = reason or self._over_budget(schedule, device)
         for config in schedule.request.configs():
             for repeat in range(schedule.repeat):
                 request = RunRequest(

@@ -477,6 +477,27 @@ class ResultsStore:
             ]
         return self._readable(ids)
 
+    def benchmark_seconds(self, device: str, since: float) -> float:
+        """Seconds the device spent running benchmarks that finished at or after `since` (start to end)."""
+        with self._lock:
+            (total,) = self._db.execute(
+                "SELECT COALESCE(SUM(finished_at - started_at), 0) FROM runs WHERE device = ? AND state = ? "
+                "AND started_at IS NOT NULL AND finished_at >= ?",
+                (device, State.FINISHED, since),
+            ).fetchone()
+        return float(total)
+
+    def last_run_seconds(self, workload: str, preset: str, device: str) -> float | None:
+        """How long the last finished run of this workload and preset on the device took, start to end:
+        what the next one will cost, give or take."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT finished_at - started_at FROM runs WHERE workload = ? AND preset = ? AND device = ? "
+                "AND state = ? AND started_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+                (workload, preset, device, State.FINISHED),
+            ).fetchone()
+        return None if row is None else float(row[0])
+
     def config_history(self, config_id: str, before: int, limit: int) -> list[float]:
         """Representative epoch seconds of the config's ok, uncontended runs before run `before`, oldest
         first: what a result is gated against (results/baseline.py)."""

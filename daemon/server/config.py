@@ -47,6 +47,7 @@ ENV_KEYS = {
     "BENCHD_QUEUE_SIZE": "runs.queue_size",
     "BENCHD_TIMEOUT": "runs.timeout",
     "BENCHD_GRACE": "runs.grace",
+    "BENCHD_MAX_SECONDS_PER_DAY": "runs.max_seconds_per_day",
     "BENCHD_JITTER": "schedule.jitter",
     "BENCHD_START_DELAY": "schedule.start_delay",
     "BENCHD_BUSY_CHECK": "busy_check.enabled",
@@ -107,6 +108,7 @@ class Settings:
     skip_when_gpu_busy: bool
     schedules: tuple[Schedule, ...]
     allowed_hosts: tuple[str, ...] = ()  # names the Host header may use besides loopback, IPs, this host
+    max_seconds_per_day: float | None = None  # benchmark time a device may spend in any 24 hours
     warnings: tuple[str, ...] = ()  # said at start: a secret others can read, and the like
 
     @property
@@ -151,6 +153,7 @@ port = {DEFAULT_PORT}             # BENCHD_PORT
 queue_size = 32          # queued runs beyond this are refused (HTTP 429)
 timeout = "1h"           # default per-run timeout
 grace = "10s"            # between SIGTERM and SIGKILL when a run is stopped
+# max_seconds_per_day = "1h"  # BENCHD_MAX_SECONDS_PER_DAY; benchmark time per device in any 24 hours
 
 [schedule]
 jitter = "5m"            # random delay added to each scheduled run
@@ -324,6 +327,16 @@ def _timeout(key: str, value: Any) -> float:
     return seconds
 
 
+def _daily_budget(value: Any) -> float | None:
+    """`runs.max_seconds_per_day`: a duration of at least a minute, or absent (no limit)."""
+    if value is None:
+        return None
+    seconds = parse_duration("runs.max_seconds_per_day", value)
+    if not MIN_INTERVAL_SECONDS <= seconds <= 24 * 3600:
+        raise ConfigError("runs.max_seconds_per_day", "must be between a minute and a day")
+    return seconds
+
+
 def _data_dir(value: Any) -> Path:
     """`data_dir` (BENCHD_DATA_DIR, --data-dir): a path; left out, the platform's default. Blank is a
     mistake (it would be the working directory), not a request for the default."""
@@ -404,7 +417,7 @@ def settings_from_tree(tree: Mapping[str, Any], token_in_file: Path | None = Non
     server = _table("server", tree.get("server", {}))
     _reject_unknown("server.", server, {"host", "port", "token", "token_file", "allowed_hosts"})
     runs = _table("runs", tree.get("runs", {}))
-    _reject_unknown("runs.", runs, {"queue_size", "timeout", "grace"})
+    _reject_unknown("runs.", runs, {"queue_size", "timeout", "grace", "max_seconds_per_day"})
     schedule = _table("schedule", tree.get("schedule", {}))
     _reject_unknown("schedule.", schedule, {"jitter", "start_delay"})
     busy = _table("busy_check", tree.get("busy_check", {}))
@@ -435,6 +448,7 @@ def settings_from_tree(tree: Mapping[str, Any], token_in_file: Path | None = Non
             _schedule(name, _table(f"workloads.{name}", table), timeout) for name, table in workloads.items()
         ),
         allowed_hosts=_allowed_hosts("server.allowed_hosts", server.get("allowed_hosts", [])),
+        max_seconds_per_day=_daily_budget(runs.get("max_seconds_per_day")),
         warnings=warnings,
     )
 

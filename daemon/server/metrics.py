@@ -156,6 +156,14 @@ class BenchdCollector(Collector):
         for key, count in sorted(board.contended.items()):
             contended.add_metric(list(key), count)
         yield contended
+        spent = CounterMetricFamily(
+            "benchd_benchmark_seconds",
+            "Time the device spent running benchmarks, start to end of every run: what benchd costs it.",
+            labels=["device"],
+        )
+        for device, seconds in sorted(board.benchmark_seconds.items()):
+            spent.add_metric([device], seconds)
+        yield spent
         state_set = GaugeMetricFamily(
             "benchd_last_run_outcome",
             "1 for the outcome the last run ended with, 0 for the others (a state set).",

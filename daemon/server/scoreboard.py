@@ -105,6 +105,8 @@ class Scoreboard:
         self.configs_per_series = configs_per_series
         self.outcomes: dict[tuple[str, str, str, str], int] = defaultdict(int)
         self.contended: dict[SeriesKey, int] = defaultdict(int)  # ok runs measured beside foreign load
+        # device -> time spent running benchmarks, start to end of every run
+        self.benchmark_seconds: dict[str, float] = defaultdict(float)
         self.series: dict[SeriesKey, SeriesState] = defaultdict(SeriesState)
         self.results: dict[ResultKey, ConfigResult] = {}
         self.devices: dict[str, dict[str, str]] = {}
@@ -123,6 +125,8 @@ class Scoreboard:
                 return
             self._recorded.add(run.id)
             self.outcomes[(run.workload, run.preset, device, run.outcome)] += 1
+            if run.started_at is not None and run.finished_at is not None:
+                self.benchmark_seconds[device] += max(0.0, run.finished_at - run.started_at)
             state = self.series[series_key]
             state.last_outcome = run.outcome
             state.last_finished_at = run.finished_at
@@ -204,6 +208,7 @@ class Scoreboard:
             return Snapshot(
                 dict(self.outcomes),
                 dict(self.contended),
+                dict(self.benchmark_seconds),
                 copy.deepcopy(dict(self.series)),
                 copy.deepcopy(self.results),
                 dict(self.devices),
@@ -215,6 +220,7 @@ class Scoreboard:
 class Snapshot:
     outcomes: dict[tuple[str, str, str, str], int]
     contended: dict[SeriesKey, int]
+    benchmark_seconds: dict[str, float]
     series: dict[SeriesKey, SeriesState]
     results: dict[ResultKey, ConfigResult]
     devices: dict[str, dict[str, str]]
