@@ -158,6 +158,7 @@ OUTCOME_COLORS = {
     Outcome.CANCELLED: "gray",
     Outcome.SKIPPED: "gray",
     Outcome.INTERRUPTED: "orange",
+    Outcome.PREEMPTED: "blue",  # it yielded to a tenant: not a failure
 }
 OUTCOME_MAPPING = ValueMap(
     {

@@ -96,6 +96,14 @@ def run(
             help="Run each config this many times, each in a fresh child; report the spread.", min=1, max=100
         ),
     ] = 1,
+    yield_to_tenants: Annotated[
+        bool,
+        typer.Option(
+            "--yield-to-tenants",
+            help="Stop a run (outcome preempted) when another process starts using its device: a GPU compute "
+            "process, or CPU use above 25% for two seconds. Off here, where you chose to run; on in serve.",
+        ),
+    ] = False,
 ) -> None:
     """Run WORKLOAD's presets in the foreground, print the results table and store the runs."""
     from benchd import catalog, devices
@@ -148,7 +156,7 @@ def run(
     sampler = Sampler().start() if telemetry else None
     try:
         for config in (c for c in configs for _ in range(repeat)):
-            request = RunRequest(config, resolved, directory, timeout)
+            request = RunRequest(config, resolved, directory, timeout, yield_to_tenants=yield_to_tenants)
             run_id = queue_run(store, request)
             run_ids.append(run_id)
             with RunProgress(f"{config.workload} {config.preset}", config.epochs) as progress:

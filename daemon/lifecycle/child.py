@@ -65,6 +65,8 @@ class CancelToken:
         self._event = threading.Event()
         self._wakers: list[Waker] = []
         self._lock = threading.Lock()
+        self.outcome = Outcome.CANCELLED  # or PREEMPTED, when a tenant called the run off
+        self.reason: str | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -74,8 +76,11 @@ class CancelToken:
         """Wait up to `timeout` seconds; True once cancelled."""
         return self._event.wait(timeout)
 
-    def cancel(self) -> None:
+    def cancel(self, outcome: Outcome = Outcome.CANCELLED, reason: str | None = None) -> None:
+        """Call the run off; the first caller's outcome and reason stand."""
         with self._lock:
+            if not self._event.is_set():
+                self.outcome, self.reason = outcome, reason
             self._event.set()
             for waker in self._wakers:
                 waker.wake()
@@ -222,7 +227,7 @@ def run_child(
         child.returncode = reaper.status  # reaped by us; keep Popen from waiting again
         os.close(read_fd)
         waker.close()
-    return _outcome(loop, reaper, stopped_by, oom_kills_before, log_path)
+    return _outcome(loop, reaper, stopped_by, oom_kills_before, log_path, cancel.reason)
 
 
 class _EventLoop:
@@ -244,7 +249,7 @@ class _EventLoop:
             selector.register(self.waker, selectors.EVENT_READ)
             while reaper.status is None:
                 if cancel.cancelled:
-                    return Outcome.CANCELLED
+                    return cancel.outcome
                 if self.protocol_error is not None:
                     return Outcome.ERROR
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -307,6 +312,7 @@ def _outcome(
     stopped_by: str | None,
     oom_kills_before: int | None,
     log_path: Path,
+    reason: str | None = None,
 ) -> ChildResult:
     status = reaper.status
     exit_code = os.waitstatus_to_exitcode(status) if status is not None else None
@@ -318,6 +324,8 @@ def _outcome(
 
     if stopped_by == Outcome.CANCELLED:
         return result(Outcome.CANCELLED, "cancelled while running", keep_tail=False)
+    if stopped_by == Outcome.PREEMPTED:
+        return result(Outcome.PREEMPTED, f"yielded its device: {reason}", keep_tail=False)
     if stopped_by == Outcome.TIMEOUT:
         return result(Outcome.TIMEOUT, "did not finish within its timeout")
     if loop.protocol_error is not None:

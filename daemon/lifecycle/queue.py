@@ -8,6 +8,7 @@ queues it again; a run that was running when the daemon died is marked
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import logging
 import sqlite3
@@ -108,8 +109,10 @@ class RunQueue:
         grace: float,
         command: Sequence[str] = HARNESS_COMMAND,
         sampler: Sampler | None = None,
+        yield_to_tenants: bool = False,
     ) -> None:
         self._sampler = sampler
+        self._yield_to_tenants = yield_to_tenants  # every run this queue starts stops for a tenant
         self._ledger = ledger
         self._store = ledger.store
         self._queue_size = queue_size
@@ -330,7 +333,7 @@ class RunQueue:
             execute(
                 self._store,
                 item.run_id,
-                item.request,
+                dataclasses.replace(item.request, yield_to_tenants=self._yield_to_tenants),
                 cancel=active.cancel,
                 on_event=functools.partial(self._follow, active),
                 command=self._command,

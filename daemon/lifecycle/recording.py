@@ -6,6 +6,7 @@ runs the same way.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from benchd.lifecycle.child import (
 )
 from benchd.lifecycle.contention import ForeignLoad
 from benchd.lifecycle.device_lock import device_lock
+from benchd.lifecycle.tenants import TenantWatch
 from benchd.paths import run_log_path, run_scratch_path
 from benchd.results.model import Origin, Outcome
 from benchd.results.store import ResultsStore
@@ -36,6 +38,8 @@ from benchd.telemetry.sampler import Sampler
 BASELINE_SECONDS = 1.0
 
 EventCallback = Callable[[protocol.Event], None]
+
+log = logging.getLogger("benchd.lifecycle.recording")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class RunRequest:
     data_dir: Path
     timeout: float | None = None
     repeat: int = 0  # which of a schedule's repeated runs of this config this is: only equal ones are twins
+    yield_to_tenants: bool = False  # stop (preempted) when a tenant arrives on the device mid-run
 
     def child_spec(self, scratch_dir: Path) -> dict[str, Any]:
         return {
@@ -127,11 +132,13 @@ class _Recorder:
         request: RunRequest,
         sampler: Sampler | None,
         on_event: EventCallback | None,
+        cancel: CancelToken,
     ) -> None:
         self.store, self.run_id, self.request = store, run_id, request
-        self.sampler, self.on_event = sampler, on_event
+        self.sampler, self.on_event, self.cancel = sampler, on_event, cancel
         self.epoch_starts: dict[int, float] = {}
         self.foreign: ForeignLoad | None = None  # once the child says which process group is the run
+        self.tenants: TenantWatch | None = None  # watching for tenants, when the run yields to them
 
     def record(self, event: protocol.Event) -> None:
         if event["event"] == protocol.STARTED:
@@ -154,6 +161,17 @@ class _Recorder:
         self.store.record_started(self.run_id, event, config_id(identity, event.get("data") or {}), system)
         if isinstance(event.get("pid"), int):
             self.foreign = ForeignLoad(event["pid"], self.request.device)
+            if self.request.yield_to_tenants:
+                self.tenants = TenantWatch(self.request.device, event["pid"], self._tenant_arrived)
+                self.tenants.start()
+
+    def _tenant_arrived(self, reason: str) -> None:
+        log.info("run %s yields %s: %s", self.run_id, self.request.device, reason)
+        self.cancel.cancel(Outcome.PREEMPTED, reason)
+
+    def close(self) -> None:
+        if self.tenants is not None:
+            self.tenants.stop()
 
     def _epoch_end(self, event: protocol.EpochEnd) -> None:
         start = self.epoch_starts.get(event["epoch"], event["t"] - event["duration"])
@@ -179,7 +197,8 @@ def _execute(
 ) -> ChildResult:
     log_path = run_log_path(request.data_dir, run_id)
     scratch_dir = run_scratch_path(request.data_dir, run_id)
-    recorder = _Recorder(store, run_id, request, sampler, on_event)
+    cancel = cancel or CancelToken()
+    recorder = _Recorder(store, run_id, request, sampler, on_event, cancel)
 
     try:
         store.mark_running(run_id, str(log_path))
@@ -202,6 +221,7 @@ def _execute(
         store.finish(run_id, Outcome.ERROR, message=f"benchd failed to start or follow the run: {exc}")
         raise
     finally:
+        recorder.close()
         if sampler is not None:
             sampler.set_active(False)
         shutil.rmtree(scratch_dir, ignore_errors=True)  # the child's own cleanup did not run if it was killed

@@ -40,6 +40,7 @@ class Outcome(Word):
     CANCELLED = "cancelled"
     SKIPPED = "skipped"  # a scheduled run not started (host busy, queue full)
     INTERRUPTED = "interrupted"  # the daemon stopped or died while it ran
+    PREEMPTED = "preempted"  # stopped to yield its device to a tenant that arrived (lifecycle/tenants.py)
 
     @property
     def label(self) -> str:
@@ -51,7 +52,8 @@ _OUTCOME_LABELS = {Outcome.OOM: "DNF (out of memory)", Outcome.ERROR: "runtime e
 
 OUTCOMES = tuple(Outcome)
 FAILED_OUTCOMES = (Outcome.OOM, Outcome.ERROR, Outcome.TIMEOUT, Outcome.INTERRUPTED)
-"""Outcomes that mean the machine could not do the work (cancelled and skipped runs are not failures)."""
+"""Outcomes that mean the machine could not do the work (cancelled, skipped and preempted runs are not
+failures: someone or something else stopped them)."""
 
 
 class Origin(Word):

@@ -48,6 +48,7 @@ ENV_KEYS = {
     "BENCHD_TIMEOUT": "runs.timeout",
     "BENCHD_GRACE": "runs.grace",
     "BENCHD_MAX_SECONDS_PER_DAY": "runs.max_seconds_per_day",
+    "BENCHD_YIELD_TO_TENANTS": "runs.yield_to_tenants",
     "BENCHD_JITTER": "schedule.jitter",
     "BENCHD_START_DELAY": "schedule.start_delay",
     "BENCHD_BUSY_CHECK": "busy_check.enabled",
@@ -109,6 +110,7 @@ class Settings:
     schedules: tuple[Schedule, ...]
     allowed_hosts: tuple[str, ...] = ()  # names the Host header may use besides loopback, IPs, this host
     max_seconds_per_day: float | None = None  # benchmark time a device may spend in any 24 hours
+    yield_to_tenants: bool = True  # a run in progress stops (preempted) when a tenant arrives on its device
     warnings: tuple[str, ...] = ()  # said at start: a secret others can read, and the like
 
     @property
@@ -154,6 +156,7 @@ queue_size = 32          # queued runs beyond this are refused (HTTP 429)
 timeout = "1h"           # default per-run timeout
 grace = "10s"            # between SIGTERM and SIGKILL when a run is stopped
 # max_seconds_per_day = "1h"  # BENCHD_MAX_SECONDS_PER_DAY; benchmark time per device in any 24 hours
+yield_to_tenants = true  # BENCHD_YIELD_TO_TENANTS; stop a run (preempted) when a tenant uses its device
 
 [schedule]
 jitter = "5m"            # random delay added to each scheduled run
@@ -417,7 +420,9 @@ def settings_from_tree(tree: Mapping[str, Any], token_in_file: Path | None = Non
     server = _table("server", tree.get("server", {}))
     _reject_unknown("server.", server, {"host", "port", "token", "token_file", "allowed_hosts"})
     runs = _table("runs", tree.get("runs", {}))
-    _reject_unknown("runs.", runs, {"queue_size", "timeout", "grace", "max_seconds_per_day"})
+    _reject_unknown(
+        "runs.", runs, {"queue_size", "timeout", "grace", "max_seconds_per_day", "yield_to_tenants"}
+    )
     schedule = _table("schedule", tree.get("schedule", {}))
     _reject_unknown("schedule.", schedule, {"jitter", "start_delay"})
     busy = _table("busy_check", tree.get("busy_check", {}))
@@ -449,6 +454,7 @@ def settings_from_tree(tree: Mapping[str, Any], token_in_file: Path | None = Non
         ),
         allowed_hosts=_allowed_hosts("server.allowed_hosts", server.get("allowed_hosts", [])),
         max_seconds_per_day=_daily_budget(runs.get("max_seconds_per_day")),
+        yield_to_tenants=_boolean("runs.yield_to_tenants", runs.get("yield_to_tenants", True)),
         warnings=warnings,
     )
 

@@ -117,6 +117,7 @@ class Daemon:
             grace=settings.grace_seconds,
             command=command,
             sampler=self.sampler,
+            yield_to_tenants=settings.yield_to_tenants,
         )
         self.facts = DaemonFacts(
             host=describe_host(),
