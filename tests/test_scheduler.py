@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from benchd.lifecycle.recording import RunRequest
-from benchd.lifecycle.scheduler import Scheduler
+from benchd.lifecycle.scheduler import CHAIN_POLL_SECONDS, Scheduler
 from benchd.results.model import Origin
 from benchd.server.config import load_settings
 
@@ -265,4 +266,59 @@ def test_a_firing_that_would_exceed_the_daily_budget_is_skipped_with_the_reason(
         "daily budget: cuda:0 spent 1500 s" in (skipped.message or "") and "about 1500 s" in skipped.message
     )
     assert store.benchmark_seconds("cuda:0", clock.wall_time - 24 * 3600) == 1500.0
+    store.close()
+
+
+def _preempted_run(run_id: int) -> SimpleNamespace:
+    config = {"workload": "vae", "preset": "bs128", "batch_size": 128, "options": {}, "epochs": 1,
+              "fraction": 1.0, "workers": None, "seed": 1, "timing": "reference"}  # fmt: skip
+    return SimpleNamespace(id=run_id, origin=Origin.SCHEDULE, workload="vae", config=config, device="cuda:0",
+                           requested_device="cuda:0", timeout_seconds=60.0)  # fmt: skip
+
+
+def test_a_preempted_run_comes_back_after_its_device_was_quiet_for_quiet_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchd.lifecycle import scheduler as scheduler_module
+
+    clock = SteppedClock(wall=1_700_000_000.0)
+    scheduler, queue = _clocked(tmp_path, 'interval = "1d"', clock)
+    _run_until(scheduler, queue, clock, 60)  # the day's firing
+    tenant = {"busy": True}
+    monkeypatch.setattr(
+        scheduler_module, "busy_reason", lambda _s, _d: "device busy" if tenant["busy"] else None
+    )
+    scheduler.preempted(_preempted_run(1))  # type: ignore[arg-type]
+    for _ in range(10):  # the tenant stays: nothing comes back
+        clock.advance(max(scheduler.tick(), 0.0))
+    assert len(queue.submitted) == 1
+    tenant["busy"] = False
+    quiet_at = clock.monotonic()
+    waited = _run_until(scheduler, queue, clock, 3600)
+    assert queue.submitted[-1] == ("cuda:0", "bs128")
+    assert 600 <= clock.monotonic() - quiet_at <= 600 + CHAIN_POLL_SECONDS + 1e-6 and waited <= 610
+
+
+def test_preemptions_beyond_the_daily_limit_are_recorded_skipped(tmp_path: Path, monkeypatch) -> None:
+    from benchd.lifecycle.ledger import RunLedger
+    from benchd.results.store import ResultsStore
+    from benchd.server.scoreboard import Scoreboard
+
+    store = ResultsStore(tmp_path / "benchd.sqlite3")
+    clock = SteppedClock(wall=1_700_000_000.0)
+    path = tmp_path / "benchd.toml"
+    path.write_text('[busy_check]\nenabled = false\n[runs]\nmax_preemptions = 2\n[schedule]\n'
+                    'start_delay = 0\njitter = 0\n[workloads.vae]\ninterval = "1d"\npresets = ["bs128"]\n'
+                    'device = "cuda:0"\n')  # fmt: skip
+    settings = load_settings(path, None, {"HOME": str(tmp_path)})
+    queue = FakeQueue()
+    scheduler = Scheduler(settings, RunLedger(store, Scoreboard().record), queue, {"cuda:0": ["cuda:0"]}.get,
+                          clock)  # type: ignore[arg-type]  # fmt: skip
+    scheduler.start_schedules()
+    for run_id in (1, 2, 3):
+        scheduler.preempted(_preempted_run(run_id))  # type: ignore[arg-type]
+    scheduler.tick()
+    (skipped,) = store.list_runs(outcome="skipped")
+    assert "preempted 3 times in 24 hours (limit 2)" in (skipped.message or "")
+    assert len(scheduler._comebacks) == 2  # the first two wait for quiet
     store.close()

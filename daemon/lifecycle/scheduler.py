@@ -14,21 +14,26 @@ CLOCK_CHECK_SECONDS so a jump is noticed within a cron's minute.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
 import random
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from queue import SimpleQueue
 
+from benchd.catalog.spec import RunConfig
 from benchd.hostinfo import hostname as host_name
 from benchd.lifecycle.busy import busy_reason
 from benchd.lifecycle.ledger import RunLedger
 from benchd.lifecycle.queue import QueueFullError, RunQueue, ShuttingDownError
 from benchd.lifecycle.recording import RunRequest, queue_run
-from benchd.results.model import Origin, Outcome
+from benchd.results.model import Origin, Outcome, Run
 from benchd.server.config import Schedule, Settings
 
 log = logging.getLogger("benchd.lifecycle.scheduler")
@@ -37,6 +42,14 @@ DEVICE_RETRY_SECONDS = 10.0
 CHAIN_POLL_SECONDS = 2.0  # how often a schedule running its devices one after another checks the last one
 CLOCK_CHECK_SECONDS = 30.0  # the longest the loop sleeps without looking for a wall-clock jump
 CLOCK_JUMP_SECONDS = 5.0  # a change in (wall - monotonic) beyond this is a step of the wall clock, not drift
+
+
+@dataclass
+class _Comeback:
+    """A preempted scheduled run, and since when its device has been quiet (monotonic; None while busy)."""
+
+    request: RunRequest
+    quiet_since: float | None
 
 
 class Clock:
@@ -75,6 +88,9 @@ class Scheduler(threading.Thread):
         # Schedules going through their devices one at a time: (schedule, device now, devices still to go).
         self._chains: list[tuple[Schedule, str, tuple[str, ...]]] = []
         self._due: dict[str, float] = {}  # workload -> monotonic time of its next firing
+        self._preempted: SimpleQueue[Run] = SimpleQueue()  # handed over by the queue's workers
+        self._comebacks: list[_Comeback] = []  # preempted runs waiting for their device to be quiet
+        self._preemptions: dict[str, list[float]] = defaultdict(list)  # workload -> wall times, last 24 h
         self._slots: dict[str, float] = {}  # interval schedules: the unjittered time of their last slot
         self._wall_offset = 0.0  # wall - monotonic when the due times were last worked out
 
@@ -135,10 +151,50 @@ class Scheduler(threading.Thread):
         offset = self._clock.wall() - self._clock.monotonic()
         return {workload: due + offset for workload, due in self._due.items()}
 
+    def preempted(self, run: Run) -> None:
+        """A scheduled run yielded to a tenant: it comes back once its device has been quiet for
+        `runs.quiet_for` (called from a queue worker; handled in the scheduler's own thread)."""
+        if run.origin == Origin.SCHEDULE:
+            self._preempted.put(run)
+
+    def _take_preempted(self) -> None:
+        schedules = {s.workload: s for s in self._settings.schedules}
+        while not self._preempted.empty():
+            run = self._preempted.get()
+            if run.workload not in schedules:
+                continue
+            wall = self._clock.wall()
+            recent = [t for t in self._preemptions[run.workload] if t > wall - 24 * 3600] + [wall]
+            self._preemptions[run.workload] = recent
+            config = RunConfig(**{k: v for k, v in run.config.items() if k in RunConfig.__dataclass_fields__})
+            device = run.device or run.requested_device
+            request = RunRequest(config, device, self._settings.data_dir, run.timeout_seconds)
+            if len(recent) > self._settings.max_preemptions:
+                limit = self._settings.max_preemptions
+                why = f"preempted {len(recent)} times in 24 hours (limit {limit}): not run now"
+                self._record_skipped(request, why)
+                continue
+            self._comebacks.append(_Comeback(request, None))
+
+    def _advance_comebacks(self, now: float) -> None:
+        """Each preempted run waits for its device to be quiet for `quiet_for` in a row, then is queued."""
+        for comeback in list(self._comebacks):
+            device = comeback.request.device
+            if self._queue.device_busy(device) or busy_reason(self._settings, device) is not None:
+                comeback.quiet_since = None
+                continue
+            comeback.quiet_since = now if comeback.quiet_since is None else comeback.quiet_since
+            if now - comeback.quiet_since >= self._settings.quiet_for_seconds:
+                self._comebacks.remove(comeback)
+                with contextlib.suppress(QueueFullError, ShuttingDownError):
+                    self._queue.submit(comeback.request, origin=Origin.SCHEDULE)
+
     def tick(self) -> float:
         """Fire what is due; return how long to sleep before the next look."""
         self._advance_chains()
         now = self._clock.monotonic()
+        self._take_preempted()
+        self._advance_comebacks(now)
         self._follow_wall_clock(now)
         for schedule in self._settings.schedules:
             if self._due[schedule.workload] <= now:
@@ -147,7 +203,7 @@ class Scheduler(threading.Thread):
                 else:
                     self._due[schedule.workload] = now + DEVICE_RETRY_SECONDS
         pause = min(min(self._due.values()) - now, CLOCK_CHECK_SECONDS)
-        return min(pause, CHAIN_POLL_SECONDS) if self._chains else pause
+        return min(pause, CHAIN_POLL_SECONDS) if self._chains or self._comebacks else pause
 
     def _follow_wall_clock(self, now: float) -> None:
         offset = self._clock.wall() - now

@@ -111,6 +111,10 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()  # names the Host header may use besides loopback, IPs, this host
     max_seconds_per_day: float | None = None  # benchmark time a device may spend in any 24 hours
     yield_to_tenants: bool = True  # a run in progress stops (preempted) when a tenant arrives on its device
+    quiet_for_seconds: float = (
+        600.0  # a preempted scheduled run comes back once its device was quiet this long
+    )
+    max_preemptions: int = 3  # per schedule in any 24 hours; then the firing is recorded skipped
     warnings: tuple[str, ...] = ()  # said at start: a secret others can read, and the like
 
     @property
@@ -157,6 +161,8 @@ timeout = "1h"           # default per-run timeout
 grace = "10s"            # between SIGTERM and SIGKILL when a run is stopped
 # max_seconds_per_day = "1h"  # BENCHD_MAX_SECONDS_PER_DAY; benchmark time per device in any 24 hours
 yield_to_tenants = true  # BENCHD_YIELD_TO_TENANTS; stop a run (preempted) when a tenant uses its device
+quiet_for = "10m"        # a preempted scheduled run comes back once its device was quiet this long
+max_preemptions = 3      # per schedule in any 24 hours; after that the firing is recorded skipped
 
 [schedule]
 jitter = "5m"            # random delay added to each scheduled run
@@ -421,7 +427,17 @@ def settings_from_tree(tree: Mapping[str, Any], token_in_file: Path | None = Non
     _reject_unknown("server.", server, {"host", "port", "token", "token_file", "allowed_hosts"})
     runs = _table("runs", tree.get("runs", {}))
     _reject_unknown(
-        "runs.", runs, {"queue_size", "timeout", "grace", "max_seconds_per_day", "yield_to_tenants"}
+        "runs.",
+        runs,
+        {
+            "queue_size",
+            "timeout",
+            "grace",
+            "max_seconds_per_day",
+            "yield_to_tenants",
+            "quiet_for",
+            "max_preemptions",
+        },
     )
     schedule = _table("schedule", tree.get("schedule", {}))
     _reject_unknown("schedule.", schedule, {"jitter", "start_delay"})
@@ -455,6 +471,8 @@ def settings_from_tree(tree: Mapping[str, Any], token_in_file: Path | None = Non
         allowed_hosts=_allowed_hosts("server.allowed_hosts", server.get("allowed_hosts", [])),
         max_seconds_per_day=_daily_budget(runs.get("max_seconds_per_day")),
         yield_to_tenants=_boolean("runs.yield_to_tenants", runs.get("yield_to_tenants", True)),
+        quiet_for_seconds=parse_duration("runs.quiet_for", runs.get("quiet_for", "10m")),
+        max_preemptions=_number("runs.max_preemptions", runs.get("max_preemptions", 3), int, 0, 100),
         warnings=warnings,
     )
 

@@ -31,7 +31,7 @@ from benchd.lifecycle.ledger import RunLedger
 from benchd.lifecycle.queue import RunQueue, recover
 from benchd.lifecycle.scheduler import Scheduler
 from benchd.paths import ensure_writable, store_path
-from benchd.results.model import OUTCOMES
+from benchd.results.model import OUTCOMES, Outcome, Run
 from benchd.results.store import ResultsStore
 from benchd.server.config import ALL_DEVICES, Settings
 from benchd.server.connections import LISTEN_BACKLOG, RepeatFilter, connection_limits, protocol_factory
@@ -110,7 +110,7 @@ class Daemon:
         self.scoreboard = Scoreboard()
         for run in self.store.finished_runs():
             self.scoreboard.record(run)
-        self.ledger = RunLedger(self.store, self.scoreboard.record)
+        self.ledger = RunLedger(self.store, self._finished)
         self.queue = RunQueue(
             self.ledger,
             queue_size=settings.queue_size,
@@ -135,6 +135,12 @@ class Daemon:
         self._stopping = threading.Event()
         self.scheduler = Scheduler(settings, self.ledger, self.queue, self._resolve)
         self.facts.next_fire = self.scheduler.next_due
+
+    def _finished(self, run: Run) -> None:
+        """Every run that ends: counted, and, when it yielded to a tenant, handed back to its schedule."""
+        self.scoreboard.record(run)
+        if run.outcome == Outcome.PREEMPTED:
+            self.scheduler.preempted(run)
 
     def start(self) -> None:
         self.sampler.start()
