@@ -233,10 +233,23 @@ def test_a_spread_cron_fires_at_its_offset_even_when_started_inside_it(tmp_path:
     assert inside.next_due()["vae"] == pytest.approx(four + offset)  # today's firing, not tomorrow's
 
 
-def test_a_firing_that_would_exceed_the_daily_budget_is_skipped_with_the_reason(tmp_path: Path) -> None:
+def _recording(tmp_path: Path, store, clock: SteppedClock, runs: str, timing: str):  # type: ignore[no-untyped-def]
+    """A scheduler over a real store (it records skipped firings there), with `[runs]` and one schedule."""
     from benchd.lifecycle.ledger import RunLedger
-    from benchd.results.store import ResultsStore
     from benchd.server.scoreboard import Scoreboard
+
+    path = tmp_path / "benchd.toml"
+    path.write_text('[busy_check]\nenabled = false\n[schedule]\njitter = 0\nstart_delay = 0\n'
+                    f'[runs]\n{runs}\n[workloads.vae]\n{timing}\npresets = ["bs128"]\n'
+                    'device = "cuda:0"\n')  # fmt: skip
+    settings = load_settings(path, None, {"HOME": str(tmp_path)})
+    queue = FakeQueue()
+    ledger = RunLedger(store, Scoreboard().record)
+    return Scheduler(settings, ledger, queue, {"cuda:0": ["cuda:0"]}.get, clock), queue  # type: ignore[arg-type]
+
+
+def test_a_firing_that_would_exceed_the_daily_budget_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    from benchd.results.store import ResultsStore
 
     store = ResultsStore(tmp_path / "benchd.sqlite3")
     config = {"workload": "vae", "preset": "bs128", "batch_size": 128, "fraction": 1.0, "epochs": 1,
@@ -250,15 +263,8 @@ def test_a_firing_that_would_exceed_the_daily_budget_is_skipped_with_the_reason(
         store._db.execute("UPDATE runs SET device = 'cuda:0', state = 'finished', outcome = 'ok', "
                           "started_at = ?, finished_at = ? WHERE id = ?",
                           (finished - seconds, finished, run_id))  # fmt: skip
-    path = tmp_path / "benchd.toml"
-    path.write_text('[busy_check]\nenabled = false\n[schedule]\njitter = 0\nstart_delay = 0\n[runs]\n'
-                    'max_seconds_per_day = "45m"\n[workloads.vae]\ninterval = "1h"\npresets = ["bs128"]\n'
-                    'device = "cuda:0"\n')  # fmt: skip
-    settings = load_settings(path, None, {"HOME": str(tmp_path)})
-    queue = FakeQueue()
-    ledger = RunLedger(store, Scoreboard().record)
-    scheduler = Scheduler(settings, ledger, queue, {"cuda:0": ["cuda:0"]}.get, clock)  # type: ignore[arg-type]
-    (schedule,) = settings.schedules
+    scheduler, queue = _recording(tmp_path, store, clock, 'max_seconds_per_day = "45m"', 'interval = "1h"')
+    (schedule,) = scheduler._settings.schedules
     assert scheduler._fire(schedule)
     assert queue.submitted == []  # 1,500 s spent and about 1,500 s more: over 2,700 s
     (skipped,) = store.list_runs(outcome="skipped")
@@ -300,20 +306,11 @@ def test_a_preempted_run_comes_back_after_its_device_was_quiet_for_quiet_for(
 
 
 def test_preemptions_beyond_the_daily_limit_are_recorded_skipped(tmp_path: Path, monkeypatch) -> None:
-    from benchd.lifecycle.ledger import RunLedger
     from benchd.results.store import ResultsStore
-    from benchd.server.scoreboard import Scoreboard
 
     store = ResultsStore(tmp_path / "benchd.sqlite3")
     clock = SteppedClock(wall=1_700_000_000.0)
-    path = tmp_path / "benchd.toml"
-    path.write_text('[busy_check]\nenabled = false\n[runs]\nmax_preemptions = 2\n[schedule]\n'
-                    'start_delay = 0\njitter = 0\n[workloads.vae]\ninterval = "1d"\npresets = ["bs128"]\n'
-                    'device = "cuda:0"\n')  # fmt: skip
-    settings = load_settings(path, None, {"HOME": str(tmp_path)})
-    queue = FakeQueue()
-    scheduler = Scheduler(settings, RunLedger(store, Scoreboard().record), queue, {"cuda:0": ["cuda:0"]}.get,
-                          clock)  # type: ignore[arg-type]  # fmt: skip
+    scheduler, _queue = _recording(tmp_path, store, clock, "max_preemptions = 2", 'interval = "1d"')
     scheduler.start_schedules()
     for run_id in (1, 2, 3):
         scheduler.preempted(_preempted_run(run_id))  # type: ignore[arg-type]
