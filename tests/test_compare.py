@@ -310,7 +310,8 @@ def test_report_is_one_page_that_renders_in_a_browser(two_hosts: dict[str, Path]
     made = benchd("report", *bundles, M1, RTX, "--output", str(page_path),
                   "--plots-dir", str(tmp_path / "plots"), "--plot-format", "png")  # fmt: skip
     assert made.returncode == 0, made.stderr
-    assert sorted(p.suffix for p in (tmp_path / "plots").iterdir()) == [".png", ".png"]
+    # Seconds, speed-ups, and the published memory and power figures (no energy was measured).
+    assert sorted(p.suffix for p in (tmp_path / "plots").iterdir()) == [".png"] * 4
     text = page_path.read_text()
     assert "http://" not in text and "https://" not in text.replace("http://www.w3.org", "")  # self-contained
     with sync_playwright() as playwright:
@@ -326,7 +327,7 @@ def test_report_is_one_page_that_renders_in_a_browser(two_hosts: dict[str, Path]
             vae_cells = vae_row.all_inner_texts()
         finally:
             browser.close()
-    assert [alt.split(" ")[0] for alt, _c, _w in images] == ["Seconds", "Speed-up"]
+    assert [alt.split(" ")[0] for alt, _c, _w in images] == ["Seconds", "Speed-up", "Peak", "Average"]
     assert all(complete and width > 0 for _alt, complete, width in images), images
     assert headers[3:] == [
         "bench-a " + headers[3].split(" ", 1)[1], "bench-b " + headers[4].split(" ", 1)[1],
