@@ -40,12 +40,17 @@ def test_half_sent_requests_past_the_descriptor_limit_do_not_starve_health_or_me
                 assert fresh.get("/healthz").status_code == 200
                 scrape = fresh.get("/metrics")
                 assert scrape.status_code == 200 and "benchd_build_info" in scrape.text
+        for _ in range(50):  # malformed requests: uvicorn logs each, on a handler of its own
+            with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as garbage:
+                garbage.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+                garbage.recv(1024)
         newest = held[-1]  # still connected: the older ones made way for it
         newest.settimeout(HEADER_SECONDS + 10)
         assert newest.recv(1024) == b""  # closed at the header deadline, without an answer
         log = daemon.log.read_text()
         assert len(log) < 20_000, log[-2000:]
         assert log.count("Too many open files") <= 1
+        assert log.count("Invalid HTTP request received.") == 1  # the other 49 held back and counted
     finally:
         for sock in held:
             sock.close()

@@ -57,7 +57,6 @@ def test_invalid_utf8_from_the_os_becomes_the_replacement_character() -> None:
 def test_a_hostname_that_is_not_utf8_never_fails_a_scrape(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every scrape was a 500: the host info label could not be encoded."""
     from benchd import hostinfo
-    from benchd.lifecycle.ledger import RunLedger  # noqa: F401 - the collector's real neighbours
 
     monkeypatch.delenv("BENCHD_HOSTNAME", raising=False)
     monkeypatch.delenv("NODE_NAME", raising=False)

@@ -296,8 +296,6 @@ def serve(settings: Settings, command: tuple[str, ...] = HARNESS_COMMAND) -> int
     from benchd.server.api import create_app
 
     os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RepeatFilter())
     limits = connection_limits()
     sock = listen(settings.host, settings.port)
     port = sock.getsockname()[1]
@@ -314,6 +312,11 @@ def serve(settings: Settings, command: tuple[str, ...] = HARNESS_COMMAND) -> int
         http=protocol_factory(limits),
         backlog=LISTEN_BACKLOG,
     )
+    # After uvicorn.Config, which gives uvicorn's loggers handlers of their own (malformed requests are
+    # logged there): every handler says a repeated line once a minute.
+    for name in ("", "uvicorn", "uvicorn.access"):
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(RepeatFilter())
     server = _Server(config, daemon)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _ignore_signal)
