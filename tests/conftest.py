@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from benchd.datasets import layout
-from benchd.datasets.formats import NAMES, get_format
+from benchd.datasets.formats import get_format, names
 
 SMALL_SCALE = 0.01
 QUIET_CPU_LIMIT = 0.2  # busier than this, over a second, and a test that measures foreign load cannot judge
@@ -25,7 +25,7 @@ def require_quiet_machine() -> None:
 def small_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data directory holding all three datasets at 1% of their real size."""
     data_dir = tmp_path_factory.mktemp("benchd-data")
-    for name in NAMES:
+    for name in names():
         layout.ensure(data_dir, get_format(name), scale=SMALL_SCALE, seed=0)
     return data_dir
 

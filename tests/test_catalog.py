@@ -6,8 +6,8 @@ import pytest
 
 from benchd import catalog
 from benchd.catalog import CatalogError
-from benchd.catalog import dcgan as catalog_dcgan
 from benchd.catalog import request as request_model
+from benchd.workloads import dcgan as catalog_dcgan
 
 # Straight from docs/workloads.md (the published figures).
 PUBLISHED_PARAMETERS = {
@@ -24,18 +24,21 @@ PUBLISHED_PARAMETERS = {
     ("vae", "bs5120"): 652_824,
 }
 PUBLISHED_BATCHES = {"bs64": 64, "bs1024": 1024, "bs128": 128, "bs5120": 5120}
+# The fifth workload's counts, as its issue states them (GPT-2 small's body on WikiText-2's vocabulary).
+GPT_PARAMETERS = {("gpt", "b8-d768-l12-s1024"): 111_399_936, ("gpt", "b16-d384-l6-s256"): 23_524_608}
+PARAMETERS = {**PUBLISHED_PARAMETERS, **GPT_PARAMETERS}
 
 
-def test_presets_are_the_comparisons_configurations() -> None:
+def test_presets_are_the_comparisons_configurations_and_gpts() -> None:
     listed = {(w.name, p.name) for w in catalog.WORKLOADS.values() for p in w.presets}
-    assert listed == set(PUBLISHED_PARAMETERS)
+    assert listed == set(PARAMETERS)
 
 
-@pytest.mark.parametrize(("workload", "preset"), sorted(PUBLISHED_PARAMETERS))
+@pytest.mark.parametrize(("workload", "preset"), sorted(PARAMETERS))
 def test_formula_parameter_counts_match_published(workload: str, preset: str) -> None:
     spec = catalog.get_workload(workload)
     chosen = spec.preset(preset)
-    assert spec.parameters(chosen.options) == PUBLISHED_PARAMETERS[(workload, preset)]
+    assert spec.parameters(chosen.options) == PARAMETERS[(workload, preset)]
     if preset in PUBLISHED_BATCHES:
         assert chosen.batch_size == PUBLISHED_BATCHES[preset]
     else:
@@ -94,8 +97,14 @@ def test_reference_loaders_follow_the_published_runs(
         ({"epochs": True}, "epochs", "valid integer"),
         ({"epochs": "3"}, "epochs", "valid integer"),
         ({"epochs": 10**4000}, "epochs", "less than or equal to 1000"),
-        ({"emsize": 0}, "emsize", "greater than or equal to 2"),
-        ({"emsize": 33}, "emsize", "emsize must be even"),
+        ({"options": {"emsize": 0}}, "options.emsize", "must be between 2 and 65536, got 0"),
+        ({"options": {"emsize": 33}}, "options.emsize", "must be a multiple of 2, got 33"),
+        ({"options": {"emsize": "64"}}, "options.emsize", "valid integer"),
+        (
+            {"options": {"heads": 2}},
+            "options.heads",
+            "transformer has no option 'heads'; its options: emsize",
+        ),
         ({"workers": -1}, "workers", "greater than or equal to 0"),
         ({"seed": 2**64}, "seed", "less than or equal to 9223372036854775807"),
         ({"timeout": 1e300}, "timeout", "less than or equal to 2592000"),
@@ -125,12 +134,30 @@ def test_a_request_builds_one_config_per_preset() -> None:
 
 def test_model_options_rejected_for_workloads_without_them() -> None:
     spec = catalog.get_workload("vae")
-    with pytest.raises(CatalogError, match="nhid applies only"):
+    with pytest.raises(CatalogError, match="vae has no option 'nhid'; its options: none"):
         catalog.build_config(spec, spec.presets[0], options={"nhid": 10})
 
 
+def test_a_workload_checks_how_its_options_combine() -> None:
+    gpt = catalog.get_workload("gpt")
+    with pytest.raises(CatalogError, match="width 388 does not split into 6 heads") as caught:
+        catalog.build_config(gpt, gpt.preset("b16-d384-l6-s256"), options={"width": 388}, fraction=0.5)
+    assert caught.value.field == "options.heads"
+    config = catalog.build_config(gpt, gpt.preset("b16-d384-l6-s256"), options={"width": 388, "heads": 4})
+    assert dict(config.options) == {"width": 388, "layers": 6, "heads": 4, "context": 256}
+    assert catalog.setup(config.to_json())["overridden"] is True
+
+
+def test_gpts_floor_is_one_batch_of_its_context() -> None:
+    gpt = catalog.get_workload("gpt")
+    large = gpt.preset("b8-d768-l12-s1024")
+    assert gpt.min_fraction(8, large.options) == pytest.approx(8 * 1024 / 2_088_628)
+    with pytest.raises(CatalogError, match="at least 0.00392"):
+        catalog.build_config(gpt, large, fraction=0.001)
+
+
 def test_unknown_names_list_the_valid_ones() -> None:
-    with pytest.raises(CatalogError, match="valid workloads: dcgan, siamese, transformer, vae"):
+    with pytest.raises(CatalogError, match="valid workloads: dcgan, gpt, siamese, transformer, vae"):
         catalog.get_workload("resnet")
     with pytest.raises(CatalogError, match="valid presets: bs128, bs5120"):
         catalog.resolve_presets(catalog.get_workload("vae"), ["bs64"])

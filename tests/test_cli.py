@@ -63,7 +63,7 @@ def test_workloads_json() -> None:
     result = benchd("workloads", "--json")
     assert result.returncode == 0
     rows = json.loads(result.stdout)
-    assert len(rows) == 11
+    assert len(rows) == 13
     vae = next(r for r in rows if r["workload"] == "vae" and r["preset"] == "bs5120")
     assert {k: vae[k] for k in ("workload", "preset", "parameters", "batch_size")} == {
         "workload": "vae",
@@ -85,7 +85,7 @@ def assert_bad_input(result: subprocess.CompletedProcess, *fragments: str) -> No
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        (["run", "resnet"], ["unknown workload 'resnet'", "dcgan, siamese, transformer, vae"]),
+        (["run", "resnet"], ["unknown workload 'resnet'", "dcgan, gpt, siamese, transformer, vae"]),
         (["run", "vae", "--preset", "bs64"], ["unknown preset 'bs64'", "bs128, bs5120"]),
         (["run", "vae", "--batch-size", "0"], ["batch_size: input should be greater than or equal to 1"]),
         (["run", "vae", "--fraction", "0"], ["fraction: input should be greater than 0"]),
@@ -93,12 +93,18 @@ def assert_bad_input(result: subprocess.CompletedProcess, *fragments: str) -> No
             ["run", "vae", "--suite", "standard-v1", "--fraction", "0.5"],
             ["--fraction is set by --suite standard-v1"],
         ),
-        (["run", "vae", "--suite", "standard-v2"], ["unknown suite 'standard-v2'; suites: standard-v1"]),
+        (
+            ["run", "vae", "--suite", "standard-v9"],
+            ["unknown suite 'standard-v9'; suites: standard-v1, standard-v2"],
+        ),
+        (["run", "gpt", "--suite", "standard-v1"], ["suite standard-v1 does not run gpt"]),
         (["run", "vae", "--fraction", "1.5"], ["fraction: input should be less than or equal to 1"]),
         (["run", "vae", "--fraction", "nan"], ["fraction: input should be a finite number"]),
         (["run", "vae", "--epochs", "0"], ["epochs: input should be greater than or equal to 1"]),
         (["run", "vae", "--timeout", "1e9"], ["timeout: input should be less than or equal to 2592000"]),
-        (["run", "vae", "--nhid", "8"], ["nhid applies only"]),
+        (["run", "vae", "--option", "nhid=8"], ["options.nhid: vae has no option 'nhid'"]),
+        (["run", "transformer", "-o", "nhid=x"], ["--option: 'nhid=x' is not NAME=INTEGER"]),
+        (["run", "transformer", "-o", "emsize=33"], ["options.emsize: must be a multiple of 2, got 33"]),
         (["run", "vae", "--timing", "wall"], ["timing: input should be 'reference' or 'device', got 'wall'"]),
         (["data", "prepare", "imagenet"], ["unknown dataset 'imagenet'"]),
     ],

@@ -17,7 +17,7 @@ from benchd.results.model import Run
 from benchd.workloads.peaks import published_peak
 from benchd.workloads.training import TrainerSpec, build_trainer
 from benchd.workloads.training.compute import count_flops, measured_matmul_peak
-from benchd.workloads.training.transformer import BPTT
+from benchd.workloads.transformer.trainer import BPTT
 
 from .test_cli import assert_bad_input, benchd
 

@@ -10,7 +10,7 @@ import yaml
 
 from benchd.catalog import request as request_model
 from benchd.catalog import suites
-from benchd.server.config import DEFAULT_PORT, EXAMPLE, ConfigError, load_settings, parse_duration
+from benchd.server.config import DEFAULT_PORT, ConfigError, example, load_settings, parse_duration
 from benchd.server.cron import CronError, CronExpression
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,10 +30,11 @@ def test_embedded_defaults_schedule_every_workload(tmp_path: Path) -> None:
     assert vae.presets == ("bs128", "bs5120") and vae.interval_seconds == 6 * 3600
 
 
-def test_the_printed_example_is_valid(tmp_path: Path) -> None:
-    example = settings(tmp_path, EXAMPLE)
-    assert [s.workload for s in example.schedules] == ["vae", "siamese", "transformer", "dcgan"]
-    assert example.schedules[2].cron is not None
+def test_the_printed_example_is_valid_and_schedules_what_the_default_does(tmp_path: Path) -> None:
+    printed = settings(tmp_path, example())
+    default = load_settings(None, None, {"HOME": str(tmp_path)})
+    assert [s.workload for s in printed.schedules] == ["dcgan", "siamese", "transformer", "vae"]
+    assert printed.schedules == default.schedules
 
 
 def test_the_default_the_example_and_kubernetes_schedule_the_same_suite(tmp_path: Path) -> None:
@@ -41,7 +42,7 @@ def test_the_default_the_example_and_kubernetes_schedule_the_same_suite(tmp_path
     configmap = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "base" / "configmap.yaml").read_text())
     setups = [
         load_settings(None, None, {"HOME": str(tmp_path)}),
-        settings(tmp_path, EXAMPLE),
+        settings(tmp_path, example()),
         settings(tmp_path, configmap["data"]["benchd.toml"]),
     ]
     for setup in setups:

@@ -91,7 +91,7 @@ def test_lsun_reader_accepts_webp_jpeg_and_png(tmp_path: Path) -> None:
 
 
 def test_lsun_dataset_transforms_to_normalised_64px(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from benchd.workloads.training.dcgan import LsunImages, image_transform
+    from benchd.workloads.dcgan.trainer import LsunImages, image_transform
 
     env = lmdb.open(str(tmp_path / "db"), map_size=1 << 26)
     with env.begin(write=True) as txn:

@@ -11,12 +11,16 @@ import torch
 from benchd import catalog
 from benchd.datasets import layout
 from benchd.datasets.formats import get_format
-from benchd.workloads.models import dcgan, siamese, transformer, vae
+from benchd.workloads.dcgan import model as dcgan
+from benchd.workloads.gpt import model as gpt
+from benchd.workloads.siamese import model as siamese
 from benchd.workloads.training import TrainerSpec, build_trainer
 from benchd.workloads.training.base import parameter_count
-from benchd.workloads.training.transformer import batchify
+from benchd.workloads.transformer import model as transformer
+from benchd.workloads.transformer.trainer import batchify
+from benchd.workloads.vae import model as vae
 
-from .test_catalog import PUBLISHED_PARAMETERS
+from .test_catalog import GPT_PARAMETERS, PUBLISHED_PARAMETERS
 
 
 def test_dcgan_modules_counts_and_shapes() -> None:
@@ -85,6 +89,34 @@ def test_step_counts_match_published_for_the_real_token_count() -> None:
         assert len(range(0, rows - 1, 35)) == steps
 
 
+@pytest.mark.parametrize("preset", catalog.get_workload("gpt").presets, ids=lambda p: p.name)
+def test_gpt_counts_for_the_real_vocabulary(preset: catalog.Preset) -> None:
+    o = preset.options
+    with torch.device("meta"):
+        model = gpt.GPT(33_278, o["width"], o["layers"], o["heads"], o["context"])
+    assert parameter_count(model) == GPT_PARAMETERS[("gpt", preset.name)]
+    assert model.head.weight is model.tokens.weight  # tied: the output layer is the token embedding
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert all(m.bias is not None for m in linears if m is not model.head)
+    assert not any(isinstance(m, torch.nn.Dropout) for m in model.modules())
+
+
+def test_gpt_shapes_causality_and_initialisation() -> None:
+    torch.manual_seed(0)
+    model = gpt.GPT(50, 32, 2, 4, 16).eval()
+    tokens = torch.randint(0, 50, (3, 10))
+    out = model(tokens)
+    assert out.shape == (3, 10, 50)
+    changed = tokens.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % 50
+    # A later token cannot influence earlier positions; it does change its own.
+    assert torch.allclose(model(changed)[:, :-1], out[:, :-1], atol=1e-5)
+    assert not torch.allclose(model(changed)[:, -1], out[:, -1])
+    block = model.blocks[0]
+    assert abs(block.attention.qkv.weight.std().item() - 0.02) < 0.003
+    assert abs(block.attention.out.weight.std().item() - 0.02 / math.sqrt(4)) < 0.002
+
+
 def test_vae_counts_and_loss() -> None:
     model = vae.VAE()
     assert parameter_count(model) == 652_824
@@ -104,6 +136,7 @@ def test_vae_counts_and_loss() -> None:
         ("siamese", 8, {}),
         ("transformer", 4, {"emsize": 32, "nlayers": 1, "nhid": 32}),
         ("dcgan", 8, {}),
+        ("gpt", 4, {"width": 32, "layers": 2, "heads": 4, "context": 16}),
     ],
 )
 def test_a_few_training_steps_change_the_loss(

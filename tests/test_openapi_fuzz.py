@@ -7,7 +7,7 @@ Bounded: a few dozen examples per operation.
 
 Left out: the check that every schema-valid request is accepted. The run
 request has rules across fields that a JSON Schema does not carry (model
-options only for the transformer, an even `emsize`, a device this host has);
+options each workload declares and checks, a device this host has);
 those requests get a 422 naming the field, which the other checks hold to
 the document.
 """

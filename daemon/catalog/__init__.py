@@ -1,11 +1,13 @@
 """The workloads and their presets, as the parent knows them (no torch).
 
-Each workload is one module of this package (dcgan.py, siamese.py, ...):
-its presets, its closed-form parameter count, its dataset, how the published
-run fed its loader, and the import path of its trainer, which only the child
-imports. Parameter counts are formulas so that `benchd workloads` can list
-them, and overridden configurations can be described, without torch; tests
-check every formula against the real modules.
+Each workload is one folder (the built-ins are `benchd.workloads.<name>`, a
+plug-in is its own distribution) whose package declares a `Workload`: its
+presets and options, its closed-form parameter count, its dataset, how the
+published run fed its loader, and the import path of its trainer, which only
+the child imports. They are found through the `benchd.workloads` entry-point
+group (catalog.registry). Parameter counts are formulas so that `benchd
+workloads` can list them, and overridden configurations can be described,
+without torch; tests check every formula against the real modules.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from benchd.catalog.registry import LazyMapping, registry
 from benchd.catalog.spec import (
     MAX_EPOCHS,
     PRECISION_DEFAULT,
@@ -23,22 +26,33 @@ from benchd.catalog.spec import (
     TIMINGS,
     CatalogError,
     LoaderPolicy,
+    Option,
     Preset,
     RunConfig,
+    SuiteEntry,
     Workload,
 )
+from benchd.datasets.facts import Dataset
+
+WORKLOADS: Mapping[str, Workload] = LazyMapping()
 
 
-def _registry() -> Mapping[str, Workload]:
-    """Every workload module's WORKLOAD, by name: adding a workload is adding a module to this list."""
-    from benchd.catalog import dcgan, siamese, transformer, vae
-
-    return MappingProxyType({m.WORKLOAD.name: m.WORKLOAD for m in (dcgan, siamese, transformer, vae)})
+def names_text() -> str:
+    """The workload names for help texts: 'dcgan, gpt, siamese, transformer, vae'."""
+    return ", ".join(WORKLOADS)
 
 
-WORKLOADS: Mapping[str, Workload] = _registry()
-NAMES_TEXT = ", ".join(WORKLOADS)
-"""The workload names for help texts: 'dcgan, siamese, transformer, vae'."""
+def datasets() -> Mapping[str, Dataset]:
+    """Every dataset a registered workload trains on, by name."""
+    return registry().datasets
+
+
+def get_dataset(name: str) -> Dataset:
+    try:
+        return datasets()[name]
+    except KeyError:
+        valid = ", ".join(datasets())
+        raise CatalogError(f"unknown dataset {name!r}; valid datasets: {valid}", "dataset") from None
 
 
 def setup(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,6 +78,16 @@ def setup(config: Mapping[str, Any]) -> dict[str, Any]:
     return {**columns, "overridden": overridden}
 
 
+def options_text(workload_name: str, options: Mapping[str, Any]) -> str:
+    """Model options as the published table wrote them: `e200 l2 h200`, each option's short form in the
+    workload's order; one without a short form, or of a workload not registered here, as `name value`."""
+    rest = dict(options)
+    workload = WORKLOADS.get(workload_name)
+    declared = [o for o in workload.options if o.short and o.name in rest] if workload else []
+    parts = [f"{o.short}{rest.pop(o.name)}" for o in declared]
+    return " ".join(parts + [f"{name} {value}" for name, value in sorted(rest.items())])
+
+
 def listing() -> list[dict[str, Any]]:
     """Every preset of every workload, as `benchd workloads --json` and the API list them."""
     rows = []
@@ -76,6 +100,10 @@ def listing() -> list[dict[str, Any]]:
                     "parameters": workload.parameters(preset.options),
                     "batch_size": preset.batch_size,
                     "options": dict(preset.options),
+                    "option_bounds": {
+                        o.name: {"minimum": o.minimum, "maximum": o.maximum, "multiple_of": o.multiple_of}
+                        for o in workload.options
+                    },
                     "dataset": workload.dataset,
                     "sample_unit": workload.sample_unit,
                 }
@@ -122,11 +150,9 @@ def build_config(
     for key, value in (options or {}).items():
         if value is None:
             continue
-        if key not in workload.option_names:
-            raise CatalogError(f"{key} applies only to workloads that have it; {workload.name} does not", key)
+        workload.option(key).check(value)
         merged[key] = value
-    if "emsize" in merged and merged["emsize"] % 2:
-        raise CatalogError(f"emsize must be even (2 attention heads), got {merged['emsize']}", "emsize")
+    workload.check_options(merged)
     if channels_last and not workload.convolutional:
         convolutional = ", ".join(w.name for w in WORKLOADS.values() if w.convolutional)
         raise CatalogError(
@@ -134,9 +160,9 @@ def build_config(
             "channels_last",
         )
     batch_size = batch_size if batch_size is not None else preset.batch_size
-    if fraction < workload.min_fraction(batch_size):
+    if fraction < workload.min_fraction(batch_size, merged):
         raise CatalogError(
-            f"must cover at least one batch: at least {workload.min_fraction(batch_size):.3g} for "
+            f"must cover at least one batch: at least {workload.min_fraction(batch_size, merged):.3g} for "
             f"{workload.name} {preset.name} (batch {batch_size}), got {fraction!r}",
             "fraction",
         )
@@ -158,7 +184,6 @@ def build_config(
 
 __all__ = [
     "MAX_EPOCHS",
-    "NAMES_TEXT",
     "PRECISIONS",
     "PRECISION_DEFAULT",
     "TIMINGS",
@@ -166,13 +191,20 @@ __all__ = [
     "TIMING_REFERENCE",
     "WORKLOADS",
     "CatalogError",
+    "Dataset",
     "LoaderPolicy",
+    "Option",
     "Preset",
     "RunConfig",
+    "SuiteEntry",
     "Workload",
     "build_config",
+    "datasets",
+    "get_dataset",
     "get_workload",
     "listing",
+    "names_text",
+    "options_text",
     "resolve_presets",
     "setup",
 ]

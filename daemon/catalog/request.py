@@ -39,9 +39,12 @@ class RunRequestFields(BaseModel):
     epochs: int = Field(1, ge=1, le=MAX_EPOCHS, description="Epochs per run.")
     fraction: float = Field(1.0, gt=0, le=1, description="Fraction of each epoch to run.")
     batch_size: int | None = Field(None, ge=1, le=1 << 20, description="Override the preset's batch size.")
-    emsize: int | None = Field(None, ge=2, le=1 << 16, description="Transformer: embedding size (even).")
-    nlayers: int | None = Field(None, ge=1, le=1024, description="Transformer: encoder layers.")
-    nhid: int | None = Field(None, ge=1, le=1 << 20, description="Transformer: feed-forward width.")
+    options: dict[str, int] | None = Field(
+        None,
+        max_length=32,
+        description="The workload's own model options over its preset's (`GET /api/v1/workloads` lists each "
+        "workload's, with bounds); the workload checks them.",
+    )
     workers: int | None = Field(
         None, ge=0, le=256, description="DataLoader workers. Default: as the published run on the device."
     )
@@ -87,7 +90,7 @@ class RunRequestFields(BaseModel):
                 epochs=self.epochs,
                 fraction=self.fraction,
                 batch_size=self.batch_size,
-                options={"emsize": self.emsize, "nlayers": self.nlayers, "nhid": self.nhid},
+                options=self.options,
                 workers=self.workers,
                 seed=self.seed,
                 timing=self.timing,

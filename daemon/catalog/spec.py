@@ -69,29 +69,102 @@ class Preset:
 
 ParameterFormula = Callable[[Mapping[str, int], int], int]
 """Parameters of the model built with these options, for a vocabulary of this size."""
+OptionsCheck = Callable[[Mapping[str, int]], None]
+"""Raises CatalogError naming the option when a combination cannot be built (a width not split by heads)."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """A model option of one workload: its presets set it, a request may override it within bounds."""
+
+    name: str
+    help: str
+    minimum: int
+    maximum: int
+    multiple_of: int = 1
+    short: str = (
+        ""  # its prefix in a config's short form (`e200` for emsize 200), as the published table wrote it
+    )
+
+    @property
+    def field(self) -> str:
+        """Where it sits in a run request (and a config file's workload table)."""
+        return f"options.{self.name}"
+
+    def check(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CatalogError(f"must be an integer, got {value!r}", self.field)
+        if not self.minimum <= value <= self.maximum:
+            raise CatalogError(f"must be between {self.minimum} and {self.maximum}, got {value}", self.field)
+        if value % self.multiple_of:
+            raise CatalogError(f"must be a multiple of {self.multiple_of}, got {value}", self.field)
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    """What one workload runs in a named suite: which presets, at what fraction, for how many epochs."""
+
+    presets: tuple[str, ...]
+    fraction: float
+    epochs: int
+
+
+def _no_constraint(_options: Mapping[str, int]) -> None:
+    return None
 
 
 @dataclass(frozen=True)
 class Workload:
-    """A model, its dataset, what one of its training samples is, and where its trainer lives."""
+    """Everything the parent knows of a workload, without torch: the interface a workload folder declares.
+
+    A workload is a package (the built-ins are `benchd.workloads.<name>`; a
+    plug-in is any installed distribution) whose `WORKLOAD` is registered in
+    the `benchd.workloads` entry-point group (docs/workloads.md, "Adding a
+    workload"). Its trainer is imported by the child only; it builds the
+    model from a preset's options and runs both timing modes.
+    """
 
     name: str
     title: str
-    dataset: str
+    data: facts.Dataset
     sample_unit: str
     presets: tuple[Preset, ...]
     parameter_formula: ParameterFormula
     trainer: str  # "module:Class" of its Trainer, imported by the child only (it needs torch)
-    option_names: tuple[str, ...] = ()
+    options: tuple[Option, ...] = ()
+    check_options: OptionsCheck = _no_constraint
     loader: LoaderPolicy = field(default_factory=LoaderPolicy)
     image_size: int | None = None  # a column of the published table (DCGAN's generated images)
     convolutional: bool = False  # image convolutions: channels-last memory format applies
-    samples_per_item: int = 1  # samples one batch item holds: the transformer's sequence is bptt tokens
+    # Samples one batch item holds: the transformer's sequence is bptt tokens; a name is the option that sets
+    # it (gpt's context).
+    samples_per_item: int | str = 1
+    schedule: str | None = (
+        "24h"  # the embedded default config's interval; None: scheduled only when configured
+    )
+    suites: Mapping[str, SuiteEntry] = field(default_factory=dict)  # its entry in each suite that runs it
 
-    def min_fraction(self, batch_size: int) -> float:
+    @property
+    def dataset(self) -> str:
+        return self.data.name
+
+    @property
+    def option_names(self) -> tuple[str, ...]:
+        return tuple(option.name for option in self.options)
+
+    def option(self, name: str) -> Option:
+        for option in self.options:
+            if option.name == name:
+                return option
+        known = ", ".join(self.option_names) or "none"
+        raise CatalogError(f"{self.name} has no option {name!r}; its options: {known}", f"options.{name}")
+
+    def min_fraction(self, batch_size: int, options: Mapping[str, int]) -> float:
         """The smallest fraction of an epoch that still holds one whole batch of the real dataset: less
         would time a step and divide it by almost nothing (an infinite scaled epoch)."""
-        return min(1.0, batch_size * self.samples_per_item / facts.TRAIN_SAMPLES[self.dataset])
+        per_item = self.samples_per_item
+        samples = options[per_item] if isinstance(per_item, str) else per_item
+        return min(1.0, batch_size * samples / self.data.train_samples)
 
     def preset(self, name: str) -> Preset:
         for preset in self.presets:

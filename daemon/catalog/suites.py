@@ -2,8 +2,10 @@
 
 A suite is what a fleet schedules everywhere, so that every machine's figures
 are the same work: the embedded default, the example config and the
-Kubernetes ConfigMap all run `standard-v1`. A suite never changes once
-published; a different choice is a new version. Sized so that a 2-core CPU
+Kubernetes ConfigMap all run `standard-v1`. Each workload declares its own
+entry in the suites that run it (`Workload.suites`). A suite never changes
+once published; a different choice is a new version: `standard-v1` is the
+four workloads of the published comparison, `standard-v2` adds `gpt`. Sized so that a 2-core CPU
 finishes it in minutes and an accelerator in well under one
 (docs/performance.md has the measured costs).
 """
@@ -11,50 +13,50 @@ finishes it in minutes and an accelerator in well under one
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
-from benchd.catalog import get_workload
-from benchd.catalog.spec import PRECISION_DEFAULT, TIMING_REFERENCE, CatalogError
-
-
-@dataclass(frozen=True)
-class SuiteEntry:
-    presets: tuple[str, ...]
-    fraction: float
-    epochs: int
-
+from benchd.catalog import WORKLOADS, get_workload
+from benchd.catalog.spec import PRECISION_DEFAULT, TIMING_REFERENCE, CatalogError, SuiteEntry
 
 DEFAULT_SUITE = "standard-v1"
-SUITES: Mapping[str, Mapping[str, SuiteEntry]] = MappingProxyType(
-    {
-        "standard-v1": MappingProxyType(
-            {
-                "vae": SuiteEntry(("bs128", "bs5120"), 1.0, 2),
-                "siamese": SuiteEntry(("bs64", "bs1024"), 0.05, 2),
-                "transformer": SuiteEntry(("b20-e200-l2-h200", "b200-e500-l4-h500"), 0.05, 2),
-                "dcgan": SuiteEntry(("bs64",), 0.02, 2),
-            }
-        ),
-    }
-)
 SUITE_FIELDS = ("presets", "fraction", "epochs")
 
 
+def suites() -> dict[str, dict[str, SuiteEntry]]:
+    """Every suite some registered workload declares, and its entry for each workload that runs it."""
+    found: dict[str, dict[str, SuiteEntry]] = {}
+    for workload in WORKLOADS.values():
+        for suite, chosen in workload.suites.items():
+            found.setdefault(suite, {})[workload.name] = chosen
+    return found
+
+
 def entry(suite: str, workload: str) -> SuiteEntry:
-    if suite not in SUITES:
-        raise CatalogError(f"unknown suite {suite!r}; suites: {', '.join(SUITES)}", "suite")
-    if workload not in SUITES[suite]:
+    known = suites()
+    if suite not in known:
+        raise CatalogError(f"unknown suite {suite!r}; suites: {', '.join(known)}", "suite")
+    if workload not in known[suite]:
         raise CatalogError(f"suite {suite} does not run {workload}", "suite")
-    return SUITES[suite][workload]
+    return known[suite][workload]
+
+
+def includes(suite: str, labelled: str, workload: str) -> bool:
+    """Whether a run of `workload` labelled with suite `labelled` (suite_of: the first suite that runs its
+    config) is also a run of `suite`: a later suite version runs the workloads it kept unchanged the same
+    way, so their runs count in both."""
+    if labelled == suite:
+        return True
+    known = suites()
+    chosen, other = known.get(suite, {}).get(workload), known.get(labelled, {}).get(workload)
+    return chosen is not None and chosen == other
 
 
 def suite_of(config: Mapping[str, Any]) -> str | None:
-    """The suite whose run this config is, if any: its preset unchanged, at the suite's fraction and
-    epochs, with the default workers, seed, timing, precision, eager and memory format."""
+    """The first suite (in the order workloads declare them) whose run this config is, if any: its preset
+    unchanged, at the suite's fraction and epochs, with the default workers, seed, timing, precision, eager
+    and memory format."""
     workload = str(config.get("workload"))
-    for name, entries in SUITES.items():
+    for name, entries in suites().items():
         chosen = entries.get(workload)
         if chosen is None or config.get("preset") not in chosen.presets:
             continue

@@ -10,6 +10,9 @@ import typer
 
 from benchd.cli.app import EXIT_FAILED_RUN, DataDirOption, JsonOption, data_app, fail, resolve_data_dir, say
 from benchd.cli.progress import progress_bars
+from benchd.datasets.formats import names
+
+_DATASETS = ", ".join(names())  # for help texts: every dataset a registered workload trains on
 
 
 def prepare_dataset(data_dir: Path, name: str, scale: float = 1.0, seed: int = 0):
@@ -34,7 +37,7 @@ def prepare_dataset(data_dir: Path, name: str, scale: float = 1.0, seed: int = 0
 def data_prepare(
     datasets: Annotated[
         list[str] | None,
-        typer.Argument(help="lsun-classroom, mnist, wikitext-2 or all (default: all)."),
+        typer.Argument(help=f"{_DATASETS} or all (default: all)."),
     ] = None,
     scale: Annotated[
         float, typer.Option(help="Size of a synthetic set relative to the real one, in (0, 1].")
@@ -63,19 +66,16 @@ def data_prepare(
             say(f"{info.name}: {info.kind}, {info.samples:,} samples, {info.path}")
 
 
-DatasetArgument = Annotated[
-    list[str] | None, typer.Argument(help="lsun-classroom, mnist, wikitext-2 or all (default: all).")
-]
+DatasetArgument = Annotated[list[str] | None, typer.Argument(help=f"{_DATASETS} or all (default: all).")]
 
 
 def _dataset_names(datasets: list[str] | None) -> list[str]:
-    from benchd.datasets.formats import NAMES
-
-    names = list(NAMES) if not datasets or "all" in datasets else list(dict.fromkeys(datasets))
-    unknown = [n for n in names if n not in NAMES]
+    known = names()
+    chosen = list(known) if not datasets or "all" in datasets else list(dict.fromkeys(datasets))
+    unknown = [n for n in chosen if n not in known]
     if unknown:
-        fail(f"unknown dataset {unknown[0]!r}; valid datasets: {', '.join(NAMES)}, all")
-    return names
+        fail(f"unknown dataset {unknown[0]!r}; valid datasets: {', '.join(known)}, all")
+    return chosen
 
 
 def _print_verifications(results: list, json_output: bool) -> None:
@@ -138,7 +138,7 @@ def data_fetch(
 
 @data_app.command("import")
 def data_import(
-    dataset: Annotated[str, typer.Argument(help="lsun-classroom, mnist or wikitext-2.")],
+    dataset: Annotated[str, typer.Argument(help=f"One of: {_DATASETS}.")],
     path: Annotated[
         Path, typer.Argument(help="The files you have: a directory, or a zip for text and LSUN.")
     ],
@@ -178,12 +178,12 @@ def data_verify(
 def data_status(data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:
     """Which datasets are present, real or synthetic, and their size on disk (cheap checks only)."""
     from benchd.datasets import layout
-    from benchd.datasets.formats import NAMES, get_format
+    from benchd.datasets.formats import get_format
     from benchd.datasets.verify import size_on_disk
 
     directory = resolve_data_dir(data_dir)
     rows: list[dict[str, Any]] = []
-    for name in NAMES:
+    for name in names():
         fmt = get_format(name)
         path = layout.dataset_path(directory, fmt)
         row: dict[str, Any] = {"name": name, "path": str(path), "linked": path.is_symlink()}

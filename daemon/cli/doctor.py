@@ -13,10 +13,10 @@ from benchd.workloads.peaks import peaks_of
 
 def _datasets(data_dir: Path) -> list[dict[str, Any]]:
     from benchd.datasets import layout
-    from benchd.datasets.formats import NAMES, get_format
+    from benchd.datasets.formats import get_format, names
 
     found = []
-    for name in NAMES:
+    for name in names():
         fmt = get_format(name)
         entry: dict[str, Any] = {"name": name, "path": str(layout.dataset_path(data_dir, fmt))}
         try:

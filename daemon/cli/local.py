@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from benchd.catalog import NAMES_TEXT
+from benchd.catalog import names_text
 from benchd.cli.app import (
     EXIT_FAILED_RUN,
     ChannelsLastOption,
@@ -46,9 +46,22 @@ def workloads(json_output: JsonOption = False) -> None:
         report.print_table(report.workloads_table())
 
 
+def model_options(given: list[str] | None) -> dict[str, int] | None:
+    """--option NAME=INTEGER values as the request's options (the workload checks names and bounds)."""
+    if not given:
+        return None
+    options: dict[str, int] = {}
+    for text in given:
+        name, equals, value = text.partition("=")
+        if not equals or not name.strip() or not value.strip().lstrip("-").isdecimal() or not value.isascii():
+            fail(f"--option: {text!r} is not NAME=INTEGER")
+        options[name.strip()] = int(value)
+    return options
+
+
 @app.command()
 def run(
-    workload: Annotated[str, typer.Argument(help=f"One of: {NAMES_TEXT}.")],
+    workload: Annotated[str, typer.Argument(help=f"One of: {names_text()}.")],
     preset: Annotated[
         list[str] | None,
         typer.Option("--preset", "-p", help="Preset to run (repeatable, or `all`). Default: all."),
@@ -67,9 +80,15 @@ def run(
         ),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override the preset's batch size.")] = None,
-    emsize: Annotated[int | None, typer.Option(help="Transformer: embedding size.")] = None,
-    nlayers: Annotated[int | None, typer.Option(help="Transformer: encoder layers.")] = None,
-    nhid: Annotated[int | None, typer.Option(help="Transformer: feed-forward width.")] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-o",
+            help="A model option of WORKLOAD over its preset's, NAME=INTEGER (repeatable; `benchd workloads "
+            "--json` lists each workload's, with bounds).",
+        ),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(help="DataLoader worker processes. Default: as the published run on this device."),
@@ -120,7 +139,7 @@ def run(
 
     options = {
         "workload": workload, "presets": preset or "all", "device": device, "epochs": epochs,
-        "fraction": fraction, "batch_size": batch_size, "emsize": emsize, "nlayers": nlayers, "nhid": nhid,
+        "fraction": fraction, "batch_size": batch_size, "options": model_options(option),
         "workers": workers, "seed": seed, "timing": timing, "timeout": timeout, "precision": precision,
         "compile": compile_model or None, "channels_last": channels_last or None,
     }  # fmt: skip
@@ -298,6 +317,6 @@ def doctor(data_dir: DataDirOption = None, json_output: JsonOption = False) -> N
 @config_app.command("example")
 def config_example() -> None:
     """Print a commented example configuration file."""
-    from benchd.server.config import EXAMPLE
+    from benchd.server.config import example
 
-    typer.echo(EXAMPLE, nl=False)
+    typer.echo(example(), nl=False)

@@ -16,7 +16,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from benchd.catalog import NAMES_TEXT
+from benchd.catalog import names_text
 from benchd.cli.app import (
     EXIT_BAD_INPUT,
     EXIT_FAILED_RUN,
@@ -137,7 +137,7 @@ def _read(
 
 @app.command()
 def trigger(
-    workload: Annotated[str, typer.Argument(help=f"One of: {NAMES_TEXT}.")],
+    workload: Annotated[str, typer.Argument(help=f"One of: {names_text()}.")],
     preset: Annotated[
         list[str] | None, typer.Option("--preset", "-p", help="Preset (repeatable, or `all`). Default: all.")
     ] = None,

@@ -12,7 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from benchd.catalog import listing
+from benchd.catalog import listing, options_text
 from benchd.comparison.render import format_flops
 from benchd.results.model import BASIS_FIRST, Outcome, Run
 from benchd.text import terminal
@@ -64,8 +64,9 @@ def _setup_cell(run: Run) -> str:
     parts = [f"bs {columns['batch_size']}"] if "batch_size" in columns else []
     if "image_size" in columns:
         parts.append(f"{columns['image_size']} px")
-    if "emsize" in columns:
-        parts.append(f"e{columns['emsize']} l{columns['nlayers']} h{columns['nhid']}")
+    options = {k: v for k, v in columns.items() if k not in ("batch_size", "image_size", "overridden")}
+    if options:
+        parts.append(options_text(run.workload, options))
     return ", ".join(parts) or "-"
 
 

@@ -15,7 +15,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
-from benchd.catalog import WORKLOADS
+from benchd.catalog import WORKLOADS, options_text, suites
 from benchd.comparison.results import Column, Result
 from benchd.results.baseline import UNSTABLE_CV, repeats_of, within_noise
 from benchd.results.model import Outcome
@@ -102,17 +102,12 @@ def _column_order(columns: list[Column], hosts: list[str]) -> list[Column]:
     )
 
 
-# The published table's short names for the transformer's options, in its order.
-SHORT_OPTIONS = {"emsize": "e", "nlayers": "l", "nhid": "h"}
-
-
-def setup_text(labels: dict[str, str]) -> str:
+def setup_text(workload: str, labels: dict[str, str]) -> str:
     """A config in the published table's words: `bs 20 e200 l2 h200`."""
     options = dict(option.split("=", 1) for option in labels.get("options", "").split(",") if "=" in option)
-    parts = [f"bs {labels.get('batch_size', '?')}"]
-    parts += [f"{short}{options.pop(name)}" for name, short in SHORT_OPTIONS.items() if name in options]
-    parts += [f"{name} {value}" for name, value in sorted(options.items())]
-    return " ".join(parts)
+    return " ".join(
+        part for part in (f"bs {labels.get('batch_size', '?')}", options_text(workload, options)) if part
+    )
 
 
 def make_cell(results: list[Result]) -> Cell:
@@ -173,7 +168,7 @@ ByConfig = dict[str | None, dict[Column, list[Result]]]  # a row's results by co
 
 def _selected(results: list[Result], suite: str | None, config: str | None) -> list[Result]:
     if suite is not None:
-        results = [r for r in results if r.suite == suite]
+        results = [r for r in results if suites.includes(suite, r.suite, r.workload)]
     if config is not None:
         results = [r for r in results if r.config_id == config]
     if not results:
@@ -189,7 +184,7 @@ def _fill_row(
     row_config = _choose_row_config(by_config, comparison.baseline)
     comparison.row_configs[row] = row_config
     row_labels = labels.get(row_config, {}) if row_config else next(iter(by_config[None].values()))[0].labels
-    comparison.row_setups[row] = setup_text(row_labels)
+    comparison.row_setups[row] = setup_text(row[0], row_labels)
     unknown = by_config.get(None, {})
     for column in comparison.columns:
         chosen = by_config.get(row_config, {}).get(column) if row_config else None

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchd.datasets import layout
-from benchd.datasets.formats import NAMES, get_format
+from benchd.datasets.formats import get_format, names
 from benchd.datasets.sources import CHUNK, FetchError, RemoteFile, Source, extract_zip, refuse_links_out
 from benchd.datasets.verify import Verification, verify_directory
 
@@ -29,7 +29,7 @@ ATTEMPTS = 4
 
 
 # Where each dataset is published (its module's SOURCE); a test may swap in a local server's.
-SOURCES: dict[str, Source] = {name: get_format(name).SOURCE for name in NAMES}
+SOURCES: dict[str, Source] = {name: get_format(name).SOURCE for name in names()}
 
 
 def mirror_env(name: str) -> str:

@@ -1,4 +1,4 @@
-"""Which dataset module serves which dataset name (imported only when asked for)."""
+"""The format module of a dataset a registered workload trains on (imported only when asked for)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ from typing import cast
 
 from benchd.datasets.layout import DatasetFormat
 
-_MODULES = {
-    "lsun-classroom": "benchd.datasets.lsun",
-    "mnist": "benchd.datasets.mnist",
-    "wikitext-2": "benchd.datasets.wikitext",
-}
 
-NAMES = tuple(_MODULES)
+def names() -> tuple[str, ...]:
+    from benchd.catalog import datasets
+
+    return tuple(datasets())
 
 
 def get_format(name: str) -> DatasetFormat:
+    """ValueError names the valid datasets when `name` is none of them."""
+    from benchd.catalog import CatalogError, get_dataset
+
     try:
-        module = _MODULES[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(NAMES)}") from None
-    return cast(DatasetFormat, importlib.import_module(module))
+        return cast(DatasetFormat, importlib.import_module(get_dataset(name).module))
+    except CatalogError as exc:
+        raise ValueError(exc.reason) from None

@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchd.datasets import layout
-from benchd.datasets.formats import NAMES, get_format
+from benchd.datasets.formats import get_format, names
 from benchd.datasets.layout import DatasetError
 
 # The published sizes (each dataset module's REAL_COUNTS); a test may swap in a fixture's.
-EXPECTED_REAL: dict[str, dict[str, int]] = {name: get_format(name).REAL_COUNTS for name in NAMES}
+EXPECTED_REAL: dict[str, dict[str, int]] = {name: get_format(name).REAL_COUNTS for name in names()}
 
 
 @dataclass

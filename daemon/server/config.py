@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchd import catalog, userfiles
-from benchd.catalog import suites
+from benchd.catalog import WORKLOADS, suites
 from benchd.catalog.spec import MIN_TIMEOUT_SECONDS
 from benchd.paths import default_data_dir
 from benchd.server.cron import CronError, CronExpression
@@ -131,16 +131,35 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-# The embedded default: the standard suite (catalog/suites.py), the VAE every six hours and the
-# rest daily, so every host that runs benchd unconfigured measures the same work.
-DEFAULT_WORKLOADS: dict[str, dict[str, Any]] = {
-    "vae": {"interval": "6h", "suite": suites.DEFAULT_SUITE},
-    "siamese": {"interval": "24h", "suite": suites.DEFAULT_SUITE},
-    "transformer": {"interval": "24h", "suite": suites.DEFAULT_SUITE},
-    "dcgan": {"interval": "24h", "suite": suites.DEFAULT_SUITE},
-}
+def default_workloads() -> dict[str, dict[str, Any]]:
+    """The embedded default: every workload in the default suite (catalog/suites.py) at the interval it
+    declares (`Workload.schedule`), so every host that runs benchd unconfigured measures the same work."""
+    return {
+        workload.name: {"interval": workload.schedule, "suite": suites.DEFAULT_SUITE}
+        for workload in WORKLOADS.values()
+        if workload.schedule is not None and suites.DEFAULT_SUITE in workload.suites
+    }
 
-EXAMPLE = f"""# benchd configuration. Precedence: this file < BENCHD_* environment variables < flags.
+
+def example() -> str:
+    """The config file `benchd config example` prints: every setting, and the default schedules."""
+    tables = [
+        f'[workloads.{name}]\nsuite = "{table["suite"]}"\ninterval = "{table["interval"]}"\n'
+        for name, table in default_workloads().items()
+    ]
+    first, rest = tables[0].splitlines(), "\n".join(tables[1:])
+    return (
+        _EXAMPLE_HEAD
+        + f"""\
+{first[0]}
+{first[1]:<31} # or: presets = [...], fraction = 1.0, epochs = 2 (`benchd workloads` lists presets)
+{first[2]:<31} # or: cron = "30 3 * * *"
+{_EXAMPLE_SCHEDULE_OPTIONS}
+{rest}"""
+    )
+
+
+_EXAMPLE_HEAD = f"""# benchd configuration. Precedence: this file < BENCHD_* environment variables < flags.
 # Durations are seconds or a number with a unit: 500ms, 30s, 5m, 6h, 1d.
 
 # Where datasets, the results store and run logs live (BENCHD_DATA_DIR).
@@ -177,27 +196,14 @@ gpu_processes = true     # busy when other processes use the GPU
 # the workloads listed run on a schedule (all can still be triggered). A suite
 # (docs/cli.md) sets presets, fraction and epochs, the same on every machine
 # that runs it; without one, set them yourself.
-[workloads.vae]
-suite = "standard-v1"           # or: presets = ["bs128"], fraction = 1.0, epochs = 2
-interval = "6h"                 # or: cron = "30 3 * * *"
+"""
+_EXAMPLE_SCHEDULE_OPTIONS = """\
 # timeout = "30m"
 # device = "auto"               # auto, cpu, cuda, cuda:1, mps, xpu; a list; or "all" (every accelerator)
 # timing = "reference"          # or "device": the training steps alone (docs/workloads.md)
 # repeat = 3                    # runs of each config per firing: their spread is the config's noise
 # spread = "2h"                 # each host fires at its own hashed offset within this window
 # precision = "amp-bf16"        # fp32 (as published), tf32, amp-fp16, amp-bf16; compile = true compiles
-
-[workloads.siamese]
-suite = "standard-v1"
-interval = "24h"
-
-[workloads.transformer]
-suite = "standard-v1"
-cron = "0 4 * * *"
-
-[workloads.dcgan]
-suite = "standard-v1"
-cron = "0 5 * * *"
 """
 
 
@@ -443,7 +449,7 @@ def settings_from_tree(tree: Mapping[str, Any], token_in_file: Path | None = Non
     _reject_unknown("schedule.", schedule, {"jitter", "start_delay"})
     busy = _table("busy_check", tree.get("busy_check", {}))
     _reject_unknown("busy_check.", busy, {"enabled", "max_cpu_load", "gpu_processes"})
-    workloads = _table("workloads", tree.get("workloads", DEFAULT_WORKLOADS))
+    workloads = _table("workloads", tree.get("workloads", default_workloads()))
 
     host = str(server.get("host", "127.0.0.1"))
     token, warnings = _token(server, token_in_file)

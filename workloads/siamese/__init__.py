@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from benchd.catalog import LoaderPolicy, Preset, SuiteEntry, Workload
 from benchd.catalog.counting import affine_norm, conv, linear
-from benchd.catalog.spec import LoaderPolicy, Preset, Workload
+from benchd.datasets import facts
 
 
 def resnet18_feature_parameters(in_channels: int) -> int:
@@ -28,14 +29,18 @@ def parameters(_options: Mapping[str, int], _vocab: int) -> int:
     return resnet18_feature_parameters(1) + linear(1024, 256) + linear(256, 1)
 
 
+# Sized so that a 2-core CPU runs it in minutes (docs/performance.md); the same in every standard suite.
+STANDARD = SuiteEntry(("bs64", "bs1024"), 0.05, 2)
+
 WORKLOAD = Workload(
     name="siamese",
     title="Siamese ResNet-18 on MNIST pairs",
-    dataset="mnist",
+    data=facts.MNIST,
     sample_unit="pairs",
     presets=(Preset("bs64", 64), Preset("bs1024", 1024)),
     parameter_formula=parameters,
     convolutional=True,
-    trainer="benchd.workloads.training.siamese:SiameseTrainer",
+    trainer="benchd.workloads.siamese.trainer:SiameseTrainer",
     loader=LoaderPolicy(cuda_workers=1, pin_memory_on_cuda=True),
+    suites={"standard-v1": STANDARD, "standard-v2": STANDARD},
 )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from itertools import pairwise
 
+from benchd.catalog import LoaderPolicy, Preset, SuiteEntry, Workload
 from benchd.catalog.counting import affine_norm, conv
-from benchd.catalog.spec import LoaderPolicy, Preset, Workload
+from benchd.datasets import facts
 
 
 def generator_parameters(nz: int = 100, ngf: int = 64, nc: int = 3) -> int:
@@ -25,15 +26,19 @@ def parameters(_options: Mapping[str, int], _vocab: int) -> int:
     return generator_parameters() + discriminator_parameters()
 
 
+# Sized so that a 2-core CPU runs it in minutes (docs/performance.md); the same in every standard suite.
+STANDARD = SuiteEntry(("bs64",), 0.02, 2)
+
 WORKLOAD = Workload(
     name="dcgan",
     title="DCGAN on LSUN classroom",
-    dataset="lsun-classroom",
+    data=facts.LSUN_CLASSROOM,
     sample_unit="images",
     presets=(Preset("bs64", 64), Preset("bs1024", 1024)),
     parameter_formula=parameters,
     convolutional=True,
-    trainer="benchd.workloads.training.dcgan:DcganTrainer",
+    trainer="benchd.workloads.dcgan.trainer:DcganTrainer",
     loader=LoaderPolicy(workers=2, macos_workers=0),  # the comparison ran it with 0 workers on macOS
     image_size=64,
+    suites={"standard-v1": STANDARD, "standard-v2": STANDARD},
 )

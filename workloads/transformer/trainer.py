@@ -12,11 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchd.catalog.transformer import BPTT
 from benchd.datasets import wikitext
-from benchd.workloads.models.transformer import TransformerLM
 from benchd.workloads.training.base import StepLog, Trainer, TrainerSpec, parameter_count, steps_for_fraction
 from benchd.workloads.training.precision import FP32, Precision
+from benchd.workloads.transformer import BPTT
+from benchd.workloads.transformer.model import TransformerLM
 
 LEARNING_RATE = 20.0
 CLIP = 0.25

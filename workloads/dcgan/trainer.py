@@ -21,7 +21,7 @@ from torchvision import transforms
 from torchvision.utils import save_image
 
 from benchd.datasets import lsun
-from benchd.workloads.models.dcgan import LATENT, Discriminator, Generator, init_weights
+from benchd.workloads.dcgan.model import LATENT, Discriminator, Generator, init_weights
 from benchd.workloads.training.base import (
     DeviceResident,
     LoaderTrainer,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchd.workloads.models.siamese import SiameseNetwork
+from benchd.workloads.siamese.model import SiameseNetwork
 from benchd.workloads.training.base import (
     DeviceResident,
     LoaderTrainer,

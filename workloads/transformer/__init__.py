@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from benchd.catalog import Option, Preset, SuiteEntry, Workload
 from benchd.catalog.counting import affine_norm, linear
-from benchd.catalog.spec import Preset, Workload
+from benchd.datasets import facts
 
 BPTT = 35  # tokens per sequence, as the example trains: one batch item is this many samples
 
@@ -28,10 +29,13 @@ def _preset(batch: int, emsize: int, nlayers: int, nhid: int) -> Preset:
     return Preset(f"b{batch}-e{emsize}-l{nlayers}-h{nhid}", batch, options)
 
 
+# Sized so that a 2-core CPU runs it in minutes (docs/performance.md); the same in every standard suite.
+STANDARD = SuiteEntry(("b20-e200-l2-h200", "b200-e500-l4-h500"), 0.05, 2)
+
 WORKLOAD = Workload(
     name="transformer",
     title="Transformer language model on WikiText-2",
-    dataset="wikitext-2",
+    data=facts.WIKITEXT2,
     sample_unit="tokens",
     presets=(
         _preset(20, 200, 2, 200),
@@ -41,7 +45,12 @@ WORKLOAD = Workload(
         _preset(200, 500, 10, 1024),
     ),
     parameter_formula=parameters,
-    trainer="benchd.workloads.training.transformer:TransformerTrainer",
-    option_names=("emsize", "nlayers", "nhid"),
+    trainer="benchd.workloads.transformer.trainer:TransformerTrainer",
+    options=(
+        Option("emsize", "Embedding size (even: two attention heads).", 2, 1 << 16, multiple_of=2, short="e"),
+        Option("nlayers", "Encoder layers.", 1, 1024, short="l"),
+        Option("nhid", "Feed-forward width.", 1, 1 << 20, short="h"),
+    ),
     samples_per_item=BPTT,
+    suites={"standard-v1": STANDARD, "standard-v2": STANDARD},
 )

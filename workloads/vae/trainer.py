@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from benchd.workloads.models.vae import VAE, loss
 from benchd.workloads.training.base import (
     DeviceResident,
     LoaderTrainer,
@@ -16,6 +15,7 @@ from benchd.workloads.training.base import (
 )
 from benchd.workloads.training.mnist_data import LoadedMNIST, load_train_images
 from benchd.workloads.training.precision import Precision
+from benchd.workloads.vae.model import VAE, loss
 
 LOG_INTERVAL = 10
 

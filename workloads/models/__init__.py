@@ -1,1 +1,0 @@
-"""Model definitions, written from the facts in docs/workloads.md."""
