@@ -14,6 +14,7 @@ from benchd.catalog import get_workload
 from benchd.datasets import layout
 from benchd.datasets.formats import get_format
 from benchd.results.model import Run
+from benchd.workloads.gpt import training_flops_per_token
 from benchd.workloads.peaks import published_peak
 from benchd.workloads.training import TrainerSpec, build_trainer
 from benchd.workloads.training.compute import count_flops, measured_matmul_peak
@@ -70,6 +71,22 @@ def test_transformer_flops_match_the_closed_form(small_data_dir: Path, preset: s
                                        options["nlayers"], trainer.vocab)  # fmt: skip
     assert abs(per_step - expected) <= CLOSED_FORM_TOLERANCE * expected, (per_step, expected)
     assert per_epoch >= per_step * (trainer.steps_per_epoch - 1)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"width": 64, "layers": 2, "heads": 4, "context": 32},
+        {"width": 32, "layers": 3, "heads": 2, "context": 128},  # attention outweighs the blocks' matmuls
+    ],
+)
+def test_gpt_flops_match_six_times_its_matmul_weights_plus_attention(small_data_dir: Path, options) -> None:
+    """Counted on the CPU, whose fused attention kernel torch's counter does not know by itself."""
+    trainer = _trainer(small_data_dir, "gpt", "b16-d384-l6-s256", batch_size=4, options=options)
+    per_step, per_epoch = count_flops(trainer, CPU)
+    expected = training_flops_per_token(options, trainer.vocab) * 4 * options["context"]
+    assert abs(per_step - expected) <= CLOSED_FORM_TOLERANCE * expected, (per_step, expected)
+    assert per_epoch == per_step * trainer.steps_per_epoch
 
 
 @pytest.mark.parametrize(("workload", "preset"), [("dcgan", "bs64"), ("siamese", "bs64")])

@@ -52,3 +52,30 @@ def test_every_precision_runs_the_vae_on_the_cpu(data_dir: Path) -> None:
         and "tf32 runs on NVIDIA GPUs (Ampere and newer), not on cpu" in failed["message"]
     )
     assert_bad_input(benchd(*args, "--precision", "fp8"), "precision: input should be")
+
+
+@pytest.mark.slow
+def test_gpt_runs_in_every_precision_and_compiled_on_the_cpu(data_dir: Path, monkeypatch) -> None:
+    """The small preset's shape scaled down (the CPU here is two cores); every mode the CPU has, eager
+    and compiled, from the same seed to nearly the same loss."""
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)  # see the compiled VAE's test
+    args = ("run", "gpt", "-p", "b16-d384-l6-s256", "-o", "width=64", "-o", "layers=2", "-o", "heads=4",
+            "-o", "context=64", "--fraction", "0.2", "--device", "cpu", "--no-telemetry", "--timing",
+            "device", "--json", "--data-dir", str(data_dir))  # fmt: skip
+    runs = {}
+    for mode, extra in {
+        "fp32": (), "amp-bf16": ("--precision", "amp-bf16"), "amp-fp16": ("--precision", "amp-fp16"),
+        "fp32-compiled": ("--compile",), "amp-bf16-compiled": ("--precision", "amp-bf16", "--compile"),
+    }.items():  # fmt: skip
+        result = benchd(*args, *extra)
+        assert result.returncode == 0, result.stderr
+        (runs[mode],) = json.loads(result.stdout)
+    assert len({r["config_id"] for r in runs.values()}) == len(runs)
+    reference = runs["fp32"]["epochs"][0]["loss"]
+    for mode, run in runs.items():
+        assert run["outcome"] == "ok" and run["precision"] == mode.split("-compiled")[0].replace(
+            "fp32", "float32"
+        )
+        loss = run["epochs"][0]["loss"]
+        assert math.isfinite(loss) and abs(loss - reference) <= LOSS_TOLERANCE * reference, (mode, loss)
+    assert runs["fp32-compiled"]["compute"]["compile_seconds"] > 0

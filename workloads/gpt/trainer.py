@@ -39,6 +39,12 @@ def sequences(tokens: torch.Tensor, context: int) -> torch.Tensor:
     return tokens[starts.unsqueeze(1) + torch.arange(context + 1)]
 
 
+def _inputs_and_targets(rows: torch.Tensor) -> Batch:
+    """Each row's first `context` tokens, and the `context` after them (views: the probe's batches must
+    have the real ones' strides too, or a compiled model meets a new graph in the first epoch)."""
+    return rows[:, :-1], rows[:, 1:]
+
+
 def optimizer_for(model: torch.nn.Module, fused: bool) -> torch.optim.AdamW:
     """AdamW with GPT-2's decay rule: matrices and embeddings decay, biases and LayerNorm gains do not."""
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -77,8 +83,7 @@ class GptTrainer(Trainer):
     def batches(self) -> Iterator[Batch]:
         order = torch.randperm(len(self.data), generator=self.generator).to(self.data.device)
         for step in range(self.steps_per_epoch):
-            rows = self.data[order[step * self.batch_size : (step + 1) * self.batch_size]]
-            yield rows[:, :-1], rows[:, 1:]
+            yield _inputs_and_targets(self.data[order[step * self.batch_size : (step + 1) * self.batch_size]])
 
     def step(self, batch: Batch, index: int) -> tuple[torch.Tensor, int]:
         inputs, targets = batch
@@ -99,5 +104,5 @@ class GptTrainer(Trainer):
 
     def probe_batches(self) -> list[tuple[Batch, int]]:
         """Every step has one shape: a batch of made-up token ids (reading them draws nothing)."""
-        tokens = torch.zeros(self.batch_size, self.context, dtype=torch.long, device=self.device)
-        return [((tokens, tokens), self.steps_per_epoch)]
+        rows = torch.zeros(self.batch_size, self.context + 1, dtype=torch.long, device=self.device)
+        return [(_inputs_and_targets(rows), self.steps_per_epoch)]

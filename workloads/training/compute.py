@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from benchd.workloads.device import synchronize
 from benchd.workloads.peaks import Peak, published_peak
@@ -28,6 +28,40 @@ MATMUL_SIZE = (
 )
 MATMUL_SECONDS = 0.2  # per trial; the best of three trials is the peak
 MATMUL_DTYPES = {"fp32": torch.float32, "amp-bf16": torch.bfloat16, "amp-fp16": torch.float16}
+
+
+def _attention_flops(query_shape, key_shape, value_shape, *_args: Any, **_kwargs: Any) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _attention_backward_flops(
+    _grad_out_shape, query_shape, key_shape, value_shape, *_args: Any, **_kwargs: Any
+) -> int:
+    """Model FLOPs: the four products of the gradients, twice the forward's two. torch counts a fifth,
+    the fused kernels' recomputation of the scores, which is hardware work that MFU leaves out (PaLM,
+    appendix B) and which the CPU's unfused path does not do: counting it would make a CUDA run's
+    figure for the same model 2-3% larger than a CPU run's."""
+    return 2 * sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _attention_formulas() -> dict[Any, Any]:
+    """Formulas for scaled_dot_product_attention's kernels, all (batch, heads, length, head size): the
+    CPU's, which torch's counter (as of 2.14) does not know, so a CPU run would count no attention at
+    all; and every backward, counted as model FLOPs. Kernels a build lacks are left out."""
+    aten = torch.ops.aten
+    forwards = ["_scaled_dot_product_flash_attention_for_cpu"]
+    backwards = [
+        "_scaled_dot_product_flash_attention_for_cpu_backward",
+        "_scaled_dot_product_flash_attention_backward",
+        "_scaled_dot_product_efficient_attention_backward",
+        "_scaled_dot_product_cudnn_attention_backward",
+    ]
+    formulas: dict[Any, Any] = {getattr(aten, n): _attention_flops for n in forwards if hasattr(aten, n)}
+    formulas.update({getattr(aten, n): _attention_backward_flops for n in backwards if hasattr(aten, n)})
+    return formulas
+
+
+ATTENTION_FORMULAS = _attention_formulas()
 
 
 @contextmanager
@@ -56,7 +90,7 @@ def count_flops(trainer: Trainer, device: torch.device) -> tuple[int, int]:
     per_step = per_epoch = 0
     with restored(trainer, device), torch.compiler.set_stance("force_eager"):
         for batch, steps in trainer.probe_batches():
-            with FlopCounterMode(display=False) as counter:
+            with FlopCounterMode(display=False, custom_mapping=ATTENTION_FORMULAS) as counter:
                 trainer.step(batch, 0)
             per_step = per_step or counter.get_total_flops()
             per_epoch += counter.get_total_flops() * steps
