@@ -1,8 +1,10 @@
-"""The child -> parent event stream: one JSON object per line on a dedicated pipe.
+"""What crosses the process boundary: the run spec the parent gives the child, and the events it sends back.
 
-Stdout is left to libraries that print; events travel on their own file
-descriptor so nothing a library writes can corrupt them. Both sides import
-this module, so it stays free of torch.
+Parent -> child: a `RunSpec`, as JSON in the child's `--spec` argument.
+Child -> parent: one JSON object per line on a dedicated pipe. Stdout is
+left to libraries that print; events travel on their own file descriptor so
+nothing a library writes can corrupt them. Both sides import this module,
+so it stays free of torch.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Literal, TypedDict, cast
+
+from benchd.catalog import CatalogError, RunConfig, checked_config
 
 PARENT_PID_VARIABLE: Final = "BENCHD_PARENT_PID"  # in the harness's environment: whom it must not outlive
 STARTED: Final = "started"
@@ -28,6 +34,45 @@ PHASE_STEPS = "steps"
 PHASE_VALIDATION = "validation"
 PHASE_SIDE_WORK = "side_work"
 PHASES = (PHASE_DATA_WAIT, PHASE_STEPS, PHASE_VALIDATION, PHASE_SIDE_WORK)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run as the parent hands it to the child: the one definition both sides read and write."""
+
+    config: RunConfig
+    device: str  # as requested: auto, cpu, cuda:1, ...; the child resolves it
+    data_dir: Path  # where the child finds (or generates) the workload's dataset
+    scratch_dir: Path | None = None  # where side work writes; None: a temporary directory of the child's
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                **self.config.to_json(),
+                "device": self.device,
+                "data_dir": str(self.data_dir),
+                "scratch_dir": None if self.scratch_dir is None else str(self.scratch_dir),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        """The spec `to_json` wrote, checked by its workload; ProtocolError names what is wrong."""
+        try:
+            values = json.loads(text)
+            if not isinstance(values, dict):
+                raise CatalogError(f"a run spec is a JSON object, not {type(values).__name__}")
+            config = checked_config(values)
+            device, data_dir = values.get("device"), values.get("data_dir")
+            scratch = values.get("scratch_dir")
+            if not isinstance(device, str) or not isinstance(data_dir, str) or not data_dir:
+                raise CatalogError("device and data_dir must be strings")
+            if scratch is not None and not isinstance(scratch, str):
+                raise CatalogError(f"must be a string or null, got {scratch!r}", "scratch_dir")
+        except ValueError as exc:  # bad JSON, and CatalogError
+            raise ProtocolError(f"bad run spec: {exc}") from None
+        return cls(config, device, Path(data_dir), None if scratch is None else Path(scratch))
+
 
 # Failure kinds the child reports in a `failed` event.
 FAILURE_OOM = "oom"
@@ -103,7 +148,7 @@ Event = Started | EpochStart | Progress | EpochEnd | Finished | Failed
 
 
 class ProtocolError(ValueError):
-    """A line on the event pipe that is not a well-formed event."""
+    """A run spec, or a line on the event pipe, that is not well-formed."""
 
 
 class EventWriter:

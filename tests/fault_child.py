@@ -7,6 +7,7 @@ Run as `python tests/fault_child.py --spec JSON --events-fd N` with the spec's
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -50,9 +51,9 @@ FAILURES = {"cuda_oom": _cuda_oom, "mps_oom": _mps_oom, "cpu_oom": _cpu_oom, "to
             "error": _unsupported_operator}  # fmt: skip
 
 
-def misbehave(spec: dict, events: EventWriter) -> None:
+def misbehave(spec_json: str, events: EventWriter) -> None:
     """Raw, partial events on purpose: the parent must cope with whatever a child sends."""
-    fault = spec.get("fault", "none")  # a run request from the queue has none: behave
+    fault = json.loads(spec_json).get("fault", "none")  # a run request from the queue has none: behave
     if fault == "orphan":
         # A grandchild that inherits the event pipe, like a DataLoader worker.
         grandchild = subprocess.Popen(["sleep", "60"], pass_fds=(events._fd,))

@@ -152,7 +152,7 @@ def test_gpts_floor_is_one_batch_of_its_context() -> None:
     gpt = catalog.get_workload("gpt")
     large = gpt.preset("b8-d768-l12-s1024")
     assert gpt.min_fraction(8, large.options) == pytest.approx(8 * 1024 / 2_088_628)
-    with pytest.raises(CatalogError, match="at least 0.00392"):
+    with pytest.raises(CatalogError, match=r"at least 0\.00392"):
         catalog.build_config(gpt, large, fraction=0.001)
 
 

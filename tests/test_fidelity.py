@@ -224,11 +224,9 @@ def test_reference_dcgan_in_the_harness_with_workers(small_data_dir: Path, tmp_p
     """Two forked DataLoader workers read the LMDB the harness has already opened; the scratch goes."""
     scratch = tmp_path / "run-1.scratch"
     read_fd, write_fd = os.pipe()
-    spec = {
-        "workload": "dcgan", "batch_size": 8, "options": {}, "fraction": 0.02, "epochs": 1, "seed": 1,
-        "workers": None, "device": "cpu", "data_dir": str(small_data_dir), "dataset": "lsun-classroom",
-        "timing": "reference", "scratch_dir": str(scratch),
-    }  # fmt: skip
+    dcgan = catalog.get_workload("dcgan")
+    config = catalog.build_config(dcgan, dcgan.preset("bs64"), batch_size=8, fraction=0.02)
+    spec = protocol.RunSpec(config, "cpu", small_data_dir, scratch).to_json()
     assert harness.guarded(harness.run_workload, spec, protocol.EventWriter(write_fd)) == 0
     os.close(write_fd)
     events = read_events(read_fd)

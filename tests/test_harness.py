@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import threading
 from pathlib import Path
 
 import pytest
 import torch
 
-from benchd import protocol
+from benchd import catalog, protocol
 from benchd.workloads import harness
 from benchd.workloads.device import AllocatorPeaks
 from benchd.workloads.failures import classify
@@ -71,18 +73,11 @@ def test_timed_epoch_reports_duration_samples_wait_and_loss() -> None:
 
 def test_real_workload_emits_the_documented_events(small_data_dir: Path) -> None:
     read_fd, write_fd = os.pipe()
-    spec = {
-        "workload": "vae",
-        "batch_size": 64,
-        "options": {},
-        "fraction": 0.5,
-        "epochs": 2,
-        "seed": 7,
-        "workers": 0,
-        "device": "auto",
-        "data_dir": str(small_data_dir),
-        "dataset": "mnist",
-    }
+    vae = catalog.get_workload("vae")
+    config = catalog.build_config(
+        vae, vae.preset("bs128"), batch_size=64, fraction=0.5, epochs=2, seed=7, workers=0
+    )
+    spec = protocol.RunSpec(config, "auto", small_data_dir).to_json()
     assert harness.guarded(harness.run_workload, spec, protocol.EventWriter(write_fd)) == 0
     os.close(write_fd)
     events = [e for e in read_events(read_fd) if e["event"] != "progress"]
@@ -103,3 +98,39 @@ def test_failures_are_classified() -> None:
     assert classify(MemoryError())[0] == "oom"
     kind, message = classify(RuntimeError("bad op\nsecond line"))
     assert (kind, message) == ("error", "RuntimeError: bad op")
+
+
+def test_the_run_spec_crosses_as_one_typed_definition_and_a_bad_one_fails_the_run() -> None:
+    gpt = catalog.get_workload("gpt")
+    config = catalog.build_config(
+        gpt, gpt.preset("b16-d384-l6-s256"), options={"layers": 2}, precision="amp-bf16"
+    )
+    spec = protocol.RunSpec(config, "cpu", Path("/data"), Path("/data/scratch"))
+    assert protocol.RunSpec.from_json(spec.to_json()) == spec
+    values = json.loads(spec.to_json())
+    for change, problem in [
+        (
+            {"options": {"layers": 2, "width": 384, "heads": 5, "context": 256}},
+            "options.heads: width 384 does not",
+        ),
+        (
+            {"options": {"layers": 0, "width": 384, "heads": 6, "context": 256}},
+            "options.layers: must be between",
+        ),
+        ({"options": {"nhid": 8}}, "gpt has no option 'nhid'"),
+        ({"workload": "resnet"}, "unknown workload 'resnet'"),
+        ({"batch_size": "16"}, "batch_size: must be int, got '16'"),
+        ({"precision": "fp8"}, "precision: must be one of fp32"),
+        ({"scratch_dir": 3}, "scratch_dir: must be a string or null"),
+    ]:
+        with pytest.raises(protocol.ProtocolError, match=re.escape(problem)):
+            protocol.RunSpec.from_json(json.dumps(values | change))
+    del values["epochs"]
+    with pytest.raises(protocol.ProtocolError, match="epochs: is required"):
+        protocol.RunSpec.from_json(json.dumps(values))
+    # In the child, a spec that does not parse is a failed run like any other, not a crash without events.
+    read_fd, write_fd = os.pipe()
+    assert harness.guarded(harness.run_workload, "[1]", protocol.EventWriter(write_fd)) == harness.EXIT_FAILED
+    os.close(write_fd)
+    (failed,) = read_events(read_fd)
+    assert failed["event"] == "failed" and "bad run spec: a run spec is a JSON object" in failed["message"]

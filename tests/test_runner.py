@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -19,7 +20,7 @@ FAULT_CHILD = (sys.executable, str(Path(__file__).with_name("fault_child.py")))
 def run_fault(tmp_path: Path, fault: str, **kwargs):
     events: list[dict] = []
     result = run_child(
-        {"fault": fault},
+        json.dumps({"fault": fault}),
         log_path=tmp_path / f"{fault}.log",
         on_event=events.append,
         command=FAULT_CHILD,
@@ -113,7 +114,11 @@ def test_cancel_from_another_thread(tmp_path: Path) -> None:
             token.cancel()
 
     result = run_child(
-        {"fault": "hang"}, log_path=tmp_path / "c.log", on_event=on_event, command=FAULT_CHILD, cancel=token
+        json.dumps({"fault": "hang"}),
+        log_path=tmp_path / "c.log",
+        on_event=on_event,
+        command=FAULT_CHILD,
+        cancel=token,
     )
     assert started.is_set()
     assert result.outcome == "cancelled"

@@ -1,16 +1,16 @@
 """The child process: runs one workload preset on one device and reports events.
 
 Invoked by the parent as ``python -m benchd.workloads.harness --spec JSON
---events-fd N``. Everything the parent learns arrives as events on fd N; a
-failure is classified here, where the exception is still an exception, and
-reported as a `failed` event before the process exits non-zero.
+--events-fd N``, JSON being a `protocol.RunSpec`. Everything the parent
+learns arrives as events on fd N; a failure (a spec that does not parse
+included) is classified here, where the exception is still an exception,
+and reported as a `failed` event before the process exits non-zero.
 """
 
 from __future__ import annotations
 
 import argparse
 import faulthandler
-import json
 import os
 import random
 import shutil
@@ -21,27 +21,28 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from benchd import protocol
-from benchd.protocol import EventWriter
+from benchd.protocol import EventWriter, RunSpec
 
-Body = Callable[[dict[str, Any], EventWriter], None]
+Body = Callable[[str, EventWriter], None]
+"""What the child runs, given the --spec text: the harness's run_workload; a test's misbehaving twin."""
 
 PROGRESS_INTERVAL_SECONDS = 0.5
 EXIT_FAILED = 1
 INDUCTOR_CACHE = "inductor-cache"  # in the data directory: compiled kernels outlive /tmp and reboots
 
 
-def run_workload(spec: dict[str, Any], events: EventWriter) -> None:
-    with _scratch_dir(spec.get("scratch_dir")) as scratch:
+def run_workload(spec_json: str, events: EventWriter) -> None:
+    spec = RunSpec.from_json(spec_json)
+    with _scratch_dir(spec.scratch_dir) as scratch:
         _run_in(spec, events, scratch)
 
 
 @contextmanager
-def _scratch_dir(requested: str | None) -> Iterator[Path]:
+def _scratch_dir(requested: Path | None) -> Iterator[Path]:
     """Where side work writes; the parent also removes the one it named if the child dies first."""
-    path = Path(requested) if requested else Path(tempfile.mkdtemp(prefix="benchd-scratch-"))
+    path = requested or Path(tempfile.mkdtemp(prefix="benchd-scratch-"))
     path.mkdir(parents=True, exist_ok=True)
     try:
         yield path
@@ -49,50 +50,48 @@ def _scratch_dir(requested: str | None) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
-    compiled = bool(spec.get("compile", False))
-    if compiled:  # read by Inductor when it compiles; an operator's own setting wins
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(spec["data_dir"]) / INDUCTOR_CACHE))
+def _run_in(spec: RunSpec, events: EventWriter, scratch: Path) -> None:
+    config = spec.config
+    if config.compile:  # read by Inductor when it compiles; an operator's own setting wins
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(spec.data_dir / INDUCTOR_CACHE))
     import numpy as np
     import torch
 
-    from benchd.catalog import TIMING_REFERENCE, get_workload
+    from benchd.catalog import get_workload
     from benchd.datasets import layout
     from benchd.datasets.formats import get_format
     from benchd.workloads import device as devices
     from benchd.workloads.training import TrainerSpec, build_trainer
     from benchd.workloads.training.compute import compute_facts
 
-    info = devices.resolve(spec["device"])
+    workload = get_workload(config.workload)
+    info = devices.resolve(spec.device)
     # Generates a synthetic set on first use, as the daemon never does work this heavy itself.
-    data = layout.ensure(Path(spec["data_dir"]), get_format(spec["dataset"]))
+    data = layout.ensure(spec.data_dir, get_format(workload.dataset))
     device = torch.device(info.id)
-    seed = int(spec["seed"])
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    loader = get_workload(spec["workload"]).loader
-    timing = spec.get("timing", TIMING_REFERENCE)
-    workers = spec.get("workers")
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    loader = workload.loader
     trainer = build_trainer(
         TrainerSpec(
-            workload=spec["workload"],
-            batch_size=int(spec["batch_size"]),
-            options=spec.get("options", {}),
-            fraction=float(spec["fraction"]),
-            workers=loader.workers_for(info.type, sys.platform) if workers is None else int(workers),
-            seed=seed,
+            workload=config.workload,
+            batch_size=config.batch_size,
+            options=config.options,
+            fraction=config.fraction,
+            workers=loader.workers_for(info.type, sys.platform) if config.workers is None else config.workers,
+            seed=config.seed,
             data_path=Path(data.path),
             device=device,
-            timing=timing,
+            timing=config.timing,
             pin_memory=loader.pin_memory(info.type),
             scratch_dir=scratch,
-            precision=spec.get("precision", "fp32"),
-            compile=compiled,
-            channels_last=bool(spec.get("channels_last", False)),
+            precision=config.precision,
+            compile=config.compile,
+            channels_last=config.channels_last,
         )
     )
-    compute = compute_facts(trainer, device, info.name, compiled)
+    compute = compute_facts(trainer, device, info.name, config.compile)
     events.emit(
         protocol.Started(
             event="started",
@@ -105,19 +104,19 @@ def _run_in(spec: dict[str, Any], events: EventWriter, scratch: Path) -> None:
             torch_version=torch.__version__,
             driver_version=devices.driver_version(device),
             precision=trainer.precision.reported,
-            timing=timing,
+            timing=config.timing,
             workers=trainer.timed_workers,
             parameters=trainer.parameters,
             samples_per_epoch=trainer.samples_per_epoch,
             steps_per_epoch=trainer.steps_per_epoch,
-            seed=seed,
+            seed=config.seed,
             data=data.to_json(),
             system=devices.describe(device),
             compute=compute,
         )
     )
     peaks = devices.AllocatorPeaks(device)
-    for epoch in range(int(spec["epochs"])):
+    for epoch in range(config.epochs):
         _timed_epoch(epoch, trainer, device, peaks, events)
         trainer.end_epoch()
     events.emit(protocol.Finished(event="finished", t=protocol.now()))
@@ -223,12 +222,12 @@ def _timed_epoch(epoch, trainer, device, peaks, events: EventWriter) -> None:
     )
 
 
-def guarded(body: Body, spec: dict[str, Any], events: EventWriter) -> int:
+def guarded(body: Body, spec_json: str, events: EventWriter) -> int:
     """Run `body`, turning any exception into a `failed` event and an exit code."""
     from benchd.workloads.failures import classify
 
     try:
-        body(spec, events)
+        body(spec_json, events)
     except BaseException as exc:
         traceback.print_exc()
         try:
@@ -272,7 +271,7 @@ def main(argv: list[str] | None = None, body: Body = run_workload) -> int:
     faulthandler.enable()  # a segfault leaves a Python stack in the run's log
     events = EventWriter(args.events_fd)
     try:
-        return guarded(body, json.loads(args.spec), events)
+        return guarded(body, args.spec, events)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

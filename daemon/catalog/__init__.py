@@ -119,6 +119,17 @@ def get_workload(name: str) -> Workload:
         raise CatalogError(f"unknown workload {name!r}; valid workloads: {valid}", "workload") from None
 
 
+def checked_config(values: Mapping[str, Any]) -> RunConfig:
+    """A config from JSON (a run spec, a stored run) that its workload, registered here, accepts: each
+    option known and in bounds, and their combination buildable. CatalogError names what is not."""
+    config = RunConfig.from_json(values)
+    workload = get_workload(config.workload)
+    for name, value in config.options.items():
+        workload.option(name).check(value)
+    workload.check_options(config.options)
+    return config
+
+
 def resolve_presets(workload: Workload, names: list[str]) -> list[Preset]:
     """Expand `all` and check every name; an empty list means every preset."""
     if not names or "all" in names:
@@ -199,6 +210,7 @@ __all__ = [
     "SuiteEntry",
     "Workload",
     "build_config",
+    "checked_config",
     "datasets",
     "get_dataset",
     "get_workload",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from types import MappingProxyType
+from typing import Any, Final
 
 from benchd.datasets import facts
 
@@ -213,6 +214,55 @@ class RunConfig:
             **extra,
         }
 
+    @classmethod
+    def from_json(cls, values: Mapping[str, Any]) -> RunConfig:
+        """A config as `to_json` wrote it (precision, compile and channels_last optional, as there);
+        CatalogError names the first field that is missing or of the wrong type. The workload's own
+        checks (catalog.checked_config) come on top."""
+        options = _typed(values, "options", dict)
+        for name, value in options.items():
+            if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, int):
+                raise CatalogError(f"must map names to integers, got {name!r}: {value!r}", "options")
+        workers = values.get("workers")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)):
+            raise CatalogError(f"must be an integer or null, got {workers!r}", "workers")
+        timing = _typed(values, "timing", str, TIMING_REFERENCE)
+        precision = _typed(values, "precision", str, PRECISION_DEFAULT)
+        for name, value, valid in (("timing", timing, TIMINGS), ("precision", precision, PRECISIONS)):
+            if value not in valid:
+                raise CatalogError(f"must be one of {', '.join(valid)}, got {value!r}", name)
+        return cls(
+            workload=_typed(values, "workload", str),
+            preset=_typed(values, "preset", str),
+            batch_size=_typed(values, "batch_size", int),
+            options=MappingProxyType(dict(options)),
+            epochs=_typed(values, "epochs", int),
+            fraction=float(_typed(values, "fraction", (int, float))),
+            workers=workers,
+            seed=_typed(values, "seed", int, 1),
+            timing=timing,
+            precision=precision,
+            compile=_typed(values, "compile", bool, False),
+            channels_last=_typed(values, "channels_last", bool, False),
+        )
+
     def variant(self) -> dict[str, bool]:
         """How the model runs beyond its precision: compiled, channels-last."""
         return {"compile": self.compile, "channels_last": self.channels_last}
+
+
+_REQUIRED: Any = object()
+
+
+def _typed(values: Mapping[str, Any], key: str, kind: Any, default: Any = _REQUIRED) -> Any:
+    """values[key] if it is of `kind` (a bool is no number here); the default when absent and allowed."""
+    if key not in values:
+        if default is _REQUIRED:
+            raise CatalogError("is required", key)
+        return default
+    value = values[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise CatalogError(f"must be {names}, got {value!r}", key)
+    return value

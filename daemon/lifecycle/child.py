@@ -9,7 +9,6 @@ memory; events, the child's exit and cancellation all wake one select loop.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import selectors
 import signal
@@ -171,7 +170,7 @@ def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def run_child(
-    spec: dict[str, Any],
+    spec_json: str,
     *,
     log_path: Path,
     on_event: Callable[[protocol.Event], None],
@@ -182,6 +181,7 @@ def run_child(
 ) -> ChildResult:
     """Run one child to its end and map that end to exactly one outcome.
 
+    `spec_json` is its --spec argument: a protocol.RunSpec for the harness.
     `on_event` is called in this thread for every event, in order. If it
     raises, the child is killed and the exception propagates.
     """
@@ -195,7 +195,7 @@ def run_child(
     with open(log_path, "wb") as log:
         try:
             child = subprocess.Popen(
-                [*command, "--spec", json.dumps(spec), "--events-fd", str(write_fd)],
+                [*command, "--spec", spec_json, "--events-fd", str(write_fd)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

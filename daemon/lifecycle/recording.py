@@ -57,14 +57,8 @@ class RunRequest:
     repeat: int = 0  # which of a schedule's repeated runs of this config this is: only equal ones are twins
     yield_to_tenants: bool = False  # stop (preempted) when a tenant arrives on the device mid-run
 
-    def child_spec(self, scratch_dir: Path) -> dict[str, Any]:
-        return {
-            **self.config.to_json(),
-            "device": self.device,
-            "data_dir": str(self.data_dir),
-            "dataset": get_workload(self.config.workload).dataset,
-            "scratch_dir": str(scratch_dir),
-        }
+    def child_spec(self, scratch_dir: Path) -> protocol.RunSpec:
+        return protocol.RunSpec(self.config, self.device, self.data_dir, scratch_dir)
 
 
 def _baseline(sampler: Sampler) -> dict[str, Any]:
@@ -206,7 +200,7 @@ def _execute(
             sampler.set_active(True)
             store.record_baseline(run_id, _baseline(sampler))
         result = run_child(
-            request.child_spec(scratch_dir),
+            request.child_spec(scratch_dir).to_json(),
             log_path=log_path,
             on_event=recorder.record,
             timeout=request.timeout,

@@ -17,6 +17,7 @@ from torch.nn import functional
 from benchd.workloads.gpt import MLP_RATIO
 
 INIT_STD = 0.02
+RESIDUAL_OUTPUTS = ("attention.out.weight", "mlp.2.weight")  # each block's last layer before the residual add
 
 
 class CausalSelfAttention(nn.Module):
@@ -77,10 +78,9 @@ class GPT(nn.Module):
                 nn.init.normal_(module.weight, 0.0, INIT_STD)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
-        for block in self.blocks:
-            assert isinstance(block, Block)
-            for last in (block.attention.out, block.mlp[2]):
-                nn.init.normal_(last.weight, 0.0, INIT_STD / math.sqrt(2 * layers))
+        for name, parameter in self.named_parameters():
+            if name.endswith(RESIDUAL_OUTPUTS):
+                nn.init.normal_(parameter, 0.0, INIT_STD / math.sqrt(2 * layers))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.tokens(tokens) + self.position_table(self.positions[: tokens.size(1)])
