@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchd import catalog
-from benchd.catalog import CatalogError
+from benchd.catalog import CatalogError, suites
 from benchd.catalog import request as request_model
 from benchd.workloads import dcgan as catalog_dcgan
 
@@ -162,3 +162,23 @@ def test_unknown_names_list_the_valid_ones() -> None:
     with pytest.raises(CatalogError, match="valid presets: bs128, bs5120"):
         catalog.resolve_presets(catalog.get_workload("vae"), ["bs64"])
     assert len(catalog.resolve_presets(catalog.get_workload("vae"), ["all"])) == 2
+
+
+def test_a_suite_expands_in_the_request_model_and_a_later_version_keeps_what_it_did_not_change() -> None:
+    (gpt,) = request_model.parse({"workload": "gpt", "suite": "standard-v2"}).configs()
+    assert (gpt.preset, gpt.fraction, gpt.epochs) == ("b16-d384-l6-s256", 0.01, 2)
+    assert suites.suite_of(gpt.to_json()) == "standard-v2"
+    vae = request_model.parse({"workload": "vae", "suite": "standard-v2"}).configs()
+    assert [suites.suite_of(c.to_json()) for c in vae] == [
+        "standard-v1",
+        "standard-v1",
+    ]  # the first that runs it
+    assert suites.includes("standard-v2", "standard-v1", "vae")  # ... so comparing standard-v2 finds them
+    assert not suites.includes("standard-v1", "standard-v2", "gpt")
+    assert set(suites.suites()["standard-v1"]) == {
+        "dcgan",
+        "siamese",
+        "transformer",
+        "vae",
+    }  # the published four
+    assert set(suites.suites()["standard-v2"]) == set(catalog.WORKLOADS)

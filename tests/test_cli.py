@@ -91,7 +91,7 @@ def assert_bad_input(result: subprocess.CompletedProcess, *fragments: str) -> No
         (["run", "vae", "--fraction", "0"], ["fraction: input should be greater than 0"]),
         (
             ["run", "vae", "--suite", "standard-v1", "--fraction", "0.5"],
-            ["--fraction is set by --suite standard-v1"],
+            ["fraction: is set by suite 'standard-v1'; drop one of them"],
         ),
         (
             ["run", "vae", "--suite", "standard-v9"],

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from benchd.catalog import WORKLOADS, build_config, get_workload, resolve_presets
+from benchd.catalog import WORKLOADS, build_config, get_workload, resolve_presets, suites
 from benchd.catalog.spec import (
     MAX_EPOCHS,
     MIN_TIMEOUT_SECONDS,
@@ -34,6 +34,13 @@ class RunRequestFields(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
     workload: str = Field(max_length=32, json_schema_extra={"enum": list(WORKLOADS)})
+    suite: str | None = Field(
+        None,
+        max_length=64,
+        json_schema_extra={"enum": [*suites.suites(), None]},
+        description="A suite (docs/cli.md) sets presets, fraction and epochs, the same on every machine that "
+        "runs it; none of them may be given too.",
+    )
     presets: str | list[str] = Field("all", description="A preset name, a list of them, or `all`.")
     device: str = Field("auto", pattern=DEVICE_PATTERN, description="auto, cpu, cuda[:N], mps, xpu[:N].")
     epochs: int = Field(1, ge=1, le=MAX_EPOCHS, description="Epochs per run.")
@@ -105,9 +112,23 @@ class RunRequestFields(BaseModel):
 def parse(values: dict[str, Any]) -> RunRequestFields:
     """Validate `values`, raising CatalogError for the first problem, with the field it concerns."""
     try:
-        return RunRequestFields.model_validate(values)
+        return RunRequestFields.model_validate(_with_suite(values))
     except ValidationError as exc:
         raise _first_problem(exc) from None
+
+
+def _with_suite(values: dict[str, Any]) -> dict[str, Any]:
+    """The one place a suite is expanded (the API, the CLI and the config file all parse here): its presets,
+    fraction and epochs for the workload, none of which the request may set too."""
+    suite, workload = values.get("suite"), values.get("workload")
+    if not isinstance(suite, str) or not isinstance(workload, str):
+        return values  # nothing to expand, or the model names what is wrong
+    clash = [name for name in suites.SUITE_FIELDS if name in values]
+    if clash:
+        raise CatalogError(f"is set by suite {suite!r}; drop one of them", clash[0])
+    get_workload(workload)
+    chosen = suites.entry(suite, workload)
+    return {**values, "presets": list(chosen.presets), "fraction": chosen.fraction, "epochs": chosen.epochs}
 
 
 def _first_problem(exc: ValidationError) -> CatalogError:

@@ -65,6 +65,14 @@ TimingOption = Annotated[
 ]
 
 
+SuiteOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Run the suite's presets, fraction and epochs for WORKLOAD, as every machine that runs the "
+        "suite does (standard-v1, standard-v2; docs/cli.md).",
+        show_default=False,
+    ),
+]
 PrecisionOption = Annotated[
     str | None,
     typer.Option(

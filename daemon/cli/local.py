@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +17,7 @@ from benchd.cli.app import (
     DataDirOption,
     JsonOption,
     PrecisionOption,
+    SuiteOption,
     TimingOption,
     WideOption,
     app,
@@ -73,12 +73,7 @@ def run(
         float | None,
         typer.Option(help="Fraction of each epoch to run, in (0, 1]. Default: 1.", show_default=False),
     ] = None,
-    suite: Annotated[
-        str | None,
-        typer.Option(
-            help="Run the suite's presets, fraction and epochs for WORKLOAD (standard-v1; docs/cli.md)."
-        ),
-    ] = None,
+    suite: SuiteOption = None,
     batch_size: Annotated[int | None, typer.Option(help="Override the preset's batch size.")] = None,
     option: Annotated[
         list[str] | None,
@@ -138,15 +133,13 @@ def run(
     from benchd.telemetry.sampler import Sampler
 
     options = {
-        "workload": workload, "presets": preset or "all", "device": device, "epochs": epochs,
+        "workload": workload, "suite": suite, "presets": preset, "device": device, "epochs": epochs,
         "fraction": fraction, "batch_size": batch_size, "options": model_options(option),
         "workers": workers, "seed": seed, "timing": timing, "timeout": timeout, "precision": precision,
         "compile": compile_model or None, "channels_last": channels_last or None,
     }  # fmt: skip
     limit = parse_limit(max_slowdown)
     try:
-        if suite is not None:
-            options.update(suite_options(suite, workload, options))
         fields = request_model.parse({k: v for k, v in options.items() if v is not None})
         configs = fields.configs()
     except catalog.CatalogError as exc:
@@ -231,19 +224,6 @@ def _history(store: ResultsStore, run: Run) -> list[float]:
     from benchd.results.baseline import BASELINE_RUNS
 
     return store.config_history(run.config_id or "", run.id, BASELINE_RUNS)
-
-
-def suite_options(suite: str, workload: str, given: Mapping[str, Any]) -> dict[str, Any]:
-    """What --suite sets: the suite's presets, fraction and epochs for WORKLOAD; none may be given too."""
-    from benchd.catalog import CatalogError, suites
-
-    entry = suites.entry(suite, workload)
-    chosen = {"presets": list(entry.presets), "fraction": entry.fraction, "epochs": entry.epochs}
-    for name in chosen:
-        if given.get(name) not in (None, "all"):
-            option = "--preset" if name == "presets" else f"--{name}"
-            raise CatalogError(f"{option} is set by --suite {suite}; drop one of them", name)
-    return chosen
 
 
 def _say_waiting(device: str, holder: str) -> None:

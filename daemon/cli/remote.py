@@ -25,6 +25,7 @@ from benchd.cli.app import (
     DataDirOption,
     JsonOption,
     PrecisionOption,
+    SuiteOption,
     WideOption,
     app,
     fail,
@@ -144,6 +145,7 @@ def trigger(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N, mps or xpu.")] = "auto",
     epochs: Annotated[int | None, typer.Option(help="Epochs per run.")] = None,
     fraction: Annotated[float | None, typer.Option(help="Fraction of each epoch, in (0, 1].")] = None,
+    suite: SuiteOption = None,
     timing: Annotated[
         str | None, typer.Option(help="reference (the default) or device; see docs/workloads.md.")
     ] = None,
@@ -163,9 +165,9 @@ def trigger(
     if max_slowdown is not None and not wait:
         fail("--max-slowdown needs --wait: the results are judged when the runs end")
     client = client_for(url, token, token_file)
-    body: dict[str, Any] = {"workload": workload, "presets": preset or "all", "device": device}
-    chosen = {"epochs": epochs, "fraction": fraction, "timing": timing, "precision": precision,
-              "compile": compile_model, "channels_last": channels_last}  # fmt: skip
+    body: dict[str, Any] = {"workload": workload, "device": device}
+    chosen = {"suite": suite, "presets": preset, "epochs": epochs, "fraction": fraction, "timing": timing,
+              "precision": precision, "compile": compile_model, "channels_last": channels_last}  # fmt: skip
     body.update({name: value for name, value in chosen.items() if value is not None and value is not False})
     with daemon_answer(client):
         _trigger_answer(client, call(client, "POST", "/api/v1/runs", body), json_output, wide, limit, wait)

@@ -287,7 +287,7 @@ def _reject_unknown(prefix: str, table: Mapping[str, Any], known: set[str]) -> N
 
 MIN_INTERVAL_SECONDS = 60.0
 
-SCHEDULE_TIMING_KEYS = {"interval", "cron", "suite", "parallel_devices", "repeat", "spread"}
+SCHEDULE_TIMING_KEYS = {"interval", "cron", "parallel_devices", "repeat", "spread"}
 MAX_REPEAT = 100
 ALL_DEVICES = "all"
 
@@ -314,8 +314,6 @@ def _schedule(name: str, table: Mapping[str, Any], default_timeout: float) -> Sc
     values = {k: v for k, v in table.items() if k not in SCHEDULE_TIMING_KEYS}
     values["timeout"] = _timeout(f"{key}.timeout", table.get("timeout", default_timeout))
     devices = _devices(key, values.pop("device", "auto"))
-    if "suite" in table:
-        values.update(_suite_values(key, name, table))
     try:
         request = request_model.parse({"workload": name, **values})
         configs = request.configs()
@@ -370,18 +368,6 @@ def _devices(key: str, value: Any) -> tuple[str, ...]:
     if ALL_DEVICES in chosen and len(chosen) > 1:
         raise ConfigError(f"{key}.device", '"all" already means every device; list devices or say "all"')
     return tuple(dict.fromkeys(chosen))
-
-
-def _suite_values(key: str, workload: str, table: Mapping[str, Any]) -> dict[str, Any]:
-    """What `suite = NAME` sets: the suite's presets, fraction and epochs, which the table may not set too."""
-    clash = [field for field in suites.SUITE_FIELDS if field in table]
-    if clash:
-        raise ConfigError(f"{key}.{clash[0]}", f"is set by suite {table['suite']!r}; drop one of them")
-    try:
-        chosen = suites.entry(str(table["suite"]), workload)
-    except catalog.CatalogError as exc:
-        raise ConfigError(f"{key}.suite", exc.reason) from None
-    return {"presets": list(chosen.presets), "fraction": chosen.fraction, "epochs": chosen.epochs}
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
