@@ -39,7 +39,7 @@ def load_generator(relative: str):
     return module
 
 
-@pytest.mark.parametrize("generator", ["grafana/generate.py", "deploy/mixin.py"])
+@pytest.mark.parametrize("generator", ["grafana/generate.py", "deploy/mixin.py", "deploy/workload_files.py"])
 def test_generated_files_are_current(generator: str) -> None:
     module = load_generator(generator)
     for path, text in module.outputs().items():

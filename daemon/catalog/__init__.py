@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from benchd.catalog.registry import LazyMapping, registry
+from benchd.catalog.registry import LazyMapping, discover
 from benchd.catalog.spec import (
     MAX_EPOCHS,
     PRECISION_DEFAULT,
@@ -44,7 +44,7 @@ def names_text() -> str:
 
 def datasets() -> Mapping[str, Dataset]:
     """Every dataset a registered workload trains on, by name."""
-    return registry().datasets
+    return discover().datasets
 
 
 def get_dataset(name: str) -> Dataset:

@@ -34,11 +34,12 @@ class Registry:
 
 
 @cache
-def registry() -> Registry:
+def discover() -> Registry:
     workloads: dict[str, Workload] = {}
     datasets: dict[str, Dataset] = {}
     problems: list[str] = []
-    for point in sorted(entry_points(group=GROUP), key=lambda p: p.name):
+    # benchd's own first: a plug-in cannot take a built-in's name or redefine the dataset it trains on.
+    for point in sorted(entry_points(group=GROUP), key=lambda p: (not p.value.startswith("benchd."), p.name)):
         try:
             workload = _load(point)
             if workload.name in workloads:
@@ -78,10 +79,10 @@ class LazyMapping(Mapping[str, Workload]):
     """The registry's workloads, found on first use: importing the catalog must not import plug-ins."""
 
     def __getitem__(self, name: str) -> Workload:
-        return registry().workloads[name]
+        return discover().workloads[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(registry().workloads)
+        return iter(discover().workloads)
 
     def __len__(self) -> int:
-        return len(registry().workloads)
+        return len(discover().workloads)

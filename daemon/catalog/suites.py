@@ -31,13 +31,19 @@ def suites() -> dict[str, dict[str, SuiteEntry]]:
     return found
 
 
-def entry(suite: str, workload: str) -> SuiteEntry:
+def members(suite: str) -> dict[str, SuiteEntry]:
+    """What each workload of `suite` runs; CatalogError lists the suites when there is no such one."""
     known = suites()
     if suite not in known:
         raise CatalogError(f"unknown suite {suite!r}; suites: {', '.join(known)}", "suite")
-    if workload not in known[suite]:
+    return known[suite]
+
+
+def entry(suite: str, workload: str) -> SuiteEntry:
+    chosen = members(suite)
+    if workload not in chosen:
         raise CatalogError(f"suite {suite} does not run {workload}", "suite")
-    return known[suite][workload]
+    return chosen[workload]
 
 
 def includes(suite: str, labelled: str, workload: str) -> bool:

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from benchd.catalog.registry import discover
 from benchd.devices import ProbeError, probe
 from benchd.telemetry.sampler import Sampler
 from benchd.workloads.peaks import peaks_of
@@ -59,6 +60,11 @@ def diagnose(data_dir: Path) -> dict[str, Any]:
     sampler = Sampler().open()
     report["sensors"] = [state.to_json() for state in sampler.availability]
     sampler.stop()
+    found_workloads = discover()
+    report["workloads"] = {
+        "registered": list(found_workloads.workloads),
+        "left_out": list(found_workloads.problems),
+    }
     report["datasets"] = _datasets(data_dir)
     usage = shutil.disk_usage(data_dir)
     report["disk"] = {"free_bytes": usage.free, "total_bytes": usage.total}
@@ -82,6 +88,9 @@ def render(report: dict[str, Any]) -> list[str]:
         lines.append(f"  {sensor['sensor']}: {state}{domains}")
         if sensor["hint"]:
             lines.append(f"    hint: {sensor['hint']}")
+    workloads = report["workloads"]
+    lines.append(f"workloads: {', '.join(workloads['registered'])}")
+    lines.extend(f"  {problem}" for problem in workloads["left_out"])
     lines.append("datasets:")
     for dataset in report["datasets"]:
         detail = f"{dataset['samples']:,} samples" if "samples" in dataset else dataset.get("reason", "")

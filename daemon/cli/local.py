@@ -61,7 +61,10 @@ def model_options(given: list[str] | None) -> dict[str, int] | None:
 
 @app.command()
 def run(
-    workload: Annotated[str, typer.Argument(help=f"One of: {names_text()}.")],
+    workload: Annotated[
+        str | None,
+        typer.Argument(help=f"One of: {names_text()}. Left out with --suite: every workload the suite runs."),
+    ] = None,
     preset: Annotated[
         list[str] | None,
         typer.Option("--preset", "-p", help="Preset to run (repeatable, or `all`). Default: all."),
@@ -119,9 +122,11 @@ def run(
         ),
     ] = False,
 ) -> None:
-    """Run WORKLOAD's presets in the foreground, print the results table and store the runs."""
+    """Run WORKLOAD's presets (or a suite's workloads) in the foreground, print the results table and store
+    the runs."""
     from benchd import catalog, devices
     from benchd.catalog import request as request_model
+    from benchd.catalog import suites
     from benchd.cli.data import prepare_dataset
     from benchd.cli.progress import RunProgress
     from benchd.datasets.layout import DatasetError
@@ -133,18 +138,25 @@ def run(
     from benchd.telemetry.sampler import Sampler
 
     options = {
-        "workload": workload, "suite": suite, "presets": preset, "device": device, "epochs": epochs,
+        "suite": suite, "presets": preset, "device": device, "epochs": epochs,
         "fraction": fraction, "batch_size": batch_size, "options": model_options(option),
         "workers": workers, "seed": seed, "timing": timing, "timeout": timeout, "precision": precision,
         "compile": compile_model or None, "channels_last": channels_last or None,
     }  # fmt: skip
     limit = parse_limit(max_slowdown)
+    if workload is None and suite is None:
+        fail("name a workload, or a suite (--suite) to run every workload it runs")
     try:
-        fields = request_model.parse({k: v for k, v in options.items() if v is not None})
-        configs = fields.configs()
+        chosen = [workload] if workload is not None else list(suites.members(str(suite)))
+        configs = [
+            config
+            for name in chosen
+            for config in request_model.parse(
+                {"workload": name, **{k: v for k, v in options.items() if v is not None}}
+            ).configs()
+        ]
     except catalog.CatalogError as exc:
         fail(str(exc))
-    spec = catalog.get_workload(workload)
     directory = resolve_data_dir(data_dir)
     try:
         store = ResultsStore(store_path(directory))
@@ -158,8 +170,9 @@ def run(
     except devices.ProbeError as exc:
         say(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_FAILED_RUN) from None
-    try:
-        prepare_dataset(directory, spec.dataset)  # in the foreground, with a bar, before any run
+    try:  # in the foreground, with a bar, before any run
+        for dataset in dict.fromkeys(catalog.get_workload(c.workload).dataset for c in configs):
+            prepare_dataset(directory, dataset)
     except DatasetError as exc:
         fail(str(exc))
 
