@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import replace
-from importlib.metadata import EntryPoint
 from pathlib import Path
-
-import pytest
 
 from benchd import catalog
 from benchd.catalog import registry
@@ -87,7 +84,7 @@ def test_a_broken_or_inconsistent_plug_in_is_left_out_with_the_reason(monkeypatc
                 name="bad-bounds",
                 options=(replace(transformer.options[0], maximum=100), *transformer.options[1:]),
             ),
-        ),  # fmt: skip
+        ),
         _Point("other-mnist", replace(vae, name="other-mnist", data=replace(vae.data, train_samples=5))),
     ]
     monkeypatch.setattr(registry, "entry_points", lambda group: points if group == registry.GROUP else [])
