@@ -49,6 +49,7 @@ from grafana_foundation_sdk.models.dashboard import (
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from benchd.catalog.suites import DEFAULT_SUITE
+from benchd.metric_contract import checked
 from benchd.results.model import Outcome
 
 ROOT = Path(__file__).resolve().parent
@@ -73,7 +74,7 @@ def variable(
         dashboard.QueryVariable(name)
         .label(label or name.capitalize())
         .datasource(DATASOURCE)
-        .query(query)
+        .query(checked(query))
         .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(VariableSort.ALPHABETICAL_ASC)
         .multi(multi)
@@ -92,7 +93,7 @@ def suite_variable() -> dashboard.QueryVariable:
 def query(
     expr: str, ref: str = "A", legend: str | None = None, *, instant: bool = False
 ) -> prometheus.Dataquery:
-    result = prometheus.Dataquery().expr(expr).ref_id(ref).datasource(DATASOURCE)
+    result = prometheus.Dataquery().expr(checked(expr)).ref_id(ref).datasource(DATASOURCE)
     if instant:
         result = result.instant().format(PromQueryFormat.TABLE)
     return result.legend_format(legend) if legend else result
@@ -404,7 +405,7 @@ def annotation(name: str, color: str, expr: str, *, step: str, title: str, tags:
         .datasource(DATASOURCE)
         .enable(True)
         .icon_color(color)
-        .expr(expr)
+        .expr(checked(expr))
     )
     return {**encoded(built), "step": step, "titleFormat": title, "tagKeys": tags}
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
+from benchd import metric_contract as contract
 from benchd.lifecycle.ledger import RunLedger
 from benchd.lifecycle.queue import RunQueue
 from benchd.results.model import Epoch, Outcome, Run
@@ -136,6 +138,22 @@ def test_the_whole_exposition_matches_the_golden_file(store: ResultsStore, monke
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(text)
     assert text == GOLDEN.read_text()
+
+
+def test_the_golden_exposition_is_the_declared_table(store: ResultsStore, monkeypatch) -> None:
+    """Every family the collector writes is declared with this type, help and labels (node_exporter pins the
+    output; the table pins what the output may hold)."""
+    families = list(text_string_to_metric_families(generate_latest(_registry(store, monkeypatch)).decode()))
+    written = [f for f in families if f.name.startswith("benchd_")]
+    assert len(written) > 40
+    by_family = {m.name if m.kind == contract.INFO else m.family: m for m in contract.METRICS}
+    exposed_type = {contract.INFO: "gauge", contract.STATESET: "gauge"}
+    for written_family in written:
+        declared = by_family[written_family.name]
+        assert declared.help == written_family.documentation, declared.name
+        assert exposed_type.get(declared.kind, declared.kind) == written_family.type, declared.name
+        for sample in written_family.samples:
+            assert set(sample.labels) - {"le"} == set(declared.labels), (declared.name, sample.labels)
 
 
 def test_each_schedules_next_firing_is_exported(store: ResultsStore, monkeypatch) -> None:

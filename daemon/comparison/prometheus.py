@@ -19,17 +19,18 @@ import urllib.request
 from typing import Any
 
 from benchd.comparison.results import Column, Result
+from benchd.metric_contract import series
 from benchd.results.model import FAILED_OUTCOMES
 
 TIMEOUT_SECONDS = 30.0
 SeriesKey = tuple[str, str, str, str, str]  # instance, workload, preset, device, config
 EXTRA_METRICS = {
-    "memory": "benchd_peak_device_memory_bytes",
-    "temperature": "benchd_epoch_max_temperature_celsius",
-    "power": "benchd_epoch_average_power_watts",
-    "energy": "benchd_epoch_energy_joules",
-    "flops": "benchd_flops_per_second",
-    "mfu": "benchd_mfu_ratio",
+    "memory": series("benchd_peak_device_memory_bytes"),
+    "temperature": series("benchd_epoch_max_temperature_celsius"),
+    "power": series("benchd_epoch_average_power_watts"),
+    "energy": series("benchd_epoch_energy_joules"),
+    "flops": series("benchd_flops_per_second"),
+    "mfu": series("benchd_mfu_ratio"),
 }
 
 
@@ -77,10 +78,10 @@ def _by_key(url: str, expr: str) -> dict[SeriesKey, float]:
 def _columns(url: str) -> dict[tuple[str, str], Column]:
     hosts = {
         s["metric"].get("instance", ""): s["metric"].get("hostname", "")
-        for s in instant(url, "benchd_host_info")
+        for s in instant(url, series("benchd_host_info"))
     }
     columns = {}
-    for sample in instant(url, "benchd_device_info"):
+    for sample in instant(url, series("benchd_device_info")):
         labels = sample["metric"]
         instance, device = labels.get("instance", ""), labels.get("device", "")
         device_type = labels.get("type") or device.split(":")[0]
@@ -95,11 +96,11 @@ def _column(columns: dict[tuple[str, str], Column], instance: str, device: str) 
 
 def results(url: str) -> list[Result]:
     """Every config's last ok figures on every device of every scraped daemon, and failed last runs."""
-    durations = _by_key(url, "benchd_last_epoch_duration_seconds")
-    fractions = _by_key(url, "benchd_epoch_fraction_ratio")
+    durations = _by_key(url, series("benchd_last_epoch_duration_seconds"))
+    fractions = _by_key(url, series("benchd_epoch_fraction_ratio"))
     extras = {name: _by_key(url, metric) for name, metric in EXTRA_METRICS.items()}
-    variations = _by_key(url, "benchd_runs_variation_ratio")
-    configs = {s["metric"].get("config", ""): s["metric"] for s in instant(url, "benchd_config_info")}
+    variations = _by_key(url, series("benchd_runs_variation_ratio"))
+    configs = {s["metric"].get("config", ""): s["metric"] for s in instant(url, series("benchd_config_info"))}
     columns = _columns(url)
     found = []
     for key, seconds in durations.items():
@@ -120,8 +121,8 @@ def results(url: str) -> list[Result]:
             variation=variations.get(key),
         ))  # fmt: skip
     failed = "|".join(str(outcome) for outcome in FAILED_OUTCOMES)
-    ended = _by_key(url, "benchd_last_run_timestamp_seconds")
-    for sample in instant(url, f'benchd_last_run_outcome{{outcome=~"{failed}"}} == 1'):
+    ended = _by_key(url, series("benchd_last_run_timestamp_seconds"))
+    for sample in instant(url, f'{series("benchd_last_run_outcome")}{{outcome=~"{failed}"}} == 1'):
         labels = sample["metric"]
         instance, workload, preset, device, _ = _key(labels)
         found.append(Result(

@@ -24,8 +24,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from benchd import __version__
+from benchd import metric_contract as contract
 from benchd.lifecycle.queue import RunQueue
-from benchd.results.baseline import BASELINE_RUNS, UNSTABLE_CV
 from benchd.results.model import OUTCOMES, Outcome
 from benchd.results.store import ResultsStore
 from benchd.server.scoreboard import Scoreboard, Snapshot
@@ -34,43 +34,62 @@ from benchd.telemetry.sampler import Sampler
 
 CLOCK_EVENTS = tuple(name for name in CLOCK_EVENT_REASONS.values() if name != "gpu_idle")
 
-SERIES_LABELS = ["workload", "preset", "device"]
-
-# Run.energy_summary() keys of the last ok run, on the run's own device domain.
+# Run.energy_summary() keys of the last ok run, on the run's own device domain, and their families.
 EPOCH_SENSOR_METRICS = {
-    "energy_joules": ("benchd_epoch_energy_joules", "Energy per epoch of the last ok run (median)."),
-    "average_power_watts": (
-        "benchd_epoch_average_power_watts",
-        "Average power over an epoch of the last ok run (median).",
-    ),
-    "peak_power_watts": ("benchd_epoch_peak_power_watts", "Highest power sampled during the last ok run."),
-    "max_temperature_celsius": (
-        "benchd_epoch_max_temperature_celsius",
-        "Highest temperature sampled during the last ok run.",
-    ),
+    "energy_joules": "benchd_epoch_energy_joules",
+    "average_power_watts": "benchd_epoch_average_power_watts",
+    "peak_power_watts": "benchd_epoch_peak_power_watts",
+    "max_temperature_celsius": "benchd_epoch_max_temperature_celsius",
 }
 # Run.slowdown_summary() keys of the last ok run: what explains its speed (docs/metrics.md, "Why slow").
 SLOWDOWN = {
-    "mean_sm_clock_hertz": ("benchd_epoch_mean_sm_clock_hertz", "Mean SM clock over an epoch (median)."),
-    "min_sm_clock_hertz": ("benchd_epoch_min_sm_clock_hertz", "Lowest SM clock sampled in those epochs."),
-    "mean_memory_clock_hertz": (
-        "benchd_epoch_mean_memory_clock_hertz", "Mean memory clock over an epoch (median).",
-    ),
-    "min_memory_clock_hertz": (
-        "benchd_epoch_min_memory_clock_hertz", "Lowest memory clock sampled in those epochs.",
-    ),
-    "power_limit_watts": ("benchd_epoch_power_limit_watts", "Power limit in force during the last ok run."),
-}  # fmt: skip
+    "mean_sm_clock_hertz": "benchd_epoch_mean_sm_clock_hertz",
+    "min_sm_clock_hertz": "benchd_epoch_min_sm_clock_hertz",
+    "mean_memory_clock_hertz": "benchd_epoch_mean_memory_clock_hertz",
+    "min_memory_clock_hertz": "benchd_epoch_min_memory_clock_hertz",
+    "power_limit_watts": "benchd_epoch_power_limit_watts",
+}
+PCIE_LINK = {"generation": "benchd_epoch_pcie_link_generation", "width": "benchd_epoch_pcie_link_width"}
 # Reading fields exported live, per domain.
 LIVE_SENSOR_METRICS = {
-    "temperature_celsius": ("benchd_sensor_temperature_celsius", "Latest temperature of the device."),
-    "power_watts": ("benchd_sensor_power_watts", "Latest power draw of the device."),
-    "memory_used_bytes": ("benchd_sensor_memory_used_bytes", "Device memory in use (all processes)."),
-    "utilization_ratio": ("benchd_sensor_utilization_ratio", "Latest utilization of the device, 0 to 1."),
-    "sm_clock_hertz": ("benchd_sensor_sm_clock_hertz", "Latest SM clock of the device."),
-    "memory_clock_hertz": ("benchd_sensor_memory_clock_hertz", "Latest memory clock of the device."),
-    "power_limit_watts": ("benchd_sensor_power_limit_watts", "Power limit in force on the device."),
+    "temperature_celsius": "benchd_sensor_temperature_celsius",
+    "power_watts": "benchd_sensor_power_watts",
+    "memory_used_bytes": "benchd_sensor_memory_used_bytes",
+    "utilization_ratio": "benchd_sensor_utilization_ratio",
+    "sm_clock_hertz": "benchd_sensor_sm_clock_hertz",
+    "memory_clock_hertz": "benchd_sensor_memory_clock_hertz",
+    "power_limit_watts": "benchd_sensor_power_limit_watts",
 }
+
+
+def _declared(name: str, *kinds: str) -> contract.Metric:
+    """The contract's entry for `name`, which must be of one of these kinds (the family type used for it)."""
+    declared = contract.metric(name)
+    if declared.kind not in kinds:
+        raise TypeError(f"{name} is declared a {declared.kind}, not a {' or '.join(kinds)}")
+    return declared
+
+
+# Families as the contract declares them (benchd.metric_contract): type, help and label names.
+def gauge_family(name: str) -> GaugeMetricFamily:
+    declared = _declared(name, contract.GAUGE, contract.STATESET)
+    return GaugeMetricFamily(declared.family, declared.help, labels=list(declared.labels))
+
+
+def counter_family(name: str) -> CounterMetricFamily:
+    declared = _declared(name, contract.COUNTER)
+    return CounterMetricFamily(declared.family, declared.help, labels=list(declared.labels))
+
+
+def histogram_family(name: str) -> HistogramMetricFamily:
+    declared = _declared(name, contract.HISTOGRAM)
+    return HistogramMetricFamily(declared.family, declared.help, labels=list(declared.labels))
+
+
+def info_family(name: str) -> InfoMetricFamily:
+    """No fixed labels: each sample's labels come as its info dict, in the declared order."""
+    declared = _declared(name, contract.INFO)
+    return InfoMetricFamily(declared.family, declared.help)
 
 
 @dataclass
@@ -109,30 +128,20 @@ class BenchdCollector(Collector):
         yield from self._results(board)
         yield from self._slowdown(board)
 
-        waiting = GaugeMetricFamily("benchd_queue_length", "Runs waiting to start.")
+        waiting = gauge_family("benchd_queue_length")
         waiting.add_metric([], self._queue.queue_length())
         yield waiting
 
-        interval = GaugeMetricFamily(
-            "benchd_schedule_interval_seconds",
-            "Seconds between scheduled runs (for cron, between the next two).",
-            labels=["workload", "preset"],
-        )
+        interval = gauge_family("benchd_schedule_interval_seconds")
         for (workload, preset), seconds in sorted((facts.schedule_periods or {}).items()):
             interval.add_metric([workload, preset], seconds)
         yield interval
-        upcoming = GaugeMetricFamily(
-            "benchd_schedule_next_timestamp_seconds",
-            "When the schedule fires next (Unix time; its spread and jitter included).",
-            labels=["schedule"],
-        )
+        upcoming = gauge_family("benchd_schedule_next_timestamp_seconds")
         for schedule, moment in sorted((facts.next_fire() if facts.next_fire else {}).items()):
             upcoming.add_metric([schedule], moment)
         yield upcoming
 
-        health = GaugeMetricFamily(
-            "benchd_collector_up", "1 if the collector works, 0 if it is failing.", labels=["collector"]
-        )
+        health = gauge_family("benchd_collector_up")
         health.add_metric(["store"], 1.0 if self._store.writable else 0.0)
         health.add_metric(["device_probe"], 0.0 if facts.probe_error else 1.0)
         health.add_metric(["queue"], 0.0 if self._queue.worker_failure() else 1.0)
@@ -142,46 +151,23 @@ class BenchdCollector(Collector):
 
     def _series(self, board: Snapshot) -> Iterator[Metric]:
         """How runs end, per workload, preset and device, whatever their config."""
-        runs = CounterMetricFamily(
-            "benchd_runs", "Runs that ended, by outcome.", labels=[*SERIES_LABELS, "outcome"]
-        )
+        runs = counter_family("benchd_runs_total")
         for (workload, preset, device, outcome), count in sorted(board.outcomes.items()):
             runs.add_metric([workload, preset, device, outcome], count)
         yield runs
-        contended = CounterMetricFamily(
-            "benchd_contended_runs",
-            "Ok runs measured beside foreign load (counted in benchd_runs_total too; never a baseline).",
-            labels=SERIES_LABELS,
-        )
+        contended = counter_family("benchd_contended_runs_total")
         for key, count in sorted(board.contended.items()):
             contended.add_metric(list(key), count)
         yield contended
-        spent = CounterMetricFamily(
-            "benchd_benchmark_seconds",
-            "Time the device spent running benchmarks, start to end of every run: what benchd costs it.",
-            labels=["device"],
-        )
+        spent = counter_family("benchd_benchmark_seconds_total")
         for device, seconds in sorted(board.benchmark_seconds.items()):
             spent.add_metric([device], seconds)
         yield spent
-        state_set = GaugeMetricFamily(
-            "benchd_last_run_outcome",
-            "1 for the outcome the last run ended with, 0 for the others (a state set).",
-            labels=[*SERIES_LABELS, "outcome"],
-        )
-        success = GaugeMetricFamily(
-            "benchd_last_run_success", "1 if the last run ended ok, else 0.", labels=SERIES_LABELS
-        )
-        finished = GaugeMetricFamily(
-            "benchd_last_run_timestamp_seconds", "When the last run ended (Unix time).", labels=SERIES_LABELS
-        )
-        succeeded = GaugeMetricFamily(
-            "benchd_last_success_timestamp_seconds", "When the last ok run ended (Unix time).",
-            labels=SERIES_LABELS,
-        )  # fmt: skip
-        in_progress = GaugeMetricFamily(
-            "benchd_run_in_progress", "1 while a run of this series is in progress.", labels=SERIES_LABELS
-        )
+        state_set = gauge_family("benchd_last_run_outcome")
+        success = gauge_family("benchd_last_run_success")
+        finished = gauge_family("benchd_last_run_timestamp_seconds")
+        succeeded = gauge_family("benchd_last_success_timestamp_seconds")  # fmt: skip
+        in_progress = gauge_family("benchd_run_in_progress")
         active = {(a.config.workload, a.config.preset, a.device) for a in self._queue.active_runs()}
         for key in sorted(set(board.series) | active):
             labels = list(key)
@@ -199,94 +185,26 @@ class BenchdCollector(Collector):
 
     def _results(self, board: Snapshot) -> Iterator[Metric]:
         """What each config measured on each device: only like-for-like figures share a series."""
-        labels = [*SERIES_LABELS, "config"]
         families = {
-            "epoch": GaugeMetricFamily(
-                "benchd_last_epoch_duration_seconds",
-                "Representative epoch duration of the config's last ok run (median after the first epoch).",
-                labels=labels,
-            ),
-            "contended_epoch": GaugeMetricFamily(
-                "benchd_last_contended_epoch_duration_seconds",
-                "Representative epoch of the config's last ok run measured beside foreign load: shown, never "
-                "a baseline (benchd_last_epoch_duration_seconds holds only clean figures).",
-                labels=labels,
-            ),
-            "phase": GaugeMetricFamily(
-                "benchd_last_epoch_phase_seconds",
-                "Where that representative epoch went: data_wait, steps, validation, side_work.",
-                labels=[*labels, "phase"],
-            ),
-            "fraction": GaugeMetricFamily(
-                "benchd_epoch_fraction_ratio",
-                "Fraction of a full epoch the config's epochs cover.",
-                labels=labels,
-            ),
-            "throughput": GaugeMetricFamily(
-                "benchd_throughput_samples_per_second",
-                "Training samples per second of the config's last ok run (images, pairs or tokens).",
-                labels=[*labels, "unit"],
-            ),
-            "device_memory": GaugeMetricFamily(
-                "benchd_peak_device_memory_bytes",
-                "Peak allocator memory reserved on the device by the config's last ok run.",
-                labels=labels,
-            ),
-            "host_memory": GaugeMetricFamily(
-                "benchd_peak_host_memory_bytes",
-                "Peak resident memory of the config's last ok run's child process.",
-                labels=labels,
-            ),
-            **{
-                key: GaugeMetricFamily(name, text, labels=labels)
-                for key, (name, text) in EPOCH_SENSOR_METRICS.items()
-            },
-            "baseline": GaugeMetricFamily(
-                "benchd_baseline_epoch_duration_seconds",
-                f"Median representative epoch of the config's previous ok runs (up to {BASELINE_RUNS}).",
-                labels=labels,
-            ),
-            "spread": GaugeMetricFamily(
-                "benchd_baseline_epoch_spread_ratio",
-                "Median absolute deviation of those runs over their median: the config's run-to-run noise.",
-                labels=labels,
-            ),
-            "baseline_runs": GaugeMetricFamily(
-                "benchd_baseline_runs", "Ok runs the baseline is the median of.", labels=labels
-            ),
-            "variation": GaugeMetricFamily(
-                "benchd_runs_variation_ratio",
-                f"Coefficient of variation of the config's recent ok runs (up to {BASELINE_RUNS + 1}).",
-                labels=labels,
-            ),
-            "unstable": GaugeMetricFamily(
-                "benchd_unstable",
-                f"1 when the config's recent ok runs vary by more than {UNSTABLE_CV:.0%} (coefficient of "
-                "variation): its figures move more than a comparison can trust.",
-                labels=labels,
-            ),
-            "flops": GaugeMetricFamily(
-                "benchd_flops_per_second",
-                "Achieved FLOP/s of the config's last ok run: its epoch's training-step FLOPs (forward and "
-                "backward) over the representative epoch.",
-                labels=labels,
-            ),
-            "mfu": GaugeMetricFamily(
-                "benchd_mfu_ratio",
-                "Model FLOP/s utilization of the config's last ok run: achieved FLOP/s over the device's "
-                "peak for the precision (published; a CPU's measured matmul peak). Absent without a peak.",
-                labels=labels,
-            ),
-            "compile": GaugeMetricFamily(
-                "benchd_compile_seconds",
-                "torch.compile warm-up of the config's last ok run, before (never inside) its epochs.",
-                labels=labels,
-            ),
+            "epoch": gauge_family("benchd_last_epoch_duration_seconds"),
+            "contended_epoch": gauge_family("benchd_last_contended_epoch_duration_seconds"),
+            "phase": gauge_family("benchd_last_epoch_phase_seconds"),
+            "fraction": gauge_family("benchd_epoch_fraction_ratio"),
+            "throughput": gauge_family("benchd_throughput_samples_per_second"),
+            "device_memory": gauge_family("benchd_peak_device_memory_bytes"),
+            "host_memory": gauge_family("benchd_peak_host_memory_bytes"),
+            **{key: gauge_family(name) for key, name in EPOCH_SENSOR_METRICS.items()},
+            "baseline": gauge_family("benchd_baseline_epoch_duration_seconds"),
+            "spread": gauge_family("benchd_baseline_epoch_spread_ratio"),
+            "baseline_runs": gauge_family("benchd_baseline_runs"),
+            "variation": gauge_family("benchd_runs_variation_ratio"),
+            "unstable": gauge_family("benchd_unstable"),
+            "flops": gauge_family("benchd_flops_per_second"),
+            "mfu": gauge_family("benchd_mfu_ratio"),
+            "compile": gauge_family("benchd_compile_seconds"),
         }
-        histogram = HistogramMetricFamily(
-            "benchd_epoch_duration_seconds", "Duration of every recorded epoch, by config.", labels=labels
-        )
-        info = InfoMetricFamily("benchd_config", "What each config id is (docs/cli.md).", labels=["config"])
+        histogram = histogram_family("benchd_epoch_duration_seconds")
+        info = info_family("benchd_config_info")
         described: set[str] = set()
         for key, result in sorted(board.results.items()):
             values = list(key)
@@ -294,7 +212,7 @@ class BenchdCollector(Collector):
                 histogram.add_metric(values, result.epochs.cumulative(), result.epochs.total)
             if key[3] not in described:
                 described.add(key[3])
-                info.add_metric([key[3]], result.info)
+                info.add_metric([], {"config": key[3], **result.info})
             self._add_present(families["contended_epoch"], values, result.contended_epoch_seconds)
             if result.epoch_seconds is None:
                 continue
@@ -327,20 +245,9 @@ class BenchdCollector(Collector):
 
     def _slowdown(self, board: Snapshot) -> Iterator[Metric]:
         """Why each config's last ok run was as fast as it was: throttling, clocks, limits, the link."""
-        labels = [*SERIES_LABELS, "config"]
-        throttled = GaugeMetricFamily(
-            "benchd_epoch_throttle_seconds",
-            "Seconds per epoch the device's clocks were held down, by reason (NVML clock events; median).",
-            labels=[*labels, "reason"],
-        )
-        figures = {
-            key: GaugeMetricFamily(name, text, labels=labels) for key, (name, text) in SLOWDOWN.items()
-        }
-        link = {
-            part: GaugeMetricFamily(f"benchd_epoch_pcie_link_{part}", f"PCIe link {part} in the last ok run.",
-                                    labels=labels)
-            for part in ("generation", "width")
-        }  # fmt: skip
+        throttled = gauge_family("benchd_epoch_throttle_seconds")
+        figures = {key: gauge_family(name) for key, name in SLOWDOWN.items()}
+        link = {part: gauge_family(name) for part, name in PCIE_LINK.items()}
         for key, result in sorted(board.results.items()):
             if result.epoch_seconds is None:
                 continue
@@ -358,13 +265,8 @@ class BenchdCollector(Collector):
     @staticmethod
     def _sensors(sampler: Sampler) -> Iterator[Metric]:
         """Live readings (the sampler's latest) and each backend's health."""
-        up = GaugeMetricFamily(
-            "benchd_sensor_up", "1 if the sensor backend is available, 0 if not (see benchd doctor).",
-            labels=["sensor"],
-        )  # fmt: skip
-        errors = CounterMetricFamily(
-            "benchd_sensor_errors", "Failed reads per sensor backend.", labels=["sensor"]
-        )
+        up = gauge_family("benchd_sensor_up")  # fmt: skip
+        errors = counter_family("benchd_sensor_errors_total")
         for state in sampler.availability:
             up.add_metric([state.sensor], 1.0 if state.available else 0.0)
             if state.available:
@@ -373,19 +275,9 @@ class BenchdCollector(Collector):
         yield errors
         # `device`, as on every other family: a torch device id (cpu, cuda:0) or a part of the CPU that has
         # a sensor of its own (RAPL's package-0, dram-0).
-        live = {
-            field: GaugeMetricFamily(name, text, labels=["device"])
-            for field, (name, text) in LIVE_SENSOR_METRICS.items()
-        }
-        energy = CounterMetricFamily(
-            "benchd_sensor_energy_joules", "Energy counter of the device since benchd started reading it.",
-            labels=["device"],
-        )  # fmt: skip
-        events = GaugeMetricFamily(
-            "benchd_sensor_clock_event_active",
-            "1 while the reason holds the device's clocks down, else 0 (NVML clock events, idle left out).",
-            labels=["device", "reason"],
-        )
+        live = {field: gauge_family(name) for field, name in LIVE_SENSOR_METRICS.items()}
+        energy = counter_family("benchd_sensor_energy_joules_total")  # fmt: skip
+        events = gauge_family("benchd_sensor_clock_event_active")
         for domain, reading in sorted(sampler.latest().items()):
             for field, family in live.items():
                 value = getattr(reading, field)
@@ -409,7 +301,7 @@ class BenchdCollector(Collector):
     def _info(
         self, facts: DaemonFacts, seen_devices: dict[str, dict[str, str]], power_limits: dict[str, float]
     ) -> Iterator[Metric]:
-        build = InfoMetricFamily("benchd_build", "benchd, Python and torch versions.")
+        build = info_family("benchd_build_info")
         build.add_metric(
             [],
             {
@@ -419,7 +311,7 @@ class BenchdCollector(Collector):
             },
         )
         yield build
-        devices = InfoMetricFamily("benchd_device", "Devices benchd can run on, and those it ran on.")
+        devices = info_family("benchd_device_info")
         known: dict[str, dict[str, str]] = dict(seen_devices)
         for device in facts.devices or []:
             known.setdefault(
@@ -432,11 +324,7 @@ class BenchdCollector(Collector):
             devices.add_metric([], {**labels, **facts.identities.get(device_id, {})})
         yield devices
         yield from self._host(facts.host)
-        limits = GaugeMetricFamily(
-            "benchd_device_power_limit_watts",
-            "Power limit in force on the device during its last run (NVML's enforced limit).",
-            labels=["device"],
-        )
+        limits = gauge_family("benchd_device_power_limit_watts")
         for device_id, watts in sorted(power_limits.items()):
             limits.add_metric([device_id], watts)
         yield limits
@@ -445,7 +333,7 @@ class BenchdCollector(Collector):
     def _host(host: dict[str, Any] | None) -> Iterator[Metric]:
         if not host:
             return
-        info = InfoMetricFamily("benchd_host", "Where benchd runs: the name results carry, OS, CPU, image.")
+        info = info_family("benchd_host_info")
         info.add_metric(
             [],
             {
@@ -454,10 +342,10 @@ class BenchdCollector(Collector):
             },
         )
         yield info
-        memory = GaugeMetricFamily("benchd_host_memory_bytes", "The host's physical memory.")
+        memory = gauge_family("benchd_host_memory_bytes")
         memory.add_metric([], float(host.get("memory_bytes") or 0))
         yield memory
-        cpus = GaugeMetricFamily("benchd_host_logical_cpus", "The host's logical CPUs.")
+        cpus = gauge_family("benchd_host_logical_cpus")
         cpus.add_metric([], float(host.get("logical_cpus") or 0))
         yield cpus
 

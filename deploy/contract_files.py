@@ -1,10 +1,11 @@
-"""Files written from the workload registry, so that none of them lists workloads by hand.
+"""Files written from benchd's declared contracts, so that none of them restates one by hand.
 
-Run `python deploy/workload_files.py` after adding or changing a workload
-(or installing a plug-in you want in them); a test fails when a file is
-stale. It writes the Kubernetes ConfigMap's schedules (the embedded default
-schedules, on every device of the node) and docs/workloads.md's table of
-workloads and presets.
+Run `python deploy/contract_files.py` after adding or changing a workload
+(or installing a plug-in you want in them) or a metric; a test fails when a
+file is stale. From the workload registry: the Kubernetes ConfigMap's
+schedules (the embedded default schedules, on every device of the node) and
+docs/workloads.md's table of workloads and presets. From the metric table
+(benchd/metric_contract.py): docs/metrics.md's reference tables.
 """
 
 from __future__ import annotations
@@ -13,18 +14,21 @@ import sys
 from pathlib import Path
 
 from benchd import catalog
+from benchd import metric_contract as contract
 from benchd.catalog import suites
 from benchd.server.config import default_workloads
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGMAP = ROOT / "deploy" / "kubernetes" / "base" / "configmap.yaml"
 WORKLOADS_DOC = ROOT / "docs" / "workloads.md"
-TABLE_START = "<!-- workload table: written by deploy/workload_files.py -->"
+METRICS_DOC = ROOT / "docs" / "metrics.md"
+TABLE_START = "<!-- workload table: written by deploy/contract_files.py -->"
 TABLE_END = "<!-- end of workload table -->"
+METRICS_END = "<!-- end of metrics -->"
 
 CONFIGMAP_HEAD = """\
 # benchd's configuration (docs/api.md): mounted at /etc/benchd/benchd.toml.
-# Written by deploy/workload_files.py from the workload registry: edit that, not the schedules here.
+# Written by deploy/contract_files.py from the workload registry: edit that, not the schedules here.
 apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -87,15 +91,45 @@ def workloads_table() -> str:
     return "\n".join(rows)
 
 
-def workloads_doc() -> str:
-    text = WORKLOADS_DOC.read_text()
-    before, rest = text.split(TABLE_START, 1)
-    _old, after = rest.split(TABLE_END, 1)
-    return f"{before}{TABLE_START}\n{workloads_table()}\n{TABLE_END}{after}"
+def _between(text: str, start: str, end: str, table: str) -> str:
+    """`text` with what lies between the two markers replaced by `table`."""
+    before, rest = text.split(start, 1)
+    _old, after = rest.split(end, 1)
+    return f"{before}{start}\n{table}\n{end}{after}"
+
+
+def _cell(markdown: str) -> str:
+    return markdown.replace("|", "\\|")
+
+
+KIND_TEXT = {contract.INFO: "gauge (info)", contract.STATESET: "gauge (state set)"}
+
+
+def metrics_table(section: str) -> str:
+    rows = ["| metric | type | labels | meaning | example |", "| --- | --- | --- | --- | --- |"]
+    for metric in contract.METRICS:
+        if metric.section == section:
+            labels = metric.labels_doc or ", ".join(f"`{label}`" for label in metric.labels)
+            kind = KIND_TEXT.get(metric.kind, metric.kind)
+            rows.append(
+                f"| `{metric.name}` | {kind} | {_cell(labels)} | {_cell(metric.meaning)} | {_cell(metric.example)} |"
+            )
+    return "\n".join(rows)
+
+
+def metrics_doc() -> str:
+    text = METRICS_DOC.read_text()
+    for section in contract.SECTIONS:
+        text = _between(text, f"<!-- metrics: {section} -->", METRICS_END, metrics_table(section))
+    return text
 
 
 def outputs() -> dict[Path, str]:
-    return {CONFIGMAP: configmap(), WORKLOADS_DOC: workloads_doc()}
+    return {
+        CONFIGMAP: configmap(),
+        WORKLOADS_DOC: _between(WORKLOADS_DOC.read_text(), TABLE_START, TABLE_END, workloads_table()),
+        METRICS_DOC: metrics_doc(),
+    }
 
 
 def main() -> None:
