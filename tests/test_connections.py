@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import socket
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from benchd.server.connections import HEADER_SECONDS, RepeatFilter
+from benchd.server.daemon import listen
 
 from .daemon_process import DaemonProcess
 
@@ -83,3 +85,29 @@ def test_a_repeated_log_line_is_written_once_per_interval_with_a_count() -> None
         "another line",
         "socket.accept() out of system resource (and 999 more like it in the last 0 s)",
     ]
+
+
+def test_accepted_connections_send_without_waiting_for_acks() -> None:
+    """The listening socket says it is TCP, so asyncio turns Nagle's algorithm off on every accepted
+    connection: a kept-alive scrape's response is not held back for the client's delayed ACK."""
+    listening = listen("127.0.0.1", 0)
+    accepted: asyncio.Future[int] = asyncio.Future(loop=(loop := asyncio.new_event_loop()))
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            sock = transport.get_extra_info("socket")
+            accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    async def scenario() -> int:
+        server = await loop.create_server(Probe, sock=listening)
+        with socket.create_connection(listening.getsockname()[:2]):
+            nodelay = await asyncio.wait_for(accepted, 10)
+        server.close()
+        await server.wait_closed()
+        return nodelay
+
+    try:
+        assert loop.run_until_complete(scenario()) == 1
+    finally:
+        loop.close()
