@@ -16,7 +16,7 @@ from pathlib import Path
 from benchd import catalog
 from benchd import metric_contract as contract
 from benchd.catalog import suites
-from benchd.server.config import default_workloads
+from benchd.settings import default_workloads
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGMAP = ROOT / "deploy" / "kubernetes" / "base" / "configmap.yaml"

@@ -10,8 +10,9 @@ import yaml
 
 from benchd.catalog import request as request_model
 from benchd.catalog import suites
-from benchd.server.config import DEFAULT_PORT, ConfigError, example, load_settings, parse_duration
-from benchd.server.cron import CronError, CronExpression
+from benchd.settings import DEFAULT_PORT, ConfigError, load_settings, parse_duration
+from benchd.settings.cron import CronError, CronExpression
+from benchd.settings.example import example
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +25,11 @@ def settings(tmp_path: Path, text: str, env: dict[str, str] | None = None, flags
 
 def test_embedded_defaults_schedule_every_workload(tmp_path: Path) -> None:
     defaults = load_settings(None, None, {"HOME": str(tmp_path)})
-    assert (defaults.host, defaults.port, defaults.token) == ("127.0.0.1", DEFAULT_PORT, None)
+    assert (defaults.server.host, defaults.server.port, defaults.server.token) == (
+        "127.0.0.1",
+        DEFAULT_PORT,
+        None,
+    )
     assert {s.workload for s in defaults.schedules} == {"dcgan", "siamese", "transformer", "vae"}
     vae = next(s for s in defaults.schedules if s.workload == "vae")
     assert vae.presets == ("bs128", "bs5120") and vae.interval_seconds == 6 * 3600
@@ -73,10 +78,12 @@ def test_runs_belong_to_a_suite_only_as_the_suite_runs_them() -> None:
 
 def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
     text = "[server]\nport = 1111\n[runs]\nqueue_size = 3\n[workloads]\n"
-    assert settings(tmp_path, text).port == 1111
-    assert settings(tmp_path, text, env={"BENCHD_PORT": "2222"}).port == 2222
-    assert settings(tmp_path, text, env={"BENCHD_PORT": "2222"}, flags={"server.port": 3333}).port == 3333
-    assert settings(tmp_path, text).queue_size == 3
+    assert settings(tmp_path, text).server.port == 1111
+    assert settings(tmp_path, text, env={"BENCHD_PORT": "2222"}).server.port == 2222
+    assert (
+        settings(tmp_path, text, env={"BENCHD_PORT": "2222"}, flags={"server.port": 3333}).server.port == 3333
+    )
+    assert settings(tmp_path, text).runs.queue_size == 3
 
 
 @pytest.mark.parametrize(
@@ -155,10 +162,10 @@ def test_errors_name_the_key_and_reason(tmp_path: Path, text: str, key: str, rea
 
 def test_allowed_hosts_from_the_file_the_environment_and_flags(tmp_path: Path) -> None:
     in_file = settings(tmp_path, '[server]\nallowed_hosts = ["Benchd", ".svc.cluster.local"]\n')
-    assert in_file.allowed_hosts == ("benchd", ".svc.cluster.local")
+    assert in_file.server.allowed_hosts == ("benchd", ".svc.cluster.local")
     in_environment = settings(tmp_path, "", env={"BENCHD_ALLOWED_HOSTS": "a.example, b"})
-    assert in_environment.allowed_hosts == ("a.example", "b")
-    assert settings(tmp_path, "", flags={"server.allowed_hosts": ["c"]}).allowed_hosts == ("c",)
+    assert in_environment.server.allowed_hosts == ("a.example", "b")
+    assert settings(tmp_path, "", flags={"server.allowed_hosts": ["c"]}).server.allowed_hosts == ("c",)
     for bad in ('["evil.example/x"]', '["a b"]', "[1]", '"x"'):
         with pytest.raises(ConfigError, match=r"^config server.allowed_hosts: "):
             settings(tmp_path, f"[server]\nallowed_hosts = {bad}\n")
@@ -181,12 +188,12 @@ def test_a_config_file_that_is_not_utf8_toml_or_nests_too_deep_is_one_error(
 
 def test_environment_text_still_stands_for_numbers_and_booleans(tmp_path: Path) -> None:
     loaded = settings(tmp_path, "", env={"BENCHD_PORT": "9700", "BENCHD_BUSY_CHECK": "off"})
-    assert loaded.port == 9700 and loaded.busy_check is False
+    assert loaded.server.port == 9700 and loaded.busy_check.enabled is False
 
 
 def test_token_allows_any_address(tmp_path: Path) -> None:
     loaded = settings(tmp_path, '[server]\nhost = "0.0.0.0"\n', env={"BENCHD_TOKEN": "x" * 20})
-    assert loaded.host == "0.0.0.0" and not loaded.loopback
+    assert loaded.server.host == "0.0.0.0" and not loaded.loopback
 
 
 def test_the_token_can_come_from_a_file_and_a_readable_secret_is_warned_about(tmp_path: Path) -> None:
@@ -194,7 +201,7 @@ def test_the_token_can_come_from_a_file_and_a_readable_secret_is_warned_about(tm
     secret.write_text("s3cret-token-0123456789\n")  # a file's trailing newline is not part of the token
     secret.chmod(0o600)
     loaded = settings(tmp_path, "", env={"BENCHD_TOKEN_FILE": str(secret)})
-    assert loaded.token == "s3cret-token-0123456789" and loaded.warnings == ()
+    assert loaded.server.token == "s3cret-token-0123456789" and loaded.warnings == ()
     secret.chmod(0o644)
     assert (
         "can be read or written by others"

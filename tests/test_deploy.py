@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchd.server.config import settings_from_tree, tomllib  # tomli on Python 3.10
+from benchd.settings import settings_from_tree
+from benchd.settings.model import tomllib  # tomli on Python 3.10
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES = ROOT / "deploy" / "kubernetes"

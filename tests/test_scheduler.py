@@ -10,7 +10,7 @@ import pytest
 from benchd.lifecycle.recording import RunRequest
 from benchd.lifecycle.scheduler import CHAIN_POLL_SECONDS, Scheduler
 from benchd.results.model import Origin
-from benchd.server.config import load_settings
+from benchd.settings import load_settings
 
 
 class FakeQueue:

@@ -16,10 +16,17 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from benchd.catalog.spec import Precision
+
 TERA: Final = 1e12
 
 # Precision modes (catalog.PRECISIONS) -> the peak column that bounds them.
-PEAK_COLUMN: Final = {"fp32": "fp32", "tf32": "tf32", "amp-bf16": "bf16", "amp-fp16": "fp16"}
+PEAK_COLUMN: Final = {
+    Precision.FP32.value: "fp32",
+    Precision.TF32.value: "tf32",
+    Precision.AMP_BF16.value: "bf16",
+    Precision.AMP_FP16.value: "fp16",
+}
 
 
 @dataclass(frozen=True)

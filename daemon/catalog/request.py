@@ -9,19 +9,12 @@ platform (timers, SQLite integers) can hold gets past it.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from benchd.catalog import WORKLOADS, build_config, get_workload, resolve_presets, suites
-from benchd.catalog.spec import (
-    MAX_EPOCHS,
-    MIN_TIMEOUT_SECONDS,
-    PRECISION_DEFAULT,
-    TIMING_REFERENCE,
-    CatalogError,
-    RunConfig,
-)
+from benchd.catalog.spec import MAX_EPOCHS, MIN_TIMEOUT_SECONDS, CatalogError, Precision, RunConfig, Timing
 
 MAX_TIMEOUT_SECONDS = 30 * 24 * 3600.0  # a month: beyond it a timer is a mistake, and some platforms overflow
 MAX_SEED = 2**63 - 1  # what SQLite's INTEGER holds
@@ -62,12 +55,14 @@ class RunRequestFields(BaseModel):
         le=MAX_TIMEOUT_SECONDS,
         description="Seconds before a run is stopped as `timeout`.",
     )
-    timing: Literal["reference", "device"] = Field(
-        TIMING_REFERENCE,
+    timing: Timing = Field(
+        Timing.REFERENCE,
+        strict=False,  # the value, as JSON and TOML give it
         description="reference: what the published comparison timed; device: the training steps alone.",
     )
-    precision: Literal["fp32", "tf32", "amp-fp16", "amp-bf16"] = Field(
-        PRECISION_DEFAULT,
+    precision: Precision = Field(
+        Precision.FP32,
+        strict=False,
         description="fp32 (float32, as published); tf32 matmuls (Ampere and newer); autocast to fp16 (with "
         "a gradient scaler) or bf16.",
     )
@@ -100,8 +95,8 @@ class RunRequestFields(BaseModel):
                 options=self.options,
                 workers=self.workers,
                 seed=self.seed,
-                timing=self.timing,
-                precision=self.precision,
+                timing=self.timing.value,
+                precision=self.precision.value,
                 compile=self.compile,
                 channels_last=self.channels_last,
             )
@@ -150,7 +145,18 @@ def _first_problem(exc: ValidationError) -> CatalogError:
 
 
 def openapi_schema() -> dict[str, Any]:
-    """The model as a JSON Schema (OpenAPI 3.1 uses JSON Schema 2020-12): the API's RunRequest."""
+    """The model as a JSON Schema (OpenAPI 3.1 uses JSON Schema 2020-12): the API's RunRequest. The enums
+    (timing, precision) are written in place: a component's own `$defs` would not resolve in the document."""
     schema = RunRequestFields.model_json_schema(mode="validation")
+    definitions = schema.pop("$defs", {})
+    schema["properties"] = {name: _inlined(field, definitions) for name, field in schema["properties"].items()}
     schema["title"] = "RunRequest"
     return schema
+
+
+def _inlined(field: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    reference = field.get("$ref", "")
+    if not reference.startswith("#/$defs/"):
+        return field
+    rest = {key: value for key, value in field.items() if key != "$ref"}
+    return {**definitions[reference.removeprefix("#/$defs/")], **rest}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -23,13 +24,29 @@ class CatalogError(ValueError):
         self.field = field
 
 
-TIMING_REFERENCE: Final = "reference"
-"""Time what the published comparison timed: its data pipeline, host reads and side work."""
-TIMING_DEVICE: Final = "device"
-"""Time only the training steps, on data already in memory: the accelerator in isolation."""
-TIMINGS = (TIMING_REFERENCE, TIMING_DEVICE)
-PRECISION_DEFAULT: Final = "fp32"  # float32 eager, as the published comparison ran
-PRECISIONS = (PRECISION_DEFAULT, "tf32", "amp-fp16", "amp-bf16")
+class Timing(str, Enum):
+    """What a timed epoch contains (docs/workloads.md, "Timing"). Every place that names a timing (the
+    request model and its OpenAPI enum, the CLI, the config file, the child) takes it from here."""
+
+    REFERENCE = "reference"  # what the published comparison timed: its data pipeline, host reads, side work
+    DEVICE = "device"  # the training steps alone, on data already on the device: the accelerator in isolation
+
+
+class Precision(str, Enum):
+    """How the model computes (docs/cli.md, "Precision"); defined once, as Timing is."""
+
+    FP32 = "fp32"  # float32 eager, as the published comparison ran
+    TF32 = "tf32"  # float32 with TF32 matmuls (NVIDIA Ampere and newer)
+    AMP_FP16 = "amp-fp16"  # autocast to float16, with a gradient scaler
+    AMP_BF16 = "amp-bf16"  # autocast to bfloat16
+
+
+# The values, as configs store them and the child receives them (plain strings: configs hash as before).
+TIMING_REFERENCE: Final = Timing.REFERENCE.value
+TIMING_DEVICE: Final = Timing.DEVICE.value
+TIMINGS = tuple(t.value for t in Timing)
+PRECISION_DEFAULT: Final = Precision.FP32.value
+PRECISIONS = tuple(p.value for p in Precision)
 MAX_EPOCHS = 1000
 MIN_TIMEOUT_SECONDS = 1.0  # less cannot even start a child
 

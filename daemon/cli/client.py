@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchd import userfiles
-from benchd.server.config import DEFAULT_PORT, MAX_TOKEN_FILE_BYTES
+from benchd.settings import DEFAULT_PORT, MAX_TOKEN_FILE_BYTES
 
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 ENV_URL = "BENCHD_URL"

@@ -269,7 +269,7 @@ def serve(
 
     from benchd.paths import DataDirError
     from benchd.results.store import StoreError
-    from benchd.server.config import ConfigError, load_settings
+    from benchd.settings import ConfigError, load_settings
 
     os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
     flags = {"server.host": host, "server.port": port, "data_dir": str(data_dir) if data_dir else None,
@@ -310,6 +310,6 @@ def doctor(data_dir: DataDirOption = None, json_output: JsonOption = False) -> N
 @config_app.command("example")
 def config_example() -> None:
     """Print a commented example configuration file."""
-    from benchd.server.config import example
+    from benchd.settings.example import example
 
     typer.echo(example(), nl=False)

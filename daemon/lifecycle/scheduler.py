@@ -34,7 +34,7 @@ from benchd.lifecycle.ledger import RunLedger
 from benchd.lifecycle.queue import QueueFullError, RunQueue, ShuttingDownError
 from benchd.lifecycle.recording import RunRequest, queue_run
 from benchd.results.model import Origin, Outcome, Run
-from benchd.server.config import Schedule, Settings
+from benchd.settings import Schedule, Settings
 
 log = logging.getLogger("benchd.lifecycle.scheduler")
 
@@ -98,7 +98,7 @@ class Scheduler(threading.Thread):
         self._stop.set()
 
     def _jitter(self) -> float:
-        return self._random.uniform(0, self._settings.jitter_seconds)
+        return self._random.uniform(0, self._settings.schedule.jitter)
 
     def spread_offset(self, schedule: Schedule) -> float:
         """This host's place in the schedule's spread window: a stable hash of its name (and the schedule's),
@@ -116,7 +116,7 @@ class Scheduler(threading.Thread):
         return now + (following - self._clock.wall()) + self._jitter()
 
     def _first_due(self, schedule: Schedule, now: float) -> float:
-        delay = self._settings.start_delay_seconds
+        delay = self._settings.schedule.start_delay
         if schedule.cron is not None:
             return self._cron_due(schedule, self._clock.wall() + delay, now)
         assert schedule.interval_seconds is not None
@@ -169,8 +169,8 @@ class Scheduler(threading.Thread):
             config = RunConfig(**{k: v for k, v in run.config.items() if k in RunConfig.__dataclass_fields__})
             device = run.device or run.requested_device
             request = RunRequest(config, device, self._settings.data_dir, run.timeout_seconds)
-            if len(recent) > self._settings.max_preemptions:
-                limit = self._settings.max_preemptions
+            if len(recent) > self._settings.runs.max_preemptions:
+                limit = self._settings.runs.max_preemptions
                 why = f"preempted {len(recent)} times in 24 hours (limit {limit}): not run now"
                 self._record_skipped(request, why)
                 continue
@@ -184,7 +184,7 @@ class Scheduler(threading.Thread):
                 comeback.quiet_since = None
                 continue
             comeback.quiet_since = now if comeback.quiet_since is None else comeback.quiet_since
-            if now - comeback.quiet_since >= self._settings.quiet_for_seconds:
+            if now - comeback.quiet_since >= self._settings.runs.quiet_for:
                 self._comebacks.remove(comeback)
                 with contextlib.suppress(QueueFullError, ShuttingDownError):
                     self._queue.submit(comeback.request, origin=Origin.SCHEDULE)
@@ -262,7 +262,7 @@ class Scheduler(threading.Thread):
     def _over_budget(self, schedule: Schedule, device: str) -> str | None:
         """Why the firing would take the device past `runs.max_seconds_per_day`: the benchmark time it
         spent in the last 24 hours plus what the schedule's runs took last time."""
-        budget = self._settings.max_seconds_per_day
+        budget = self._settings.runs.max_seconds_per_day
         if budget is None:
             return None
         store = self._ledger.store

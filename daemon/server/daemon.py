@@ -33,11 +33,11 @@ from benchd.lifecycle.scheduler import Scheduler
 from benchd.paths import ensure_writable, store_path
 from benchd.results.model import OUTCOMES, Outcome, Run
 from benchd.results.store import ResultsStore
-from benchd.server.config import ALL_DEVICES, Settings
 from benchd.server.connections import LISTEN_BACKLOG, RepeatFilter, connection_limits, protocol_factory
 from benchd.server.hosts import HostPolicy
 from benchd.server.metrics import BenchdCollector, DaemonFacts
 from benchd.server.scoreboard import Scoreboard, SeriesState, Snapshot
+from benchd.settings import ALL_DEVICES, Settings
 from benchd.telemetry.nvml_devices import identities
 from benchd.telemetry.sampler import Sampler
 
@@ -98,10 +98,10 @@ class Daemon:
 
     def __init__(self, settings: Settings, command: tuple[str, ...] = HARNESS_COMMAND) -> None:
         self.settings = settings
-        self.token = settings.token
-        self.default_timeout = settings.timeout_seconds
+        self.token = settings.server.token
+        self.default_timeout = settings.runs.timeout
         self.data_dir = settings.data_dir
-        self.hosts = HostPolicy.build(settings.allowed_hosts)
+        self.hosts = HostPolicy.build(settings.server.allowed_hosts)
         self.started_at = time.time()
         data_dir = ensure_writable(settings.data_dir)
         self._locks = _lock_data_dir(data_dir)
@@ -113,11 +113,11 @@ class Daemon:
         self.ledger = RunLedger(self.store, self._finished)
         self.queue = RunQueue(
             self.ledger,
-            queue_size=settings.queue_size,
-            grace=settings.grace_seconds,
+            queue_size=settings.runs.queue_size,
+            grace=settings.runs.grace,
             command=command,
             sampler=self.sampler,
-            yield_to_tenants=settings.yield_to_tenants,
+            yield_to_tenants=settings.runs.yield_to_tenants,
         )
         self.facts = DaemonFacts(
             host=describe_host(),
@@ -242,7 +242,7 @@ class Daemon:
     def stop(self) -> None:
         self._stopping.set()
         self.scheduler.stop()
-        self.queue.shutdown(self.settings.grace_seconds + 30)
+        self.queue.shutdown(self.settings.runs.grace + 30)
         self.sampler.stop()
         self.store.close()
         for handle in self._locks:
@@ -300,14 +300,14 @@ def serve(settings: Settings, command: tuple[str, ...] = HARNESS_COMMAND) -> int
 
     os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
     limits = connection_limits()
-    sock = listen(settings.host, settings.port)
+    sock = listen(settings.server.host, settings.server.port)
     port = sock.getsockname()[1]
     daemon = Daemon(settings, command)
     daemon.start()
     config = uvicorn.Config(
         create_app(daemon),
-        host=settings.host,
-        port=settings.port,
+        host=settings.server.host,
+        port=settings.server.port,
         log_level="warning",
         access_log=False,
         lifespan="off",
@@ -324,7 +324,7 @@ def serve(settings: Settings, command: tuple[str, ...] = HARNESS_COMMAND) -> int
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _ignore_signal)
     log.info("benchd %s serving on http://%s:%d (data in %s; at most %d connections)", __version__,
-             settings.host, port, settings.data_dir, limits.max_connections)  # fmt: skip
+             settings.server.host, port, settings.data_dir, limits.max_connections)  # fmt: skip
     try:
         server.run(sockets=[sock])
     finally:

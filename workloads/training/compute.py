@@ -21,13 +21,14 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 from benchd.workloads.device import synchronize
 from benchd.workloads.peaks import Peak, published_peak
 from benchd.workloads.training.base import Trainer
+from benchd.workloads.training.precision import AUTOCAST_DTYPES, FP32
 
 FLOP_COUNTER = "torch.utils.flop_counter"
 MATMUL_SIZE = (
     1024  # large enough to reach a CPU's steady matmul rate, small enough to take well under a second
 )
 MATMUL_SECONDS = 0.2  # per trial; the best of three trials is the peak
-MATMUL_DTYPES = {"fp32": torch.float32, "amp-bf16": torch.bfloat16, "amp-fp16": torch.float16}
+MATMUL_DTYPES = {FP32: torch.float32, **AUTOCAST_DTYPES}
 
 
 def _attention_flops(query_shape, key_shape, value_shape, *_args: Any, **_kwargs: Any) -> int:

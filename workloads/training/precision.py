@@ -17,8 +17,13 @@ from dataclasses import dataclass
 
 import torch
 
-FP32 = "fp32"
+from benchd.catalog.spec import Precision as PrecisionMode
+
+FP32 = PrecisionMode.FP32.value
 REPORTED_FP32 = "float32"  # what runs before precision modes recorded, and what config identity hashes
+
+
+AUTOCAST_DTYPES = {PrecisionMode.AMP_FP16.value: torch.float16, PrecisionMode.AMP_BF16.value: torch.bfloat16}
 
 
 class UnsupportedPrecisionError(RuntimeError):
@@ -36,12 +41,12 @@ class Precision:
     def for_device(cls, mode: str, device: torch.device) -> Precision:
         if mode == FP32:
             return cls(mode, device.type)
-        if mode == "tf32":
+        if mode == PrecisionMode.TF32:
             _require_tf32(device)
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
             return cls(mode, device.type)
-        dtype = {"amp-fp16": torch.float16, "amp-bf16": torch.bfloat16}.get(mode)
+        dtype = AUTOCAST_DTYPES.get(mode)
         if dtype is None:
             raise UnsupportedPrecisionError(f"unknown precision {mode!r}")
         if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
