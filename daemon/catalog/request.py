@@ -149,7 +149,9 @@ def openapi_schema() -> dict[str, Any]:
     (timing, precision) are written in place: a component's own `$defs` would not resolve in the document."""
     schema = RunRequestFields.model_json_schema(mode="validation")
     definitions = schema.pop("$defs", {})
-    schema["properties"] = {name: _inlined(field, definitions) for name, field in schema["properties"].items()}
+    schema["properties"] = {
+        name: _inlined(field, definitions) for name, field in schema["properties"].items()
+    }
     schema["title"] = "RunRequest"
     return schema
 
