@@ -104,6 +104,7 @@ def assert_bad_input(result: subprocess.CompletedProcess, *fragments: str) -> No
         (["run", "vae", "--timeout", "1e9"], ["timeout: input should be less than or equal to 2592000"]),
         (["run", "vae", "--option", "nhid=8"], ["options.nhid: vae has no option 'nhid'"]),
         (["run", "transformer", "-o", "nhid=x"], ["--option: 'nhid=x' is not NAME=INTEGER"]),
+        (["trigger", "transformer", "-o", "nhid"], ["--option: 'nhid' is not NAME=INTEGER"]),
         (["run", "transformer", "-o", "emsize=33"], ["options.emsize: must be a multiple of 2, got 33"]),
         (["run", "vae", "--timing", "wall"], ["timing: input should be 'reference' or 'device', got 'wall'"]),
         (["data", "prepare", "imagenet"], ["unknown dataset 'imagenet'"]),

@@ -28,7 +28,9 @@ class Server:
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
-                outer.requests.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+                sent = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                outer.requests.append({"path": self.path, **headers, "body": sent})
                 status, headers, body = replies(len(outer.requests))
                 payload = json.dumps(body).encode()
                 self.send_response(status)
@@ -234,3 +236,14 @@ def test_a_malformed_url_is_bad_input(url: str) -> None:
 def test_a_run_id_beyond_64_bits_is_bad_input(tmp_path: Path) -> None:
     result = benchd("show", str(2**64), "--url", "http://127.0.0.1:9", "--data-dir", str(tmp_path))
     assert_bad_input(result, "run_id", "9223372036854775807")
+
+
+def test_trigger_sends_the_suite_and_the_model_options_as_the_run_request() -> None:
+    with Server(lambda _n: (202, {}, {"runs": []})) as daemon:
+        result = benchd("trigger", "gpt", "--suite", "standard-v2", "-o", "layers=2", "--url", daemon.url)
+    assert result.returncode == 0, result.stderr
+    (request,) = daemon.requests
+    assert request["path"] == "/api/v1/runs"
+    assert json.loads(request["body"]) == {
+        "workload": "gpt", "device": "auto", "suite": "standard-v2", "options": {"layers": 2}
+    }  # fmt: skip

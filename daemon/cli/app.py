@@ -65,6 +65,30 @@ TimingOption = Annotated[
 ]
 
 
+ModelOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--option",
+        "-o",
+        help="A model option of WORKLOAD over its preset's, NAME=INTEGER (repeatable; `benchd workloads "
+        "--json` lists each workload's, with bounds).",
+    ),
+]
+
+
+def model_options(given: list[str] | None) -> dict[str, int] | None:
+    """--option NAME=INTEGER values as the request's options (the workload checks names and bounds)."""
+    if not given:
+        return None
+    options: dict[str, int] = {}
+    for text in given:
+        name, equals, value = text.partition("=")
+        if not equals or not name.strip() or not value.strip().lstrip("-").isdecimal() or not value.isascii():
+            fail(f"--option: {text!r} is not NAME=INTEGER")
+        options[name.strip()] = int(value)
+    return options
+
+
 SuiteOption = Annotated[
     str | None,
     typer.Option(

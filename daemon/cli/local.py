@@ -16,6 +16,7 @@ from benchd.cli.app import (
     CompileOption,
     DataDirOption,
     JsonOption,
+    ModelOption,
     PrecisionOption,
     SuiteOption,
     TimingOption,
@@ -24,6 +25,7 @@ from benchd.cli.app import (
     config_app,
     fail,
     interrupt_on_termination,
+    model_options,
     resolve_data_dir,
     say,
 )
@@ -46,19 +48,6 @@ def workloads(json_output: JsonOption = False) -> None:
         report.print_table(report.workloads_table())
 
 
-def model_options(given: list[str] | None) -> dict[str, int] | None:
-    """--option NAME=INTEGER values as the request's options (the workload checks names and bounds)."""
-    if not given:
-        return None
-    options: dict[str, int] = {}
-    for text in given:
-        name, equals, value = text.partition("=")
-        if not equals or not name.strip() or not value.strip().lstrip("-").isdecimal() or not value.isascii():
-            fail(f"--option: {text!r} is not NAME=INTEGER")
-        options[name.strip()] = int(value)
-    return options
-
-
 @app.command()
 def run(
     workload: Annotated[
@@ -78,15 +67,7 @@ def run(
     ] = None,
     suite: SuiteOption = None,
     batch_size: Annotated[int | None, typer.Option(help="Override the preset's batch size.")] = None,
-    option: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--option",
-            "-o",
-            help="A model option of WORKLOAD over its preset's, NAME=INTEGER (repeatable; `benchd workloads "
-            "--json` lists each workload's, with bounds).",
-        ),
-    ] = None,
+    option: ModelOption = None,
     workers: Annotated[
         int | None,
         typer.Option(help="DataLoader worker processes. Default: as the published run on this device."),

@@ -24,11 +24,13 @@ from benchd.cli.app import (
     CompileOption,
     DataDirOption,
     JsonOption,
+    ModelOption,
     PrecisionOption,
     SuiteOption,
     WideOption,
     app,
     fail,
+    model_options,
     say,
     say_wrapped,
 )
@@ -146,6 +148,7 @@ def trigger(
     epochs: Annotated[int | None, typer.Option(help="Epochs per run.")] = None,
     fraction: Annotated[float | None, typer.Option(help="Fraction of each epoch, in (0, 1].")] = None,
     suite: SuiteOption = None,
+    option: ModelOption = None,
     timing: Annotated[
         str | None, typer.Option(help="reference (the default) or device; see docs/workloads.md.")
     ] = None,
@@ -167,7 +170,8 @@ def trigger(
     client = client_for(url, token, token_file)
     body: dict[str, Any] = {"workload": workload, "device": device}
     chosen = {"suite": suite, "presets": preset, "epochs": epochs, "fraction": fraction, "timing": timing,
-              "precision": precision, "compile": compile_model, "channels_last": channels_last}  # fmt: skip
+              "precision": precision, "compile": compile_model, "channels_last": channels_last,
+              "options": model_options(option)}  # fmt: skip
     body.update({name: value for name, value in chosen.items() if value is not None and value is not False})
     with daemon_answer(client):
         _trigger_answer(client, call(client, "POST", "/api/v1/runs", body), json_output, wide, limit, wait)
