@@ -71,7 +71,11 @@ class DaemonProcess:
                 preexec_fn=self._limit_descriptors if self.descriptor_limit else None,  # noqa: PLW1509
             )  # fmt: skip
         if wait_ready:
-            wait_for(self._ready, START_TIMEOUT, f"the daemon to be ready (log: {self.log})")
+            try:
+                wait_for(self._ready, START_TIMEOUT, f"the daemon to be ready (log: {self.log})")
+            except BaseException:
+                self.close()  # a daemon that never became ready is not left running after the test
+                raise
         return self
 
     def _ready(self) -> bool:

@@ -59,3 +59,34 @@ def test_stale_bytes_are_served_while_one_rendering_runs() -> None:
 
     asyncio.run(scenario())
     assert collector.renderings in (2, 3)  # the last scrape may have started one more
+
+
+class _FailingCollector:
+    """Renders once, then fails every time."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def collect(self):
+        self.calls += 1
+        if self.calls > 1:
+            raise RuntimeError("the scoreboard is gone")
+        family = GaugeMetricFamily("renderings", "Renderings so far.")
+        family.add_metric([], 1)
+        yield family
+
+
+def test_a_failed_rendering_is_logged_and_scrapes_keep_the_previous_bytes(caplog) -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_FailingCollector())
+    endpoint = CachedExposition(registry)
+
+    async def scenario() -> None:
+        assert b"renderings 1.0" in await _scrape(endpoint)
+        endpoint.MAX_AGE_SECONDS = 0.0
+        assert b"renderings 1.0" in await _scrape(endpoint)  # starts the rendering that fails
+        await asyncio.gather(*endpoint._rendering.values(), return_exceptions=True)
+        assert b"renderings 1.0" in await _scrape(endpoint)
+
+    asyncio.run(scenario())
+    assert "rendering /metrics failed; serving the previous exposition" in caplog.text

@@ -101,9 +101,10 @@ def test_an_installed_plug_in_is_listed_run_and_compared_like_a_built_in(
 @pytest.fixture
 def daemon(plugin_path: Path, data_dir: Path) -> Iterator[DaemonProcess]:
     process = DaemonProcess(data_dir, NO_SCHEDULE, env={"PYTHONPATH": str(plugin_path)}).start()
-    yield process
-    process.stop()
-    process.close()
+    try:
+        yield process
+    finally:
+        process.close()
 
 
 def test_the_daemon_runs_a_plug_in_and_exports_it_like_a_built_in(daemon: DaemonProcess) -> None:

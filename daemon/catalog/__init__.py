@@ -123,10 +123,7 @@ def checked_config(values: Mapping[str, Any]) -> RunConfig:
     """A config from JSON (a run spec, a stored run) that its workload, registered here, accepts: each
     option known and in bounds, and their combination buildable. CatalogError names what is not."""
     config = RunConfig.from_json(values)
-    workload = get_workload(config.workload)
-    for name, value in config.options.items():
-        workload.option(name).check(value)
-    workload.check_options(config.options)
+    get_workload(config.workload).validate_options(config.options)
     return config
 
 
@@ -157,13 +154,8 @@ def build_config(
     Ranges (epochs, fraction, batch size, ...) are the request model's to check
     (catalog.request), before a config is built.
     """
-    merged = dict(preset.options)
-    for key, value in (options or {}).items():
-        if value is None:
-            continue
-        workload.option(key).check(value)
-        merged[key] = value
-    workload.check_options(merged)
+    merged = {**preset.options, **{key: value for key, value in (options or {}).items() if value is not None}}
+    workload.validate_options(merged)
     if channels_last and not workload.convolutional:
         convolutional = ", ".join(w.name for w in WORKLOADS.values() if w.convolutional)
         raise CatalogError(
@@ -171,9 +163,10 @@ def build_config(
             "channels_last",
         )
     batch_size = batch_size if batch_size is not None else preset.batch_size
-    if fraction < workload.min_fraction(batch_size, merged):
+    floor = workload.min_fraction(batch_size, merged)
+    if fraction < floor:
         raise CatalogError(
-            f"must cover at least one batch: at least {workload.min_fraction(batch_size, merged):.3g} for "
+            f"must cover at least one batch: at least {floor:.3g} for "
             f"{workload.name} {preset.name} (batch {batch_size}), got {fraction!r}",
             "fraction",
         )

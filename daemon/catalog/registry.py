@@ -69,9 +69,7 @@ def _load(point: EntryPoint) -> Workload:
     for preset in workload.presets:
         if set(preset.options) != set(workload.option_names):
             raise CatalogError(f"preset {preset.name} sets {sorted(preset.options)}, not its options")
-        for name, value in preset.options.items():
-            workload.option(name).check(value)
-        workload.check_options(preset.options)
+        workload.validate_options(preset.options)
     return workload
 
 

@@ -177,6 +177,13 @@ class Workload:
         known = ", ".join(self.option_names) or "none"
         raise CatalogError(f"{self.name} has no option {name!r}; its options: {known}", f"options.{name}")
 
+    def validate_options(self, options: Mapping[str, int]) -> None:
+        """Each option known and within its bounds, and together buildable; CatalogError names the first
+        that is not."""
+        for name, value in options.items():
+            self.option(name).check(value)
+        self.check_options(options)
+
     def min_fraction(self, batch_size: int, options: Mapping[str, int]) -> float:
         """The smallest fraction of an epoch that still holds one whole batch of the real dataset: less
         would time a step and divide it by almost nothing (an infinite scaled epoch)."""

@@ -61,14 +61,16 @@ class CachedExposition:
         response = Response(cached[1], media_type=None, headers={"Content-Type": content_type})
         await response(scope, receive, send)
 
-    async def _render(
-        self, encoder: Callable[[CollectorRegistry], bytes], content_type: str
-    ) -> tuple[float, bytes]:
+    async def _render(self, encoder: Encoder, content_type: str) -> tuple[float, bytes]:
         try:
             started = time.monotonic()
             # In a worker thread: the event loop stays free for /healthz whatever the collector waits on.
             rendered = (started, await run_in_threadpool(encoder, self._registry))
-            self._rendered[content_type] = rendered
-            return rendered
+        except Exception:
+            if content_type in self._rendered:  # scrapes go on with the last bytes; the next one tries again
+                log.exception("rendering /metrics failed; serving the previous exposition")
+            raise
         finally:
             del self._rendering[content_type]
+        self._rendered[content_type] = rendered
+        return rendered
