@@ -25,14 +25,18 @@ class Baseline:
     runs: int
 
 
+def relative_spread(values: list[float]) -> float:
+    """Median absolute deviation over the median: how far a value of this set usually is from its middle."""
+    middle = statistics.median(values)
+    return statistics.median(abs(v - middle) for v in values) / middle if middle > 0 else 0.0
+
+
 def baseline_of(previous: list[float]) -> Baseline | None:
     """The baseline of the most recent BASELINE_RUNS representative epochs given (oldest first)."""
     chosen = previous[-BASELINE_RUNS:]
     if not chosen:
         return None
-    middle = statistics.median(chosen)
-    spread = statistics.median(abs(v - middle) for v in chosen) / middle if middle > 0 else 0.0
-    return Baseline(middle, spread, len(chosen))
+    return Baseline(statistics.median(chosen), relative_spread(chosen), len(chosen))
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,7 @@ def judge(seconds: list[float], previous: list[float], max_slowdown: float) -> V
     from before the set: the set's median is slower only beyond the limit and beyond the noise, the larger
     of the baseline's spread and the set's own. Judging each repeat alone, against a baseline that holds
     the earlier repeats, cried wolf: a faster median could still exit 3."""
-    middle = statistics.median(seconds)
-    spread = statistics.median(abs(v - middle) for v in seconds) / middle if middle > 0 else 0.0
+    middle, spread = statistics.median(seconds), relative_spread(seconds)
     base = baseline_of(previous)
     if base is None or base.runs < MIN_BASELINE_RUNS or base.median <= 0:
         return Verdict(middle, base, False, len(seconds), spread)
