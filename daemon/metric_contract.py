@@ -28,9 +28,10 @@ STATESET: Final = "stateset"  # a gauge that is 1 for the one state that holds a
 BUILD_AND_DEVICES: Final = "Build and devices"
 RUNS: Final = "Runs"
 RESULTS: Final = "Results, by config"
+VERDICTS: Final = "Device verdicts"
 HEALTH: Final = "Health"
 SENSORS: Final = "Sensors"
-SECTIONS = (BUILD_AND_DEVICES, RUNS, RESULTS, HEALTH, SENSORS)
+SECTIONS = (BUILD_AND_DEVICES, RUNS, RESULTS, VERDICTS, HEALTH, SENSORS)
 
 SERIES_LABELS = ("workload", "preset", "device")  # how runs of a preset on a device end, whatever the config
 RESULT_LABELS = (*SERIES_LABELS, "config")  # what one config measured on one device: like for like
@@ -502,6 +503,58 @@ METRICS: tuple[Metric, ...] = (
             "passes) before the first epoch, never inside it"
         ),
         example="`benchd_compile_seconds > 600`",
+    ),
+    Metric(
+        "benchd_device_health",
+        STATESET,
+        ("device", "state"),
+        "1 for the device's verdict, 0 for the others (healthy, degraded, failing, unknown).",
+        VERDICTS,
+        meaning=(
+            "1 for the device's verdict and 0 for the other states: `degraded` (slower than its band beyond "
+            "its noise in 2 of its last 3 runs), `failing` (2 of its last 3 runs failed where the config "
+            "used to succeed), `healthy`, `unknown` (no band yet, or no run for two schedule periods); "
+            "the worst of its configs' verdicts (docs/health.md)"
+        ),
+        example='`benchd_device_health{state="degraded"} == 1`',
+        labels_doc="`device`, `state` (`healthy`, `degraded`, `failing`, `unknown`)",
+    ),
+    Metric(
+        "benchd_device_health_info",
+        INFO,
+        ("device", "state", "band", "workload", "preset", "config"),
+        "The config a device's verdict comes from and the band it was judged against.",
+        VERDICTS,
+        meaning=(
+            "always 1: the config the device's verdict comes from (its worst; for a healthy device, the "
+            "slowest against its band) and the band it was judged against (`own`, `fleet`, `reference`; "
+            "empty with no band)"
+        ),
+        example=(
+            '`benchd_device_health{state="degraded"} == 1 and on(instance, device) benchd_device_health_info`'
+        ),
+    ),
+    Metric(
+        "benchd_device_health_ratio",
+        GAUGE,
+        ("device",),
+        "The deciding config's last counted ok run over its band's median.",
+        VERDICTS,
+        meaning=(
+            "the representative epoch of the deciding config's last counted ok run over its band's median "
+            "(1.12: 12% slower); absent with no band"
+        ),
+        example="`benchd_device_health_ratio > 1.1`",
+    ),
+    Metric(
+        "benchd_device_health_since_timestamp_seconds",
+        GAUGE,
+        ("device",),
+        "When a degraded or failing verdict began: the first run that confirmed it.",
+        VERDICTS,
+        meaning="when the device's degraded or failing verdict began (the first run that confirmed it); "
+        "absent while it is healthy or unknown",
+        example="`time() - benchd_device_health_since_timestamp_seconds > 86400`",
     ),
     Metric(
         "benchd_collector_up",

@@ -23,6 +23,7 @@ from benchd.lifecycle.ledger import RunLedger
 from benchd.lifecycle.queue import RunQueue
 from benchd.results.model import Epoch, Outcome, Run
 from benchd.results.store import ResultsStore
+from benchd.health.book import HealthBook
 from benchd.server.metrics import BenchdCollector, DaemonFacts
 from benchd.server.scoreboard import Scoreboard, Snapshot
 
@@ -107,7 +108,8 @@ def store(tmp_path: Path) -> ResultsStore:
 
 def _registry(store: ResultsStore, monkeypatch: pytest.MonkeyPatch) -> CollectorRegistry:
     monkeypatch.setattr("platform.python_version", lambda: "3.11.0")
-    scoreboard = Scoreboard()
+    health = HealthBook()
+    scoreboard = Scoreboard(health=health)
     for run in store.finished_runs():
         scoreboard.record(run)
     service = RunQueue(RunLedger(store, scoreboard.record), queue_size=4, grace=1.0)
@@ -128,7 +130,7 @@ def _registry(store: ResultsStore, monkeypatch: pytest.MonkeyPatch) -> Collector
         next_fire=lambda: {"vae": 1.7e9 + 3600},
     )
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(BenchdCollector(scoreboard, service, store, lambda: facts))
+    registry.register(BenchdCollector(scoreboard, service, store, lambda: facts, health=health))
     return registry
 
 
@@ -341,3 +343,21 @@ def test_status_says_why_a_series_has_no_clean_figure(store: ResultsStore) -> No
     assert "no ok run yet" not in line
     clean = ("vae", "bs128", "cpu")
     assert "contended" not in _last_line(_last(clean, snapshot.series[clean], snapshot))
+
+
+def test_device_verdicts_are_exported_with_their_reason(tmp_path: Path, monkeypatch) -> None:
+    """Three ok runs make the own band; two of the next three at 1.5x turn the CPU degraded; its reason
+    names the config and the band, and the ratio and start are there."""
+    store = ResultsStore(tmp_path / "benchd.sqlite3")
+    for seconds in (1.0, 1.02, 0.98, 1.5, 1.0, 1.5):
+        _add_run(store, _config("bs128", 128), Outcome.OK, [2.0, seconds, seconds], "cpu", VAE_CONFIG)
+    value = _registry(store, monkeypatch).get_sample_value
+    assert value("benchd_device_health", {"device": "cpu", "state": "degraded"}) == 1.0
+    assert value("benchd_device_health", {"device": "cpu", "state": "healthy"}) == 0.0
+    labels = {"device": "cpu", "state": "degraded", "band": "own", "workload": "vae", "preset": "bs128",
+              "config": VAE_CONFIG}  # fmt: skip
+    assert value("benchd_device_health_info", labels) == 1.0
+    assert value("benchd_device_health_ratio", {"device": "cpu"}) == pytest.approx(1.5)
+    first_slow = store.get_run(4)
+    assert first_slow is not None
+    assert value("benchd_device_health_since_timestamp_seconds", {"device": "cpu"}) == first_slow.finished_at

@@ -51,6 +51,10 @@ DataDirOption = Annotated[
         show_default=False,
     ),
 ]
+ConfigFileOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML config file. Default: BENCHD_CONFIG, else embedded defaults."),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 WideOption = Annotated[
     bool, typer.Option("--wide", help="Every column: setup, config, timing, data, workers, all sensors.")

@@ -14,6 +14,7 @@ from benchd.cli.app import (
     EXIT_FAILED_RUN,
     ChannelsLastOption,
     CompileOption,
+    ConfigFileOption,
     DataDirOption,
     JsonOption,
     ModelOption,
@@ -226,10 +227,7 @@ def _say_waiting(device: str, holder: str) -> None:
 
 @app.command()
 def serve(
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="TOML config file. Default: BENCHD_CONFIG, else embedded defaults."),
-    ] = None,
+    config: ConfigFileOption = None,
     host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default 9655).")] = None,
     token_file: Annotated[

@@ -355,6 +355,8 @@ def _print_status(answer: dict[str, Any]) -> None:
         say(f"  next: {schedule}{_when(moment)}")
     for last in answer["last"]:
         say_wrapped(f"  {last['workload']} {last['preset']} on {last['device']}: {_last_line(last)}")
+    for verdict in answer.get("health") or []:
+        say_wrapped(f"  health of {verdict['device']}: {verdict['state']}: {verdict['reason']}")
 
 
 def progress_text(progress: dict[str, Any]) -> str:

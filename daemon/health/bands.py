@@ -49,6 +49,7 @@ class ReferenceBand:
     config: str  # config id
     workload: str
     preset: str
+    timing: str  # reference or device: what the figure covers (docs/workloads.md)
     median_seconds: float
     spread: float  # median absolute deviation over the median; 0 for one run
     runs: int
@@ -82,8 +83,8 @@ def shipped() -> list[ReferenceBand]:
         identity = config_id(config.to_json(), {"kind": "synthetic", "fingerprint": entry["data"]})
         found.append(ReferenceBand(
             entry["device_type"], entry["device_name"], identity, config.workload, config.preset,
-            entry["median_seconds"], 0.0, 1, entry["machine"], entry["software"], entry["measured"],
-            "shipped",
+            config.timing, entry["median_seconds"], 0.0, 1, entry["machine"], entry["software"],
+            entry["measured"], "shipped",
         ))  # fmt: skip
     return found
 
@@ -123,8 +124,8 @@ def from_results(found: Iterable[Result], origin: str) -> list[ReferenceBand]:
         measured = datetime.fromtimestamp(latest.finished_at, timezone.utc).strftime("%Y-%m-%d")
         bands.append(ReferenceBand(
             latest.column.device_type, device_name, config, latest.workload, latest.preset,
-            statistics.median(seconds), relative_spread(seconds), len(seconds),
-            latest.machine or latest.column.host, software, measured, origin,
+            latest.labels.get("timing", ""), statistics.median(seconds), relative_spread(seconds),
+            len(seconds), latest.machine or latest.column.host, software, measured, origin,
         ))  # fmt: skip
     return bands
 

@@ -49,6 +49,7 @@ class BandSource(Word):
 
 
 BAND_ORDER = (BandSource.OWN, BandSource.FLEET, BandSource.REFERENCE)
+BRIEF_WIDTH = 80  # node-problem-detector's default max_output_length
 
 
 @dataclass(frozen=True)
@@ -317,6 +318,7 @@ class DeviceVerdict:
             "device": self.device,
             "state": self.state.value,
             "reason": self.reason(),
+            "brief": self.line(BRIEF_WIDTH),
             "configs": [c.to_json() for c in self.configs],
         }
 

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from benchd import catalog
 from benchd.catalog import request as request_model
 from benchd.devices import DeviceError, Probe
+from benchd.health.verdict import DeviceVerdict
 from benchd.lifecycle.queue import (
     QueueFullError,
     RunFinishedError,
@@ -80,6 +81,8 @@ class Daemon(Protocol):
     def not_ready_reason(self) -> str | None: ...
 
     def status(self) -> dict[str, Any]: ...
+
+    def verdicts(self) -> list[DeviceVerdict]: ...
 
 
 class ApiError(Exception):
@@ -336,6 +339,10 @@ def status(request: Request) -> Response:
     return JSONResponse(_daemon(request).status())
 
 
+def health(request: Request) -> Response:
+    return JSONResponse({"devices": [v.to_json() for v in _daemon(request).verdicts()]})
+
+
 async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_document(token_required=_daemon(request).token is not None))
 
@@ -393,6 +400,7 @@ def create_app(daemon: Daemon) -> Starlette:
         Route("/api/v1/runs", Runs),
         Route("/api/v1/runs/{run_id}", OneRun),
         Route("/api/v1/status", status),
+        Route("/api/v1/health", health),
     ]
     app = Starlette(
         routes=routes,

@@ -26,6 +26,9 @@ import uvicorn
 
 from benchd import __version__
 from benchd.devices import Probe, ProbeError, probe
+from benchd.health.bands import BandKey, BandsError, references, shipped
+from benchd.health.book import HealthBook
+from benchd.health.verdict import Band, BandSource, DeviceVerdict
 from benchd.hostinfo import describe_host
 from benchd.lifecycle.child import HARNESS_COMMAND
 from benchd.lifecycle.ledger import RunLedger
@@ -94,6 +97,16 @@ def _lock_data_dir(data_dir: Path) -> list[TextIO]:
     return held
 
 
+def _reference_bands(data_dir: Path) -> dict[BandKey, Band]:
+    """The shipped bands and those `benchd bands add` kept; a bands file that cannot be read is logged and
+    left out, never a daemon that does not start."""
+    try:
+        return references(data_dir)
+    except BandsError as exc:
+        log.error("reference bands added with `benchd bands add` are left out: %s", exc)
+        return {entry.key: entry.band() for entry in shipped()}
+
+
 class Daemon:
     """The running daemon's parts, and the facts the API and metrics read from it."""
 
@@ -108,7 +121,8 @@ class Daemon:
         self._locks = _lock_data_dir(data_dir)
         self.store = ResultsStore(store_path(data_dir))
         self.sampler = Sampler()
-        self.scoreboard = Scoreboard()
+        self.health = HealthBook(settings.health.policy(), {BandSource.REFERENCE: _reference_bands(data_dir)})
+        self.scoreboard = Scoreboard(health=self.health)
         for run in self.store.finished_runs():
             self.scoreboard.record(run)
         self.ledger = RunLedger(self.store, self._finished)
@@ -129,7 +143,7 @@ class Daemon:
             },
         )
         self.collector = BenchdCollector(
-            self.scoreboard, self.queue, self.store, lambda: self.facts, self.sampler
+            self.scoreboard, self.queue, self.store, lambda: self.facts, self.sampler, self.health
         )
         self._probe: Probe | None = None
         self._probed = threading.Event()
@@ -238,7 +252,13 @@ class Daemon:
             "active": [a.to_json() for a in self.queue.active_runs()],
             "last": [_last(key, state, board) for key, state in sorted(board.series.items())
                      if state.last_outcome is not None],
+            "health": [{"device": v.device, "state": v.state.value, "reason": v.reason()}
+                       for v in self.verdicts()],
         }  # fmt: skip
+
+    def verdicts(self) -> list[DeviceVerdict]:
+        """Each device's verdict now, stale where its schedule has not run it for two periods."""
+        return self.health.verdicts(time.time(), self.facts.schedule_periods)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from prometheus_client.registry import Collector
 
 from benchd import __version__
 from benchd import metric_contract as contract
+from benchd.health.book import HealthBook
+from benchd.health.verdict import HEALTH_STATES, DeviceVerdict
 from benchd.lifecycle.queue import RunQueue
 from benchd.results.model import OUTCOMES, Outcome
 from benchd.results.store import ResultsStore
@@ -113,8 +116,10 @@ class BenchdCollector(Collector):
         store: ResultsStore,
         facts: Callable[[], DaemonFacts],
         sampler: Sampler | None = None,
+        health: HealthBook | None = None,
     ) -> None:
         self._scoreboard = scoreboard
+        self._health = health
         self._queue = queue
         self._store = store
         self._facts = facts
@@ -127,6 +132,8 @@ class BenchdCollector(Collector):
         yield from self._series(board)
         yield from self._results(board)
         yield from self._slowdown(board)
+        if self._health is not None:
+            yield from self._verdicts(self._health.verdicts(time.time(), facts.schedule_periods))
 
         waiting = gauge_family("benchd_queue_length")
         waiting.add_metric([], self._queue.queue_length())
@@ -148,6 +155,27 @@ class BenchdCollector(Collector):
         yield health
         if self._sampler is not None:
             yield from self._sensors(self._sampler)
+
+    @staticmethod
+    def _verdicts(verdicts: list[DeviceVerdict]) -> Iterator[Metric]:
+        """Each device's verdict, the config and band it comes from, how far off and since when."""
+        states = gauge_family("benchd_device_health")
+        info = info_family("benchd_device_health_info")
+        ratio = gauge_family("benchd_device_health_ratio")
+        since = gauge_family("benchd_device_health_since_timestamp_seconds")
+        for verdict in verdicts:
+            for state in HEALTH_STATES:
+                states.add_metric([verdict.device, state], 1.0 if state == verdict.state else 0.0)
+            deciding = verdict.deciding
+            if deciding is None:
+                continue
+            band = deciding.band.source.value if deciding.band is not None else ""
+            info.add_metric([], {"device": verdict.device, "state": verdict.state.value, "band": band,
+                                 "workload": deciding.workload, "preset": deciding.preset,
+                                 "config": deciding.config})  # fmt: skip
+            BenchdCollector._add_present(ratio, [verdict.device], deciding.ratio)
+            BenchdCollector._add_present(since, [verdict.device], deciding.since)
+        yield from (states, info, ratio, since)
 
     def _series(self, board: Snapshot) -> Iterator[Metric]:
         """How runs end, per workload, preset and device, whatever their config."""

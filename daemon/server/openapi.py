@@ -13,6 +13,7 @@ from typing import Any
 from benchd import __version__
 from benchd.catalog import WORKLOADS
 from benchd.catalog import request as request_model
+from benchd.health.verdict import HEALTH_STATES
 from benchd.results.model import MAX_RUN_ID, OUTCOMES
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -47,6 +48,36 @@ _RUN_ID = {
     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_RUN_ID},
 }
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+_VERDICT_PROPERTIES = {
+    "device": {"type": "string"},
+    "state": {"enum": [str(state) for state in HEALTH_STATES]},
+    "reason": {"type": "string"},
+}
+_HEALTH = {
+    "type": "object",
+    "properties": {
+        "devices": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    **_VERDICT_PROPERTIES,
+                    "configs": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "description": "One config's verdict: its band, ratio, runs beyond, since when.",
+                            "properties": {**_VERDICT_PROPERTIES, "config": {"type": "string"}},
+                            "additionalProperties": True,
+                        },
+                    },
+                },
+            },
+        }
+    },
+}
 
 
 def openapi_document(token_required: bool = True) -> dict[str, Any]:
@@ -93,16 +124,7 @@ def openapi_document(token_required: bool = True) -> dict[str, Any]:
                         "state": {"type": "string", "enum": ["queued", "running", "finished"]},
                         "outcome": {
                             "type": ["string", "null"],
-                            "enum": [
-                                "ok",
-                                "oom",
-                                "error",
-                                "timeout",
-                                "cancelled",
-                                "skipped",
-                                "interrupted",
-                                None,
-                            ],
+                            "enum": [*(str(outcome) for outcome in OUTCOMES), None],
                         },
                         "epochs": {"type": "array", "items": {"type": "object"}},
                         "progress": {"type": ["object", "null"]},
@@ -142,6 +164,12 @@ def openapi_document(token_required: bool = True) -> dict[str, Any]:
                 "get": {
                     "summary": "Daemon health, devices, queue, run in progress and last results",
                     "responses": {"200": _json({"type": "object"}, "Status.")},
+                }
+            },
+            "/api/v1/health": {
+                "get": {
+                    "summary": "Each device's verdict and each config's, with the reason (docs/health.md)",
+                    "responses": {"200": _json(_HEALTH, "Verdicts, devices in name order.")},
                 }
             },
             "/api/v1/runs": {

@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchd.health.book import HealthBook
 from benchd.results.baseline import BASELINE_RUNS, Repeats, baseline_of, repeats_of
 from benchd.results.model import Origin, Outcome, Run
 
@@ -100,8 +101,11 @@ class ConfigResult:
 
 
 class Scoreboard:
-    def __init__(self, configs_per_series: int = CONFIGS_PER_SERIES) -> None:
+    def __init__(
+        self, configs_per_series: int = CONFIGS_PER_SERIES, health: HealthBook | None = None
+    ) -> None:
         self._lock = threading.Lock()
+        self.health = health  # fed every run recorded here, once
         self.configs_per_series = configs_per_series
         self.outcomes: dict[tuple[str, str, str, str], int] = defaultdict(int)
         self.contended: dict[SeriesKey, int] = defaultdict(int)  # ok runs measured beside foreign load
@@ -124,6 +128,8 @@ class Scoreboard:
             if run.id in self._recorded:
                 return
             self._recorded.add(run.id)
+            if self.health is not None:
+                self.health.record(run)
             self.outcomes[(run.workload, run.preset, device, run.outcome)] += 1
             if run.started_at is not None and run.finished_at is not None:
                 self.benchmark_seconds[device] += max(0.0, run.finished_at - run.started_at)

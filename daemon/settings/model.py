@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from benchd import userfiles
+from benchd.health.verdict import Policy
 from benchd.paths import default_data_dir
 from benchd.settings import values
 from benchd.settings.schedules import Schedule, default_workloads, run_timeout, schedules
@@ -136,6 +137,26 @@ class BusyCheckSettings(_Section):
     gpu_processes: Flag = True  # busy when other processes use the GPU
 
 
+class HealthSettings(_Section):
+    """How much evidence a device verdict needs (health/verdict.py, docs/health.md)."""
+
+    window_runs: Annotated[int, _keyless(values.number, int, 1, 50)] = 3  # the recent runs judged
+    beyond_runs: Annotated[int, _keyless(values.number, int, 1, 50)] = 2  # of them beyond the band: degraded
+    recover_runs: Annotated[int, _keyless(values.number, int, 1, 50)] = 2  # within it in a row: healthy again
+    min_slowdown: Annotated[float, _keyless(values.number, float, 0.0, 10.0)] = 0.06  # and its noise
+
+    @model_validator(mode="after")
+    def _fits(self) -> HealthSettings:
+        if self.beyond_runs > self.window_runs:
+            raise ConfigError(
+                "health.beyond_runs", f"must be at most health.window_runs ({self.window_runs})"
+            )
+        return self
+
+    def policy(self) -> Policy:
+        return Policy(self.window_runs, self.beyond_runs, self.recover_runs, self.min_slowdown)
+
+
 class Settings(BaseSettings):
     """Everything `benchd serve` is configured with (docs/api.md, "Configuration")."""
 
@@ -146,6 +167,7 @@ class Settings(BaseSettings):
     runs: RunsSettings = RunsSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     busy_check: BusyCheckSettings = BusyCheckSettings()
+    health: HealthSettings = HealthSettings()
     workloads: dict[str, Any] = Field(default_factory=default_workloads)  # the tables; `schedules` below
     _schedules: tuple[Schedule, ...] = PrivateAttr(default=())
     _warnings: tuple[str, ...] = PrivateAttr(default=())
