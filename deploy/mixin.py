@@ -45,6 +45,18 @@ FAILED_OUTCOMES = "|".join(FAILURES)
 SAME_CONFIG = "job, instance, workload, preset, device, config"
 
 
+# The config and band a verdict comes from, as `benchd health` words them.
+_VERDICT_REASON = (
+    "`benchd health --configs` on the host prints the config, the band and the runs it rests on."
+)
+
+
+def _verdict(s: str, state: str) -> str:
+    """Devices in that verdict, with the config and band it comes from as labels."""
+    return (f'(benchd_device_health{{{s},state="{state}"}} == 1) * on(instance, device) '
+            f"group_left(workload, preset, config, band) benchd_device_health_info{{{s}}}")  # fmt: skip
+
+
 def _alert(
     name: str, expr: str, duration: str, severity: str, summary: str, description: str, dashboard: str = ""
 ) -> dict[str, Any]:
@@ -138,6 +150,31 @@ def _rule_groups(config: dict[str, Any]) -> list[dict[str, Any]]:
                     "power limit and the PCIe link of this run against the earlier ones; then look for a hot "
                     "device, other processes on it, a driver or torch upgrade (benchd_device_info, "
                     "benchd_build_info).",
+                    _why_slow(config),
+                ),
+                _alert(
+                    "BenchdDeviceDegraded",
+                    _verdict(s, "degraded"),
+                    "0m",
+                    "warning",
+                    "{{ $labels.device }} on {{ $labels.instance }} is degraded: {{ $labels.workload }} "
+                    "{{ $labels.preset }} (config {{ $labels.config }}) is slower than its {{ $labels.band }} "
+                    "band in several of its recent runs.",
+                    f"The verdict is already confirmed over runs (docs/health.md). {_VERDICT_REASON} Open the "
+                    "Why slow? row; drain the node if it holds (node-problem-detector's BenchdPerformanceDegraded "
+                    "condition, or the Slurm health check, does so where deployed).",
+                    _why_slow(config),
+                ),
+                _alert(
+                    "BenchdDeviceFailing",
+                    _verdict(s, "failing"),
+                    "0m",
+                    "critical",
+                    "{{ $labels.device }} on {{ $labels.instance }} is failing: {{ $labels.workload }} "
+                    "{{ $labels.preset }} (config {{ $labels.config }}) runs that used to succeed end oom, "
+                    "error or timeout.",
+                    f"{_VERDICT_REASON} `benchd runs --outcome error` (or oom, timeout) and `benchd show ID` "
+                    "give each failure's message and the end of its log.",
                     _why_slow(config),
                 ),
                 _alert(

@@ -265,7 +265,8 @@ def host_detail() -> dict[str, Any]:
                      "baseline {{workload}} {{preset}} {{config}}"),
                query(f"benchd_last_contended_epoch_duration_seconds{{{HOST_SERIES}}}", "C",
                      "contended {{workload}} {{preset}} {{device}} {{config}}")],
-              (0, 0, 24, 9), "s"),
+              (0, 0, 16, 9), "s"),
+        verdict_table(live),
         place(timeseries_panel(), "Device temperature",
               [query(f"benchd_sensor_temperature_celsius{{{live}}}", legend="{{device}}")], (0, 9, 8, 8), "celsius"),
         place(timeseries_panel(), "Power", [query(f"benchd_sensor_power_watts{{{live}}}", legend="{{device}}")],
@@ -314,6 +315,32 @@ def host_detail() -> dict[str, Any]:
                    step="5m", title="{{device}}: driver {{driver_version}}", tags="device,driver_version"),
     ]  # fmt: skip
     return board("benchd-host", "benchd: host detail", variables, panels, annotations)
+
+
+def verdict_table(live: str) -> table.Panel:
+    """Each device's verdict (docs/health.md), the config and band it comes from, how far off, since when."""
+    panel = place(
+        table_panel(), "Verdict per device: the config and band it comes from (benchd health)",
+        [query(f"benchd_device_health{{{live}}} == 1", "A", instant=True),
+         query(f"benchd_device_health_info{{{live}}}", "B", instant=True),
+         query(f"benchd_device_health_ratio{{{live}}}", "C", instant=True),
+         query(f"benchd_device_health_since_timestamp_seconds{{{live}}} * 1000", "D", instant=True)],
+        (16, 0, 8, 9),
+    )  # fmt: skip
+    panel = panel.override_by_name("Value #C", [DynamicConfigValue("displayName", "ratio to band")])
+    panel = panel.override_by_name("Value #D", [DynamicConfigValue("displayName", "since"),
+                                                DynamicConfigValue("unit", "dateTimeAsIso")])  # fmt: skip
+    hidden = {
+        "Time": True,
+        "__name__": True,
+        "job": True,
+        "instance": True,
+        "Value #A": True,
+        "Value #B": True,
+    }
+    return panel.transformations(
+        [transformation("merge", {}), transformation("organize", {"excludeByName": hidden})]
+    )
 
 
 def row_header(title: str, y: int) -> dashboard.Row:
