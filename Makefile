@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-test serve run test test-fast lint promtool chromium kubectl
+.PHONY: install install-test serve run test test-fast lint promtool chromium kubectl slurm
 
 # What serving needs (the package and its dependencies); the test tools come with install-test.
 $(BIN)/benchd: pyproject.toml
@@ -42,6 +42,11 @@ kubectl:
 	@command -v kubectl >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends kubectl >/dev/null; }
 
+# slurmctld and slurmd (Debian's packages) make the one-node cluster deploy/slurm's health check is tested on.
+slurm:
+	@command -v slurmctld >/dev/null && command -v slurmd >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends slurmctld slurmd >/dev/null; }
+
 # mypy sees the `benchd` package as it installs: daemon/ with workloads/ inside, as links.
 TYPECHECK_TREE = $(VENV)/typecheck
 
@@ -52,7 +57,7 @@ lint: install-test
 	ln -s $(CURDIR)/daemon/* $(TYPECHECK_TREE)/benchd/ && ln -s $(CURDIR)/workloads $(TYPECHECK_TREE)/benchd/
 	MYPYPATH=$(TYPECHECK_TREE) $(BIN)/mypy
 
-test: lint promtool chromium kubectl
+test: lint promtool chromium kubectl slurm
 	$(BIN)/python -m pytest
 
 # The inner loop: everything but the tests marked slow (live daemons, Prometheus, whole runs).
