@@ -11,7 +11,11 @@ VAE_CONFIG = {"workload": "vae", "preset": "bs128", "batch_size": 128, "options"
 
 
 def add_run(
-    store: ResultsStore, seconds: float | None, outcome: Outcome = Outcome.OK, device: str = "cpu"
+    store: ResultsStore,
+    seconds: float | None,
+    outcome: Outcome = Outcome.OK,
+    device: str = "cpu",
+    host: str = "test-host",
 ) -> int:
     """One finished vae run on `device` whose representative epoch took `seconds` (its first epoch is a
     warm-up, as in real runs); a failed run has no epochs."""
@@ -22,7 +26,7 @@ def add_run(
     started = {"device": device, "device_type": device.partition(":")[0], "device_name": "Test CPU",
                "torch_version": "2.0.0-test", "timing": "reference", "workers": 0,
                "data": {"kind": "synthetic", "samples": 60000, "scale": 1.0}}  # fmt: skip
-    store.record_started(run_id, started, VAE_CONFIG_ID, {"hostname": "test-host"})
+    store.record_started(run_id, started, VAE_CONFIG_ID, {"hostname": host})
     for index, duration in enumerate([] if seconds is None else [seconds * 2, seconds]):
         event = {"t": 100.0 + index, "epoch": index, "duration": duration, "samples": 3000, "steps": 24,
                  "data_wait": 0.0, "peak_allocated_bytes": None, "peak_reserved_bytes": None,

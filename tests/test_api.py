@@ -7,6 +7,7 @@ until a run is due). tests/test_daemon.py covers the same routes end to end.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from prometheus_client.registry import Collector
 from starlette.testclient import TestClient
 
 from benchd.devices import Probe
+from benchd.health.book import HealthBook
+from benchd.health.verdict import DeviceVerdict
 from benchd.lifecycle.ledger import RunLedger
 from benchd.lifecycle.queue import RunQueue
 from benchd.results.store import ResultsStore
@@ -24,6 +27,8 @@ from benchd.server.api import create_app
 from benchd.server.hosts import HostPolicy
 from benchd.server.metrics import BenchdCollector, DaemonFacts
 from benchd.server.scoreboard import Scoreboard
+
+from .stored_runs import VAE_CONFIG_ID, add_run
 
 PROBE = Probe("2.0.0-test", None, [{"id": "cpu", "type": "cpu", "name": "Test CPU"}], "cpu")
 
@@ -51,6 +56,13 @@ class FakeDaemon:
 
     def status(self) -> dict[str, Any]:
         return {"ready": self.probed is not None}
+
+    def verdicts(self) -> list[DeviceVerdict]:
+        """The store's runs judged as the daemon judges them."""
+        book = HealthBook()
+        for run in self.store.finished_runs():
+            book.record(run)
+        return book.verdicts(time.time())
 
 
 @pytest.fixture
@@ -331,3 +343,18 @@ def test_runs_can_be_listed_by_config(client, daemon) -> None:
     assert [r["id"] for r in listed] == [first]
     bad = client.get("/api/v1/runs?config=nope")
     assert bad.status_code == 400 and "12 hex digits" in bad.json()["error"]
+
+
+def test_health_lists_each_devices_verdict_with_its_configs(client: TestClient, daemon: FakeDaemon) -> None:
+    assert client.get("/api/v1/health").json() == {"devices": []}
+    for seconds in (1.0, 1.0, 1.0, 2.0, 2.0):
+        add_run(daemon.store, seconds)
+    answer = client.get("/api/v1/health")
+    assert answer.status_code == 200
+    (device,) = answer.json()["devices"]
+    assert device["device"] == "cpu" and device["state"] == "degraded"
+    assert device["brief"] == "cpu degraded: vae bs128 2.00x own 2/3"
+    (config,) = device["configs"]
+    assert config["config"] == VAE_CONFIG_ID and config["band"]["source"] == "own"
+    assert config["reason"].startswith(f"vae bs128 ({VAE_CONFIG_ID}): 2.00x the own band")
+    assert client.post("/api/v1/health", json={}).status_code == 405

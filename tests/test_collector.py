@@ -19,11 +19,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchd import metric_contract as contract
+from benchd.health.book import HealthBook
 from benchd.lifecycle.ledger import RunLedger
 from benchd.lifecycle.queue import RunQueue
 from benchd.results.model import Epoch, Outcome, Run
 from benchd.results.store import ResultsStore
-from benchd.health.book import HealthBook
 from benchd.server.metrics import BenchdCollector, DaemonFacts
 from benchd.server.scoreboard import Scoreboard, Snapshot
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import plistlib
 import re
 import shutil
@@ -159,6 +160,68 @@ def test_the_podmonitor_component_replaces_the_servicemonitor(tmp_path: Path) ->
     kinds = by_kind(kustomize(mine))
     assert "PodMonitor" in kinds and "ServiceMonitor" not in kinds
     assert kinds["PodMonitor"]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+@pytest.mark.parametrize("overlay", ["gpu", "cpu"])
+def test_the_node_problem_detector_component_runs_benchd_health_as_a_custom_plugin(
+    overlay: str, tmp_path: Path
+) -> None:
+    """A sidecar runs node-problem-detector (copied from its image) beside the daemon, with the custom
+    plugin monitor that sets BenchdPerformanceDegraded from `benchd health --format npd` in 80 characters,
+    and the service account Kubernetes' node-problem-detector role is bound to."""
+    copy = tmp_path / "kubernetes"
+    shutil.copytree(KUBERNETES, copy)
+    mine = copy / "overlays" / "mine"
+    mine.mkdir()
+    (mine / "kustomization.yaml").write_text(
+        f"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../{overlay}\n"
+        "components:\n  - ../../components/node-problem-detector\n"
+    )
+    documents = kustomize(mine)
+    kinds = by_kind(documents)
+    pod = kinds["DaemonSet"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == kinds["ServiceAccount"]["metadata"]["name"]
+    binding = kinds["ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == "system:node-problem-detector"
+    assert binding["subjects"][0]["name"] == pod["serviceAccountName"]
+    containers = {c["name"]: c for c in [*pod["initContainers"], *pod["containers"]]}
+    sidecar, daemon = containers["node-problem-detector"], containers["benchd"]
+    assert sidecar["image"] == daemon["image"]  # the daemon's own image: its plugin is benchd itself
+    assert sidecar["image"].startswith("registry.example.internal/")
+    copied = containers["node-problem-detector-binary"]["command"][-1]
+    assert sidecar["command"][0] == copied
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+    monitor_path = next(
+        a.split("=", 1)[1] for a in sidecar["command"] if a.startswith("--config.custom-plugin")
+    )
+    mounts = {m["mountPath"]: m["name"] for m in sidecar["volumeMounts"]}
+    volume = next(v for v in pod["volumes"] if v["name"] == mounts[str(Path(monitor_path).parent)])
+    configmap = next(
+        d
+        for d in documents
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == volume["configMap"]["name"]
+    )
+    monitor = json.loads(configmap["data"][Path(monitor_path).name])
+    assert monitor["plugin"] == "custom" and monitor["pluginConfig"]["max_output_length"] == 80
+    (condition,) = monitor["conditions"]
+    (rule,) = monitor["rules"]
+    assert (
+        condition["type"] == rule["condition"] == "BenchdPerformanceDegraded" and rule["type"] == "permanent"
+    )
+    assert (
+        rule["path"] == "/opt/benchd/bin/benchd"
+        and "python3 -m venv /opt/benchd" in (ROOT / "Dockerfile").read_text()
+    )
+    port = daemon["ports"][0]["containerPort"]
+    assert rule["args"] == ["health", "--url", f"http://127.0.0.1:{port}", "--format", "npd"]
+    # The plugin protocol when no daemon answers: Unknown (exit 2), one line within max_output_length.
+    closed = ["health", "--url", "http://127.0.0.1:1", "--format", "npd"]
+    result = subprocess.run(
+        [tool("benchd"), *closed], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (
+        result.returncode == 2 and result.stdout.startswith("unknown: ") and len(result.stdout.strip()) <= 80
+    )
 
 
 def test_kubernetes_rules_are_the_prometheus_rules() -> None:
