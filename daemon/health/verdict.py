@@ -14,13 +14,14 @@ a slowdown never drifts into the band it is judged against.
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 
-from benchd.results.baseline import BASELINE_RUNS, MIN_BASELINE_RUNS, NOISE_FACTOR, baseline_of
+from benchd.results.baseline import MIN_BASELINE_RUNS, NOISE_FACTOR, relative_spread
 from benchd.results.model import Outcome, Word
 
 COUNTED_FAILURES = (Outcome.OOM, Outcome.ERROR, Outcome.TIMEOUT)
@@ -73,8 +74,9 @@ class Policy:
     window_runs: int = 3
     beyond_runs: int = 2
     recover_runs: int = 2
-    min_slowdown: float = 0.06  # a run is beyond its band only if slower than this ...
+    min_slowdown: float = 0.065  # a run is beyond its band only if slower than this ...
     stale_periods: float = 2.0  # no run for this many schedule periods: unknown
+    band_runs: int = 20  # the own band: the median and spread of up to this many runs within it
     bands: tuple[BandSource, ...] = BAND_ORDER  # the first one there judges
 
     def allowance(self, band: Band) -> float:
@@ -189,7 +191,7 @@ class ConfigTracker:
         self.device, self.config, self.workload, self.preset = device, config, workload, preset
         self.policy = policy
         self.external = dict(external or {})
-        self._accepted: deque[float] = deque(maxlen=BASELINE_RUNS)
+        self._accepted: deque[float] = deque(maxlen=policy.band_runs)
         self._window: deque[Counted] = deque(maxlen=policy.window_runs)
         self._streak = 0  # counted runs in a row within the band
         self._state = Health.HEALTHY
@@ -203,10 +205,13 @@ class ConfigTracker:
         """The first band the policy names that exists: the own one once it has enough runs."""
         for source in self.policy.bands:
             if source == BandSource.OWN:
-                found = baseline_of(list(self._accepted))
-                if found is not None and found.runs >= MIN_BASELINE_RUNS:
-                    detail = f"median of {found.runs} previous runs within it"
-                    return Band(BandSource.OWN, found.median, found.spread, found.runs, detail)
+                runs = len(self._accepted)
+                if runs >= MIN_BASELINE_RUNS:
+                    detail = f"median of {runs} previous runs within it"
+                    accepted = list(self._accepted)
+                    return Band(
+                        BandSource.OWN, statistics.median(accepted), relative_spread(accepted), runs, detail
+                    )
             elif source in self.external:
                 return self.external[source]
         return None

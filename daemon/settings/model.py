@@ -143,7 +143,7 @@ class HealthSettings(_Section):
     window_runs: Annotated[int, _keyless(values.number, int, 1, 50)] = 3  # the recent runs judged
     beyond_runs: Annotated[int, _keyless(values.number, int, 1, 50)] = 2  # of them beyond the band: degraded
     recover_runs: Annotated[int, _keyless(values.number, int, 1, 50)] = 2  # within it in a row: healthy again
-    min_slowdown: Annotated[float, _keyless(values.number, float, 0.0, 10.0)] = 0.06  # and its noise
+    min_slowdown: Annotated[float, _keyless(values.number, float, 0.0, 10.0)] = 0.065  # and its noise
 
     @model_validator(mode="after")
     def _fits(self) -> HealthSettings:
