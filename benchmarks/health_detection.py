@@ -28,7 +28,7 @@ from pathlib import Path
 from daemon_footprint import print_checks
 
 from benchd.catalog import suites
-from benchd.health.verdict import ConfigTracker, Health, Policy
+from benchd.health.verdict import NOISE_SIGMAS, ConfigTracker, Health, Policy
 from benchd.paths import store_path
 from benchd.results.baseline import BASELINE_RUNS
 from benchd.results.model import Outcome
@@ -129,8 +129,8 @@ def main(arguments: list[str]) -> int:
         return 2
     checks = []
     print(
-        f"policy: {policy.beyond_runs} of {policy.window_runs} beyond max({policy.min_slowdown:.0%}, "
-        f"3x spread); {policy.recover_runs} within to recover; "
+        f"policy: {policy.beyond_runs} of {policy.window_runs} beyond max({policy.min_slowdown:.1%}, "
+        f"{NOISE_SIGMAS:g} sigma); {policy.recover_runs} within to recover; "
         f"{len(schedule_periods())} scheduled configs"
     )
     for config, (label, seconds) in found.items():
@@ -138,9 +138,9 @@ def main(arguments: list[str]) -> int:
         ratios = [value / median for value in seconds]
         variants = [("as measured", seconds, ratios)]
         if chosen.cv is not None:
-            scale = chosen.cv / cv_of(seconds)
-            scaled = [1 + (r - 1) * scale for r in ratios]
-            variants.append((f"scaled to CV {chosen.cv:.1%}", [median * r for r in scaled], scaled))
+            mean, scale = statistics.fmean(seconds), chosen.cv / cv_of(seconds)
+            scaled = [mean + (value - mean) * scale for value in seconds]
+            variants.append((f"scaled to CV {chosen.cv:.1%}", scaled, [v / median for v in scaled]))
         for name, values, drawn in variants:
             cv = cv_of(values)
             print(f"\n{label} ({config}), {len(values)} runs, {name}: median {median:.3f} s, CV {cv:.2%}")

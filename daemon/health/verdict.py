@@ -21,8 +21,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 
-from benchd.results.baseline import MIN_BASELINE_RUNS, NOISE_FACTOR, relative_spread
+from benchd.results.baseline import MIN_BASELINE_RUNS, relative_spread
 from benchd.results.model import Outcome, Word
+
+MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation over its median absolute deviation
+NOISE_SIGMAS = 3.25
+"""A run is beyond its band only past this many of the band's standard deviations (estimated from its
+spread): one run in about 1,700 of a steady config, which the 2-of-3 confirmation and a week's 91
+scheduled runs keep under one false verdict per 1,000 device-weeks (benchmarks/health_detection.py)."""
 
 COUNTED_FAILURES = (Outcome.OOM, Outcome.ERROR, Outcome.TIMEOUT)
 """Outcomes that count against a config that used to succeed. Interrupted runs are the daemon's doing."""
@@ -80,8 +86,8 @@ class Policy:
     bands: tuple[BandSource, ...] = BAND_ORDER  # the first one there judges
 
     def allowance(self, band: Band) -> float:
-        """... and slower than the band's own noise allows (results/baseline.py's factor)."""
-        return max(self.min_slowdown, NOISE_FACTOR * band.spread)
+        """... and slower than the band's own noise allows."""
+        return max(self.min_slowdown, NOISE_SIGMAS * MAD_TO_SIGMA * band.spread)
 
     def beyond(self, seconds: float, band: Band) -> bool:
         return seconds > band.median * (1 + self.allowance(band))

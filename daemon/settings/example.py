@@ -61,7 +61,7 @@ gpu_processes = true     # busy when other processes use the GPU
 window_runs = 3          # a config's verdict is judged over its last runs (docs/health.md)
 beyond_runs = 2          # this many of them beyond the band: degraded (failed: failing)
 recover_runs = 2         # within the band this many times in a row: healthy again
-min_slowdown = 0.065     # a run is beyond its band when slower by this and by 3x the band's spread
+min_slowdown = 0.065     # a run is beyond its band when slower by this and by 3.25 sigma of the band
 
 # One table per scheduled workload. With a [workloads] table in the file, only
 # the workloads listed run on a schedule (all can still be triggered). A suite
