@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,9 @@ def test_dockerfile_build_steps_work_outside_docker(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert wheel.returncode == 0, wheel.stderr
-    assert list(tmp_path.glob("benchd-*.whl"))
+    (built,) = tmp_path.glob("benchd-*.whl")
+    with zipfile.ZipFile(built) as archive:  # package data travels too: the shipped reference bands
+        assert "benchd/health/reference_bands.json" in archive.namelist()
 
 
 def kustomize(overlay: Path) -> list[dict]:

@@ -3,7 +3,7 @@
 A reference band says how long a config's representative epoch took on a
 known device model, with the machine, software stack and date it was
 measured, so an operator can judge how far to trust it. benchd ships some
-(shipped.py); `benchd bands add BUNDLE` adds the bundle's own, kept in the
+(reference_bands.json); `benchd bands add BUNDLE` adds the bundle's own, kept in the
 data directory's bands.json. A fleet band is the median and spread across
 hosts of the same device model and config, read from bundles or Prometheus
 as `benchd compare` reads them.
@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from benchd.results.baseline import relative_spread
 from benchd.results.model import Outcome
 from benchd.userfiles import MIB
 
-BANDS_FILE = "bands.json"
+BANDS_FILE = "bands.json"  # in the data directory: the bands `benchd bands add` kept
+SHIPPED_FILE = "reference_bands.json"  # in this package
 MAX_BANDS_BYTES = 4 * MIB
 MIN_FLEET_HOSTS = 3  # fewer hosts are peers to compare with, not a fleet's median
 
@@ -71,13 +73,14 @@ class ReferenceBand:
 
 
 def shipped() -> list[ReferenceBand]:
-    """The bands benchd ships, each with its config id as this benchd's catalog computes it."""
+    """The bands benchd ships (reference_bands.json: one run each, so no spread), each with its config id
+    as this benchd's catalog computes it from the request that ran it: never an id of an older definition
+    of the work."""
     from benchd.catalog.identity import config_id
     from benchd.catalog.request import parse
-    from benchd.health.shipped import SHIPPED
 
     found = []
-    for entry in SHIPPED:
+    for entry in json.loads(resources.files(__package__).joinpath(SHIPPED_FILE).read_text())["bands"]:
         configs = {c.preset: c for c in parse(dict(entry["request"])).configs()}
         config = configs[entry["preset"]]
         identity = config_id(config.to_json(), {"kind": "synthetic", "fingerprint": entry["data"]})
