@@ -282,6 +282,7 @@ METRICS: tuple[Metric, ...] = (
             "precision",
             "compile",
             "channels_last",
+            "deterministic",
             "data",
             "data_scale",
             "suite",
@@ -295,7 +296,8 @@ METRICS: tuple[Metric, ...] = (
         ),
         labels_doc=(
             "`config`, `workload`, `preset`, `batch_size`, `options`, `epochs`, `fraction`, `workers`, "
-            "`timing`, `precision`, `compile`, `channels_last` (`true` or `false`), `data`, `data_scale`, "
+            "`timing`, `precision`, `compile`, `channels_last`, `deterministic` (`true` or `false`), `data`, "
+            "`data_scale`, "
             "`suite` (empty when the config is in none)"
         ),
     ),
@@ -508,16 +510,33 @@ METRICS: tuple[Metric, ...] = (
         "benchd_device_health",
         STATESET,
         ("device", "state"),
-        "1 for the device's verdict, 0 for the others (healthy, degraded, failing, unknown).",
+        "1 for the device's verdict, 0 for the others (healthy, degraded, failing, corrupt, unknown).",
         VERDICTS,
         meaning=(
             "1 for the device's verdict and 0 for the other states: `degraded` (slower than its band beyond "
             "its noise in 2 of its last 3 runs), `failing` (2 of its last 3 runs failed where the config "
-            "used to succeed), `healthy`, `unknown` (no band yet, or no run for two schedule periods); "
-            "the worst of its configs' verdicts (docs/health.md)"
+            "used to succeed), `corrupt` (a deterministic run's fingerprint disagrees with its own first "
+            "run's or with the majority of the host's devices), `healthy`, `unknown` (no band yet, or no "
+            "run for two schedule periods); the worst of its configs' verdicts (docs/health.md)"
         ),
         example='`benchd_device_health{state="degraded"} == 1`',
-        labels_doc="`device`, `state` (`healthy`, `degraded`, `failing`, `unknown`)",
+        labels_doc="`device`, `state` (`healthy`, `degraded`, `failing`, `corrupt`, `unknown`)",
+    ),
+    Metric(
+        "benchd_determinism_info",
+        INFO,
+        ("workload", "preset", "device", "config", "stack", "fingerprint"),
+        "The fingerprint of each device's latest deterministic run of a config on a software stack.",
+        VERDICTS,
+        meaning=(
+            "always 1: the fingerprint (16 hex characters: every step's loss bits and the final weights) of "
+            "the device's latest deterministic run of the config on the software stack `stack` (12 hex "
+            "characters: device model, driver, CUDA, cuDNN, torch and benchd versions, precision, threads); "
+            "every device of a config and stack must show the same (docs/workloads.md)"
+        ),
+        example=(
+            "`count by (config, stack) (count by (config, stack, fingerprint) (benchd_determinism_info)) > 1`"
+        ),
     ),
     Metric(
         "benchd_device_health_info",

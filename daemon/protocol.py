@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, TypedDict, cast
 
 from benchd.catalog import CatalogError, RunConfig, checked_config
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired
+else:  # pragma: no cover - exercised on Python 3.10 only
+    from typing_extensions import NotRequired
 
 PARENT_PID_VARIABLE: Final = "BENCHD_PARENT_PID"  # in the harness's environment: whom it must not outlive
 STARTED: Final = "started"
@@ -44,6 +50,7 @@ class RunSpec:
     device: str  # as requested: auto, cpu, cuda:1, ...; the child resolves it
     data_dir: Path  # where the child finds (or generates) the workload's dataset
     scratch_dir: Path | None = None  # where side work writes; None: a temporary directory of the child's
+    inject_bitflip: int | None = None  # `benchd selftest`: flip a weight's bit before this step (from 0)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -52,6 +59,7 @@ class RunSpec:
                 "device": self.device,
                 "data_dir": str(self.data_dir),
                 "scratch_dir": None if self.scratch_dir is None else str(self.scratch_dir),
+                **({} if self.inject_bitflip is None else {"inject_bitflip": self.inject_bitflip}),
             }
         )
 
@@ -69,9 +77,16 @@ class RunSpec:
                 raise CatalogError("device and data_dir must be strings")
             if scratch is not None and not isinstance(scratch, str):
                 raise CatalogError(f"must be a string or null, got {scratch!r}", "scratch_dir")
+            flip = values.get("inject_bitflip")
+            if flip is not None and (isinstance(flip, bool) or not isinstance(flip, int) or flip < 0):
+                raise CatalogError(f"must be a step number from 0, got {flip!r}", "inject_bitflip")
+            if flip is not None and not config.deterministic:
+                raise CatalogError(
+                    "needs a deterministic run: a bit flip is found by its fingerprint", "inject_bitflip"
+                )
         except ValueError as exc:  # bad JSON, and CatalogError
             raise ProtocolError(f"bad run spec: {exc}") from None
-        return cls(config, device, Path(data_dir), None if scratch is None else Path(scratch))
+        return cls(config, device, Path(data_dir), None if scratch is None else Path(scratch), flip)
 
 
 # Failure kinds the child reports in a `failed` event.
@@ -101,6 +116,7 @@ class Started(TypedDict):
     data: dict[str, Any]  # the dataset: name, path, kind, samples, scale, fingerprint
     system: dict[str, Any]  # the child's half of the run's system object: torch, CUDA, the accelerator
     compute: dict[str, Any]  # FLOPs per step and epoch, compile seconds, the peak FLOP/s (docs/api.md)
+    determinism: NotRequired[dict[str, Any]]  # deterministic runs: the software stack and its stack_id
 
 
 class EpochStart(TypedDict):
@@ -130,11 +146,16 @@ class EpochEnd(TypedDict):
     peak_allocated_bytes: int | None
     peak_reserved_bytes: int | None
     loss: float
+    loss_bits: NotRequired[str]  # deterministic runs: each step's loss, float32 little-endian, as hex
 
 
 class Finished(TypedDict):
     event: Literal["finished"]
     t: float
+    weights_sha256: NotRequired[str]  # deterministic runs: the final weights' hash
+    bitflip: NotRequired[
+        str
+    ]  # `benchd selftest --inject-bitflip`: which bit of which weight, before which step
 
 
 class Failed(TypedDict):

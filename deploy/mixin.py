@@ -178,6 +178,19 @@ def _rule_groups(config: dict[str, Any]) -> list[dict[str, Any]]:
                     _why_slow(config),
                 ),
                 _alert(
+                    "BenchdDeviceCorrupt",
+                    _verdict(s, "corrupt"),
+                    "0m",
+                    "critical",
+                    "{{ $labels.device }} on {{ $labels.instance }} computes wrong answers: a deterministic "
+                    "{{ $labels.workload }} {{ $labels.preset }} run (config {{ $labels.config }}) disagrees bit "
+                    "for bit with what the same config on the same software stack gave before or elsewhere.",
+                    f"{_VERDICT_REASON} Take the device out of service and run the vendor's diagnostics (DCGM "
+                    "level 3, memory and ECC tests): silent data corruption passes every speed check. `benchd "
+                    "selftest` shows the detector working; `benchd compare` lists the fleet's disagreements.",
+                    _why_slow(config),
+                ),
+                _alert(
                     "BenchdDeviceOutlier",
                     f"({modelled} / on(config, name) group_left() quantile by (config, name) (0.5, {modelled})) "
                     f"> {config['outlier_factor']} "

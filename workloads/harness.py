@@ -61,10 +61,12 @@ def _run_in(spec: RunSpec, events: EventWriter, scratch: Path) -> None:
     from benchd.datasets import layout
     from benchd.datasets.formats import get_format
     from benchd.workloads import device as devices
-    from benchd.workloads.training import TrainerSpec, build_trainer
+    from benchd.workloads.training import TrainerSpec, build_trainer, determinism
     from benchd.workloads.training.compute import compute_facts
 
     workload = get_workload(config.workload)
+    if config.deterministic:
+        determinism.prepare_environment()
     info = devices.resolve(spec.device)
     # Generates a synthetic set on first use, as the daemon never does work this heavy itself.
     data = layout.ensure(spec.data_dir, get_format(workload.dataset))
@@ -72,6 +74,8 @@ def _run_in(spec: RunSpec, events: EventWriter, scratch: Path) -> None:
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
+    if config.deterministic:
+        determinism.enable(config.precision)
     loader = workload.loader
     trainer = build_trainer(
         TrainerSpec(
@@ -89,37 +93,71 @@ def _run_in(spec: RunSpec, events: EventWriter, scratch: Path) -> None:
             precision=config.precision,
             compile=config.compile,
             channels_last=config.channels_last,
+            deterministic=config.deterministic,
         )
     )
+    # In a deterministic run an operation without a deterministic kernel fails its first call: here, in
+    # the probe's steps, before anything is timed.
     compute = compute_facts(trainer, device, info.name, config.compile)
-    events.emit(
-        protocol.Started(
-            event="started",
-            t=protocol.now(),
-            pid=os.getpid(),
-            device=info.id,
-            device_type=info.type,
-            device_name=info.name,
-            device_total_memory_bytes=info.total_memory_bytes,
-            torch_version=torch.__version__,
-            driver_version=devices.driver_version(device),
-            precision=trainer.precision.reported,
-            timing=config.timing,
-            workers=trainer.timed_workers,
-            parameters=trainer.parameters,
-            samples_per_epoch=trainer.samples_per_epoch,
-            steps_per_epoch=trainer.steps_per_epoch,
-            seed=config.seed,
-            data=data.to_json(),
-            system=devices.describe(device),
-            compute=compute,
-        )
+    driver = devices.driver_version(device)
+    started = protocol.Started(
+        event="started",
+        t=protocol.now(),
+        pid=os.getpid(),
+        device=info.id,
+        device_type=info.type,
+        device_name=info.name,
+        device_total_memory_bytes=info.total_memory_bytes,
+        torch_version=torch.__version__,
+        driver_version=driver,
+        precision=trainer.precision.reported,
+        timing=config.timing,
+        workers=trainer.timed_workers,
+        parameters=trainer.parameters,
+        samples_per_epoch=trainer.samples_per_epoch,
+        steps_per_epoch=trainer.steps_per_epoch,
+        seed=config.seed,
+        data=data.to_json(),
+        system=devices.describe(device),
+        compute=compute,
     )
+    if config.deterministic:
+        stack = determinism.stack(device, info.name, driver, trainer.precision.reported)
+        started["determinism"] = {"stack": stack, "stack_id": determinism.stack_id(stack)}
+    events.emit(started)
     peaks = devices.AllocatorPeaks(device)
+    fingerprint = _Fingerprint(trainer, spec.inject_bitflip) if config.deterministic else None
     for epoch in range(config.epochs):
-        _timed_epoch(epoch, trainer, device, peaks, events)
+        _timed_epoch(epoch, trainer, device, peaks, events, fingerprint)
         trainer.end_epoch()
-    events.emit(protocol.Finished(event="finished", t=protocol.now()))
+    finished = protocol.Finished(event="finished", t=protocol.now())
+    if fingerprint is not None:
+        finished["weights_sha256"] = determinism.weights_sha256(trainer)
+        if fingerprint.flipped is not None:
+            finished["bitflip"] = fingerprint.flipped
+    events.emit(finished)
+
+
+class _Fingerprint:
+    """A deterministic run's per-step losses, and the selftest's bit flip before global step `flip_at`."""
+
+    def __init__(self, trainer, flip_at: int | None) -> None:
+        from benchd.workloads.training.determinism import LossBits
+
+        self.trainer, self.flip_at = trainer, flip_at
+        self.losses = LossBits()
+        self.step = 0  # across epochs
+        self.flipped: str | None = None
+
+    def before_step(self) -> None:
+        if self.step == self.flip_at:
+            from benchd.workloads.training.determinism import flip_bit
+
+            self.flipped = f"before step {self.step}: {flip_bit(self.trainer)}"
+
+    def after_step(self, loss) -> None:
+        self.losses.add(loss)
+        self.step += 1
 
 
 class _PhaseClock:
@@ -152,7 +190,9 @@ class _PhaseClock:
         return {protocol.PHASE_STEPS: max(0.0, duration - sum(self.seconds.values())), **self.seconds}
 
 
-def _timed_epoch(epoch, trainer, device, peaks, events: EventWriter) -> None:
+def _timed_epoch(
+    epoch, trainer, device, peaks, events: EventWriter, fingerprint: _Fingerprint | None
+) -> None:
     """One epoch as the timing mode defines it, clocked between two device synchronizations."""
     import torch
 
@@ -176,7 +216,11 @@ def _timed_epoch(epoch, trainer, device, peaks, events: EventWriter) -> None:
         data_wait += now - waiting
         if batch is end:
             break
+        if fingerprint is not None:
+            fingerprint.before_step()
         loss, count = trainer.step(batch, steps)
+        if fingerprint is not None:
+            fingerprint.after_step(loss)
         loss_sum += loss
         samples += count
         if trainer.side_work_due(steps):
@@ -204,22 +248,23 @@ def _timed_epoch(epoch, trainer, device, peaks, events: EventWriter) -> None:
     ended = time.monotonic()
     allocated, reserved = peaks.peaks()
     mean_loss = (loss_sum / max(steps, 1)).item()
-    events.emit(
-        protocol.EpochEnd(
-            event="epoch_end",
-            t=ended,
-            epoch=epoch,
-            duration=ended - started,
-            samples=samples,
-            steps=steps,
-            data_wait=data_wait,
-            phases=phases.with_steps(ended - started),
-            validation_loss=validation_loss,
-            peak_allocated_bytes=allocated,
-            peak_reserved_bytes=reserved,
-            loss=mean_loss,
-        )
+    ended_event = protocol.EpochEnd(
+        event="epoch_end",
+        t=ended,
+        epoch=epoch,
+        duration=ended - started,
+        samples=samples,
+        steps=steps,
+        data_wait=data_wait,
+        phases=phases.with_steps(ended - started),
+        validation_loss=validation_loss,
+        peak_allocated_bytes=allocated,
+        peak_reserved_bytes=reserved,
+        loss=mean_loss,
     )
+    if fingerprint is not None:
+        ended_event["loss_bits"] = fingerprint.losses.hex()
+    events.emit(ended_event)
 
 
 def guarded(body: Body, spec_json: str, events: EventWriter) -> int:

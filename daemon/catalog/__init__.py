@@ -148,6 +148,7 @@ def build_config(
     precision: str = PRECISION_DEFAULT,
     compile: bool = False,
     channels_last: bool = False,
+    deterministic: bool = False,
 ) -> RunConfig:
     """Apply overrides to a preset, checking what depends on the workload.
 
@@ -183,6 +184,7 @@ def build_config(
         precision=precision,
         compile=compile,
         channels_last=channels_last,
+        deterministic=deterministic,
     )
 
 

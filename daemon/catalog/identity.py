@@ -19,7 +19,7 @@ CONFIG_ID_VERSION = 1
 PRECISION = "float32"  # what an fp32 run reports, and every run before precision modes (workloads/training)
 
 # Switches that change how the work runs, hashed only when on: every id from before they existed stays.
-_SWITCHES = ("compile", "channels_last")
+_SWITCHES = ("compile", "channels_last", "deterministic")
 
 # The run config's fields that decide the work (the preset's name does not: its batch size and
 # options do, so an overridden preset equal to another is the same work).

@@ -71,6 +71,11 @@ class RunRequestFields(BaseModel):
         False, description="torch.compile the model; compile time is reported apart from the epochs."
     )
     channels_last: bool = Field(False, description="DCGAN and Siamese: channels-last (NHWC) memory format.")
+    deterministic: bool = Field(
+        False,
+        description="Every random stream seeded and deterministic kernels only; the run records a "
+        "fingerprint of its losses and final weights (docs/workloads.md).",
+    )
 
     @field_validator("presets")
     @classmethod
@@ -99,6 +104,7 @@ class RunRequestFields(BaseModel):
                 precision=self.precision.value,
                 compile=self.compile,
                 channels_last=self.channels_last,
+                deterministic=self.deterministic,
             )
             for preset in resolve_presets(workload, self.preset_names())
         ]

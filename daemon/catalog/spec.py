@@ -218,10 +218,13 @@ class RunConfig:
     precision: str = PRECISION_DEFAULT  # docs/cli.md: fp32 (as published), tf32, amp-fp16, amp-bf16
     compile: bool = False  # torch.compile; its compile time is reported apart from the epochs
     channels_last: bool = False  # convolutional workloads: NHWC memory format
+    deterministic: bool = (
+        False  # seeded streams, deterministic kernels, a loss fingerprint (docs/workloads.md)
+    )
 
     def to_json(self) -> dict[str, object]:
-        """The config as stored; precision only when not fp32, and compile and channels_last only when
-        on, so every config from before they existed reads (and hashes) the same."""
+        """The config as stored; precision only when not fp32, and compile, channels_last and deterministic
+        only when on, so every config from before they existed reads (and hashes) the same."""
         extra: dict[str, object] = {name: value for name, value in self.variant().items() if value}
         if self.precision != PRECISION_DEFAULT:
             extra["precision"] = self.precision
@@ -268,11 +271,16 @@ class RunConfig:
             precision=precision,
             compile=_typed(values, "compile", bool, False),
             channels_last=_typed(values, "channels_last", bool, False),
+            deterministic=_typed(values, "deterministic", bool, False),
         )
 
     def variant(self) -> dict[str, bool]:
-        """How the model runs beyond its precision: compiled, channels-last."""
-        return {"compile": self.compile, "channels_last": self.channels_last}
+        """How the model runs beyond its precision: compiled, channels-last, deterministic."""
+        return {
+            "compile": self.compile,
+            "channels_last": self.channels_last,
+            "deterministic": self.deterministic,
+        }
 
 
 _REQUIRED: Any = object()

@@ -12,7 +12,7 @@ try:  # Typer 0.2x carries its own copy of click; earlier releases use click its
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click.exceptions import ClickException  # type: ignore[assignment]
 
-from benchd.cli import compare, data, health, local, remote  # noqa: F401 - importing them registers their commands
+from benchd.cli import compare, data, health, local, remote, selftest  # noqa: F401 - importing them registers their commands
 from benchd.cli.app import app
 from benchd.text import terminal
 

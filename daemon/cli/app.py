@@ -125,6 +125,15 @@ ChannelsLastOption = Annotated[
         "run's config.",
     ),
 ]
+DeterministicOption = Annotated[
+    bool,
+    typer.Option(
+        "--deterministic",
+        help="Seed every random stream and use deterministic kernels only; record a fingerprint of the "
+        "losses and final weights, which runs of the config on the same software stack must share. Part of "
+        "the run's config.",
+    ),
+]
 
 
 def say(message: str, *, err: bool = False, nl: bool = True) -> None:

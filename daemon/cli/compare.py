@@ -157,11 +157,13 @@ def build_comparison(bundles: list[Path] | None, prometheus: str | None, baselin
     from benchd.comparison import results, table
     from benchd.comparison.prometheus import PrometheusError
     from benchd.comparison.prometheus import results as prometheus_results
+    from benchd.health import fingerprints
     from benchd.results.bundle import BundleError, read_bundle
 
     if bool(bundles) == (prometheus is not None):
         fail("give bundle files or --prometheus URL (one of them)")
     found: list[results.Result] = []
+    votes: list[fingerprints.Vote] = []
     try:
         if prometheus is not None:
             found = prometheus_results(prometheus)
@@ -174,10 +176,15 @@ def build_comparison(bundles: list[Path] | None, prometheus: str | None, baselin
                     fail(f"{path}: host {bundle.hostname} is also the host of {seen[bundle.hostname]}")
                 seen[bundle.hostname] = path
                 found += results.from_bundle(bundle)
+                votes += fingerprints.bundle_votes(bundle.runs, bundle.hostname)
             # The bundles' order, then any host a bundle's older runs name (a renamed machine).
             hosts = list(dict.fromkeys([*seen, *(r.column.host for r in found)]))
             baseline = _bundle_host(baseline, seen)
-        return table.build(found, hosts, baseline=baseline, suite=suite, config=config)
+        comparison = table.build(found, hosts, baseline=baseline, suite=suite, config=config)
+        comparison.fingerprints = fingerprints.fleet_notes(
+            vote for vote in votes if config is None or vote[0][0] == config
+        )
+        return comparison
     except (BundleError, PrometheusError, table.ComparisonError) as exc:
         fail(str(exc))
 

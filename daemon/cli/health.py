@@ -116,8 +116,10 @@ def _from_store(data_dir: Path | None, config: Path | None, band: list[BandSourc
         external = {BandSource.REFERENCE: bands.references(settings.data_dir)}
     except bands.BandsError as exc:
         _unknown(str(exc), output_format)
+    votes: list[Any] = []
     if fleet or prometheus:
-        external[BandSource.FLEET] = bands.fleet(_fleet_results(fleet, prometheus))
+        results, votes = _fleet(fleet, prometheus)
+        external[BandSource.FLEET] = bands.fleet(results)
     path = store_path(settings.data_dir)
     if not path.is_file():
         _unknown(f"no results store at {path} (--data-dir)", output_format)
@@ -129,7 +131,7 @@ def _from_store(data_dir: Path | None, config: Path | None, band: list[BandSourc
             store.close()
     except StoreError as exc:
         _unknown(str(exc), output_format)
-    book = HealthBook(policy, external)
+    book = HealthBook(policy, external, votes)
     for run in sorted(runs, key=lambda r: (r.finished_at or r.queued_at, r.id)):
         book.record(run)
     now = datetime.now()
@@ -137,16 +139,20 @@ def _from_store(data_dir: Path | None, config: Path | None, band: list[BandSourc
     return [verdict.to_json() for verdict in book.verdicts(time.time(), periods)]
 
 
-def _fleet_results(fleet: list[Path] | None, prometheus: str | None) -> list[Any]:
+def _fleet(fleet: list[Path] | None, prometheus: str | None) -> tuple[list[Any], list[Any]]:
+    """The other hosts' results (for fleet bands) and deterministic fingerprints (for corrupt verdicts)."""
     from benchd.comparison.prometheus import PrometheusError
     from benchd.comparison.prometheus import results as prometheus_results
     from benchd.comparison.results import from_bundle
+    from benchd.health.fingerprints import bundle_votes, prometheus_votes
     from benchd.results.bundle import BundleError, read_bundle
 
     try:
         if prometheus is not None:
-            return prometheus_results(prometheus)
-        return [result for path in fleet or [] for result in from_bundle(read_bundle(path))]
+            return prometheus_results(prometheus), prometheus_votes(prometheus)
+        bundles = [read_bundle(path) for path in fleet or []]
+        results = [result for bundle in bundles for result in from_bundle(bundle)]
+        return results, [vote for b in bundles for vote in bundle_votes(b.runs, b.hostname)]
     except (BundleError, PrometheusError) as exc:
         fail(str(exc))
 

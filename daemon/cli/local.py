@@ -16,6 +16,7 @@ from benchd.cli.app import (
     CompileOption,
     ConfigFileOption,
     DataDirOption,
+    DeterministicOption,
     JsonOption,
     ModelOption,
     PrecisionOption,
@@ -33,7 +34,9 @@ from benchd.cli.app import (
 from benchd.cli.gate import EXIT_SLOWER, MaxSlowdownOption, parse_limit, slower_than_baseline
 
 if TYPE_CHECKING:
-    from benchd.results.model import Run
+    from benchd.catalog import RunConfig
+    from benchd.lifecycle.recording import RunRequest
+    from benchd.results.model import Origin, Run
     from benchd.results.store import ResultsStore
 
 
@@ -78,6 +81,7 @@ def run(
     precision: PrecisionOption = None,
     compile_model: CompileOption = False,
     channels_last: ChannelsLastOption = False,
+    deterministic: DeterministicOption = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N, mps or xpu.")] = "auto",
     timeout: Annotated[
         float | None, typer.Option(help="Seconds before a run is stopped as `timeout`.")
@@ -106,24 +110,17 @@ def run(
 ) -> None:
     """Run WORKLOAD's presets (or a suite's workloads) in the foreground, print the results table and store
     the runs."""
-    from benchd import catalog, devices
+    from benchd import catalog
     from benchd.catalog import request as request_model
     from benchd.catalog import suites
-    from benchd.cli.data import prepare_dataset
-    from benchd.cli.progress import RunProgress
-    from benchd.datasets.layout import DatasetError
-    from benchd.lifecycle.ledger import RunLedger
-    from benchd.lifecycle.queue import interrupt_abandoned
-    from benchd.lifecycle.recording import RunRequest, execute, queue_run
-    from benchd.paths import store_path
-    from benchd.results.store import ResultsStore, StoreError
-    from benchd.telemetry.sampler import Sampler
+    from benchd.lifecycle.recording import RunRequest
 
     options = {
         "suite": suite, "presets": preset, "device": device, "epochs": epochs,
         "fraction": fraction, "batch_size": batch_size, "options": model_options(option),
         "workers": workers, "seed": seed, "timing": timing, "timeout": timeout, "precision": precision,
         "compile": compile_model or None, "channels_last": channels_last or None,
+        "deterministic": deterministic or None,
     }  # fmt: skip
     limit = parse_limit(max_slowdown)
     if workload is None and suite is None:
@@ -140,9 +137,27 @@ def run(
     except catalog.CatalogError as exc:
         fail(str(exc))
     directory = resolve_data_dir(data_dir)
+    store, resolved = foreground_setup(directory, device, configs)
+    requests = [RunRequest(config, resolved, directory, timeout, yield_to_tenants=yield_to_tenants)
+                for config in configs for _ in range(repeat)]  # fmt: skip
+    runs = run_in_foreground(store, requests, telemetry)
+    _report(store, runs, json_output, wide, limit)
+
+
+def foreground_setup(directory: Path, device: str, configs: list[RunConfig]) -> tuple[ResultsStore, str]:
+    """The store (a `benchd run` killed before it finished marked as such), the device resolved, and every
+    dataset the configs need, prepared in the foreground with a bar before any run."""
+    from benchd import catalog, devices
+    from benchd.cli.data import prepare_dataset
+    from benchd.datasets.layout import DatasetError
+    from benchd.lifecycle.ledger import RunLedger
+    from benchd.lifecycle.queue import interrupt_abandoned
+    from benchd.paths import store_path
+    from benchd.results.store import ResultsStore, StoreError
+
     try:
         store = ResultsStore(store_path(directory))
-        interrupt_abandoned(RunLedger(store, lambda _run: None))  # a `benchd run` killed before it finished
+        interrupt_abandoned(RunLedger(store, lambda _run: None))
     except StoreError as exc:
         fail(str(exc))
     try:
@@ -152,20 +167,32 @@ def run(
     except devices.ProbeError as exc:
         say(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_FAILED_RUN) from None
-    try:  # in the foreground, with a bar, before any run
+    try:
         for dataset in dict.fromkeys(catalog.get_workload(c.workload).dataset for c in configs):
             prepare_dataset(directory, dataset)
     except DatasetError as exc:
         fail(str(exc))
+    return store, resolved
+
+
+def run_in_foreground(
+    store: ResultsStore, requests: list[RunRequest], telemetry: bool, origin: Origin | None = None
+) -> list[Run]:
+    """Each request, one after another, with a progress bar; Ctrl-C records the run in progress as
+    cancelled and exits 130."""
+    from benchd.cli.progress import RunProgress
+    from benchd.lifecycle.recording import execute, queue_run
+    from benchd.results.model import Origin
+    from benchd.telemetry.sampler import Sampler
 
     run_ids = []
     interrupt_on_termination()
     sampler = Sampler().start() if telemetry else None
     try:
-        for config in (c for c in configs for _ in range(repeat)):
-            request = RunRequest(config, resolved, directory, timeout, yield_to_tenants=yield_to_tenants)
-            run_id = queue_run(store, request)
+        for request in requests:
+            run_id = queue_run(store, request, origin or Origin.CLI)
             run_ids.append(run_id)
+            config = request.config
             with RunProgress(f"{config.workload} {config.preset}", config.epochs) as progress:
                 execute(
                     store, run_id, request, on_event=progress.on_event, sampler=sampler,
@@ -177,9 +204,7 @@ def run(
     finally:
         if sampler is not None:
             sampler.stop()
-    _report(
-        store, [r for r in (store.get_run(i) for i in run_ids) if r is not None], json_output, wide, limit
-    )
+    return [r for r in (store.get_run(i) for i in run_ids) if r is not None]
 
 
 def _report(store: ResultsStore, runs: list[Run], json_output: bool, wide: bool, limit: float | None) -> None:

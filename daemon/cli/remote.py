@@ -23,6 +23,7 @@ from benchd.cli.app import (
     ChannelsLastOption,
     CompileOption,
     DataDirOption,
+    DeterministicOption,
     JsonOption,
     ModelOption,
     PrecisionOption,
@@ -155,6 +156,7 @@ def trigger(
     precision: PrecisionOption = None,
     compile_model: CompileOption = False,
     channels_last: ChannelsLastOption = False,
+    deterministic: DeterministicOption = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the runs and print their results.")] = False,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -171,7 +173,7 @@ def trigger(
     body: dict[str, Any] = {"workload": workload, "device": device}
     chosen = {"suite": suite, "presets": preset, "epochs": epochs, "fraction": fraction, "timing": timing,
               "precision": precision, "compile": compile_model, "channels_last": channels_last,
-              "options": model_options(option)}  # fmt: skip
+              "deterministic": deterministic, "options": model_options(option)}  # fmt: skip
     body.update({name: value for name, value in chosen.items() if value is not None and value is not False})
     with daemon_answer(client):
         _trigger_answer(client, call(client, "POST", "/api/v1/runs", body), json_output, wide, limit, wait)

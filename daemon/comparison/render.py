@@ -98,7 +98,7 @@ def notes(comparison: Comparison) -> list[str]:
             f"apart: {workload} {preset} on {apart.column.label}: {apart.cell.text} s with config "
             f"{apart.config_id}, which differs from the row's: {apart.reason}"
         )
-    return lines
+    return lines + comparison.fingerprints
 
 
 def as_rich(comparison: Comparison, extras: tuple[str, ...], *, wide: bool) -> Table:

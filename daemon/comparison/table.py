@@ -75,6 +75,7 @@ class Comparison:
     baseline: Column | None
     synthetic: list[Column] = field(default_factory=list)  # columns with a figure measured on generated data
     machines: dict[Column, str] = field(default_factory=dict)  # each column's host and software, described
+    fingerprints: list[str] = field(default_factory=list)  # deterministic runs that disagree (bundles only)
 
     def cell(self, row: Row, column: Column) -> Cell | None:
         return self.cells.get((row, column))

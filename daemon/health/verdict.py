@@ -40,11 +40,12 @@ class Health(Word):
     HEALTHY = "healthy"
     DEGRADED = "degraded"  # slower than its band beyond its noise, confirmed
     FAILING = "failing"  # runs fail where the same config used to succeed, confirmed
+    CORRUPT = "corrupt"  # a deterministic run's fingerprint disagrees (health/fingerprints.py)
     UNKNOWN = "unknown"  # no band yet, or no run for `stale_periods` schedule periods
 
 
 HEALTH_STATES = tuple(Health)
-SEVERITY = {Health.UNKNOWN: 0, Health.HEALTHY: 1, Health.DEGRADED: 2, Health.FAILING: 3}
+SEVERITY = {Health.UNKNOWN: 0, Health.HEALTHY: 1, Health.DEGRADED: 2, Health.FAILING: 3, Health.CORRUPT: 4}
 
 
 class BandSource(Word):
@@ -130,6 +131,8 @@ class ConfigVerdict:
     last_run_at: float | None
     why_unknown: str | None = None
     failures: tuple[str, ...] = ()  # outcomes of the window's failed runs
+    divergence: str | None = None  # corrupt: which run disagreed with what, from which step
+    divergent_step: int | None = None
 
     @property
     def label(self) -> str:
@@ -139,6 +142,8 @@ class ConfigVerdict:
         """The verdict as one sentence: the config, the band, the ratio, how many runs, since when."""
         if self.state == Health.UNKNOWN:
             return f"{self.label}: {self.why_unknown}"
+        if self.state == Health.CORRUPT:
+            return f"{self.label}: wrong answers: {self.divergence}"
         if self.state == Health.FAILING:
             outcomes = ", ".join(sorted(set(self.failures)))
             return (f"{self.label}: {self.beyond} of the last {self.window} runs ended {outcomes} where it "
@@ -155,6 +160,9 @@ class ConfigVerdict:
         what = f"{self.workload} {self.preset}"
         if self.state == Health.UNKNOWN:
             return f"{what} {'no band' if self.band is None else 'no recent run'}"
+        if self.state == Health.CORRUPT:
+            where = "weights" if self.divergent_step is None else f"step {self.divergent_step}"
+            return f"{what} fingerprint differs at {where}"
         if self.state == Health.FAILING:
             return f"{what} {self.beyond}/{self.window} failed since {_moment(self.since)}"
         assert self.band is not None and self.ratio is not None
@@ -179,6 +187,7 @@ class ConfigVerdict:
             "window_runs": self.window,
             "since": self.since,
             "last_run_at": self.last_run_at,
+            **({"first_divergent_step": self.divergent_step} if self.state == Health.CORRUPT else {}),
         }  # fmt: skip
 
 

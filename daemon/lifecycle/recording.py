@@ -18,6 +18,7 @@ from typing import Any
 from benchd import __version__, protocol
 from benchd.catalog import RunConfig, get_workload
 from benchd.catalog.identity import config_id
+from benchd.health import fingerprints
 from benchd.hostinfo import describe_host
 from benchd.lifecycle.child import (
     DEFAULT_GRACE_SECONDS,
@@ -56,9 +57,12 @@ class RunRequest:
     timeout: float | None = None
     repeat: int = 0  # which of a schedule's repeated runs of this config this is: only equal ones are twins
     yield_to_tenants: bool = False  # stop (preempted) when a tenant arrives on the device mid-run
+    inject_bitflip: int | None = (
+        None  # `benchd selftest`: the step before which the child flips a weight's bit
+    )
 
     def child_spec(self, scratch_dir: Path) -> protocol.RunSpec:
-        return protocol.RunSpec(self.config, self.device, self.data_dir, scratch_dir)
+        return protocol.RunSpec(self.config, self.device, self.data_dir, scratch_dir, self.inject_bitflip)
 
 
 def _baseline(sampler: Sampler) -> dict[str, Any]:
@@ -133,6 +137,8 @@ class _Recorder:
         self.epoch_starts: dict[int, float] = {}
         self.foreign: ForeignLoad | None = None  # once the child says which process group is the run
         self.tenants: TenantWatch | None = None  # watching for tenants, when the run yields to them
+        self.identity: tuple[str, str, str] | None = None  # a deterministic run's config, stack and device
+        self.loss_bits: list[str] = []  # a deterministic run's, epoch by epoch
 
     def record(self, event: protocol.Event) -> None:
         if event["event"] == protocol.STARTED:
@@ -145,6 +151,8 @@ class _Recorder:
                 self.sampler.sample_now()  # the counters' opening values, as close to the start as we can
         elif event["event"] == protocol.EPOCH_END:
             self._epoch_end(event)
+        elif event["event"] == protocol.FINISHED and "weights_sha256" in event:
+            self._fingerprinted(event)
         if self.on_event is not None:
             self.on_event(event)
 
@@ -152,7 +160,11 @@ class _Recorder:
         # A child may send less than the protocol promises; what is missing stays absent.
         identity = {**self.request.config.to_json(), "precision": event.get("precision")}
         system = {**describe_host(), **(event.get("system") or {})}
-        self.store.record_started(self.run_id, event, config_id(identity, event.get("data") or {}), system)
+        identified = config_id(identity, event.get("data") or {})
+        self.store.record_started(self.run_id, event, identified, system)
+        stack_id = (event.get("determinism") or {}).get("stack_id")
+        if isinstance(stack_id, str) and isinstance(event.get("device"), str):
+            self.identity = (identified, stack_id, event["device"])
         if isinstance(event.get("pid"), int):
             self.foreign = ForeignLoad(event["pid"], self.request.device)
             if self.request.yield_to_tenants:
@@ -177,6 +189,29 @@ class _Recorder:
         if measured is not None:
             telemetry = {**(telemetry or {}), "foreign": measured}
         self.store.add_epoch(self.run_id, event, start, telemetry)
+        if "loss_bits" in event:
+            self.loss_bits.append(event["loss_bits"])
+
+    def _fingerprinted(self, event: protocol.Finished) -> None:
+        """The run's fingerprint, compared with the device's first deterministic run of the config on the
+        same stack (health/fingerprints.py): where they first disagree, if they do."""
+        facts: dict[str, Any] = {
+            "weights_sha256": event["weights_sha256"],
+            "fingerprint": fingerprints.fingerprint(self.loss_bits, event["weights_sha256"]),
+        }
+        if "bitflip" in event:
+            facts["bitflip"] = event["bitflip"]
+        if self.identity is not None:
+            reference = self.store.first_deterministic_run(*self.identity, before=self.run_id)
+            if reference is not None:
+                theirs = [epoch.loss_bits or "" for epoch in reference.epochs]
+                agree = (reference.determinism or {}).get("fingerprint") == facts["fingerprint"]
+                facts["compared_with"] = reference.id
+                facts["first_divergent_step"] = (
+                    None if agree else fingerprints.first_divergent_step(self.loss_bits, theirs)
+                )
+                facts["agrees"] = agree
+        self.store.record_determinism(self.run_id, facts)
 
 
 def _execute(

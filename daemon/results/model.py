@@ -62,6 +62,7 @@ class Origin(Word):
     CLI = "cli"  # `benchd run` in the foreground
     API = "api"  # `benchd trigger` or a POST to the daemon
     SCHEDULE = "schedule"
+    SELFTEST = "selftest"  # `benchd selftest`: never a baseline, a verdict or a fingerprint to agree with
 
 
 class State(Word):
@@ -89,6 +90,7 @@ class Epoch:
     telemetry: dict[str, Any] | None = None
     phases: dict[str, float] | None = None  # seconds by phase (protocol.PHASES); None before schema 4
     validation_loss: float | None = None
+    loss_bits: str | None = None  # deterministic runs: each step's loss, float32 little-endian, as hex
 
     def domain(self, name: str) -> dict[str, Any]:
         """This epoch's sensor figures for one domain (`cpu`, `cuda:0`), empty when none."""
@@ -193,6 +195,9 @@ class Run:
     config_id: str | None = None  # catalog.identity: None until the child reported its data
     system: dict[str, Any] | None = None  # where it ran: host, OS, CPU, memory, accelerators, versions
     compute: dict[str, Any] | None = None  # FLOPs, compile time, peak FLOP/s (training/compute.py)
+    determinism: dict[str, Any] | None = (
+        None  # deterministic runs: stack, fingerprint (health/fingerprints.py)
+    )
     epochs: list[Epoch] = field(default_factory=list)
 
     @property
@@ -346,6 +351,7 @@ class Run:
             "precision": self.precision or "",
             "compile": "true" if config.get("compile") else "false",
             "channels_last": "true" if config.get("channels_last") else "false",
+            "deterministic": "true" if config.get("deterministic") else "false",
             "data": self.data_kind or "",
             "data_scale": "" if self.data_scale is None else f"{self.data_scale:g}",
             "suite": self.suite() or "",

@@ -115,6 +115,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN compute TEXT;
     """,
+    # Deterministic runs (docs/workloads.md): the stack, the fingerprint and what it was compared with, as
+    # JSON; and each epoch's per-step loss bits, where a divergence is found.
+    """
+    ALTER TABLE runs ADD COLUMN determinism TEXT;
+    ALTER TABLE epochs ADD COLUMN loss_bits TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -140,7 +146,7 @@ _RUN_COLUMNS = (
     "log_path, device, device_type, device_name, precision, torch_version, benchd_version, "
     "driver_version, data_kind, data_samples, parameters, samples_per_epoch, sample_unit, "
     "peak_host_rss_bytes, queued_at, started_at, finished_at, timeout_seconds, origin, baseline, "
-    "timing, workers, data_scale, config_id, system, compute"
+    "timing, workers, data_scale, config_id, system, compute, determinism"
 )
 
 
@@ -337,7 +343,7 @@ class ResultsStore:
                 "device_total_memory_bytes = ?, precision = ?, torch_version = ?, driver_version = ?, "
                 "parameters = ?, samples_per_epoch = ?, steps_per_epoch = ?, "
                 "data_kind = ?, data_samples = ?, data_path = ?, data_scale = ?, timing = ?, workers = ?, "
-                "config_id = ?, system = ?, compute = ? WHERE id = ?",
+                "config_id = ?, system = ?, compute = ?, determinism = ? WHERE id = ?",
                 (
                     event.get("device"),
                     event.get("device_type"),
@@ -358,6 +364,7 @@ class ResultsStore:
                     config_id,
                     None if system is None else json.dumps(system),
                     json.dumps(event["compute"]) if event.get("compute") else None,
+                    json.dumps(event["determinism"]) if event.get("determinism") else None,
                     run_id,
                 ),
             )
@@ -373,7 +380,7 @@ class ResultsStore:
             db.execute(
                 "INSERT INTO epochs (run_id, idx, duration_seconds, samples, steps, data_wait_seconds, "
                 "peak_allocated_bytes, peak_reserved_bytes, loss, start_t, end_t, telemetry, phases, "
-                "validation_loss) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "validation_loss, loss_bits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     event["epoch"],
@@ -389,8 +396,16 @@ class ResultsStore:
                     None if telemetry is None else json.dumps(telemetry),
                     json.dumps(event["phases"]) if event.get("phases") else None,
                     event.get("validation_loss"),
+                    event.get("loss_bits"),
                 ),
             )
+
+    def record_determinism(self, run_id: int, facts: dict[str, Any]) -> None:
+        """Add to a deterministic run's record (its fingerprint when it ends, what it was compared with)."""
+        with self._transaction() as db:
+            (stored,) = db.execute("SELECT determinism FROM runs WHERE id = ?", (run_id,)).fetchone()
+            merged = {**(json.loads(stored) if stored else {}), **facts}
+            db.execute("UPDATE runs SET determinism = ? WHERE id = ?", (json.dumps(merged), run_id))
 
     def finish(
         self,
@@ -499,19 +514,32 @@ class ResultsStore:
         return None if row is None else float(row[0])
 
     def config_history(self, config_id: str, before: int, limit: int) -> list[float]:
-        """Representative epoch seconds of the config's ok, uncontended runs before run `before`, oldest
-        first: what a result is gated against (results/baseline.py)."""
+        """Representative epoch seconds of the config's ok, uncontended runs before run `before` (selftests
+        left out), oldest first: what a result is gated against (results/baseline.py)."""
         with self._lock:
             ids = [
                 row[0]
                 for row in self._db.execute(
-                    "SELECT id FROM runs WHERE config_id = ? AND outcome = ? AND id < ? "
+                    "SELECT id FROM runs WHERE config_id = ? AND outcome = ? AND id < ? AND origin != ? "
                     "ORDER BY id DESC LIMIT ?",
-                    (config_id, Outcome.OK, before, limit * 2),  # room for contended ones, left out below
+                    # room for contended ones, left out below
+                    (config_id, Outcome.OK, before, Origin.SELFTEST, limit * 2),
                 )
             ]
         runs = [r for r in self._readable(ids) if r.summary is not None and not r.contended][:limit]
         return [r.summary.epoch_seconds for r in reversed(runs) if r.summary is not None]
+
+    def first_deterministic_run(self, config_id: str, stack_id: str, device: str, before: int) -> Run | None:
+        """The device's first deterministic run of the config on the stack, before run `before` and without
+        an injected fault: what its later runs must reproduce bit for bit."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id FROM runs WHERE config_id = ? AND device = ? AND id < ? AND origin != ? "
+                "AND json_extract(determinism, '$.stack_id') = ? "
+                "AND json_extract(determinism, '$.fingerprint') IS NOT NULL ORDER BY id LIMIT 1",
+                (config_id, device, before, Origin.SELFTEST, stack_id),
+            ).fetchone()
+        return None if row is None else self.get_run(row[0])
 
     def finished_runs(self) -> list[Run]:
         """Every finished run, oldest first: what the daemon's counters are rebuilt from."""
@@ -550,11 +578,11 @@ _RUN_FIELDS = tuple(name.strip() for name in _RUN_COLUMNS.split(","))
 
 _EPOCH_COLUMNS = (
     "idx, duration_seconds, samples, steps, data_wait_seconds, peak_allocated_bytes, "
-    "peak_reserved_bytes, loss, telemetry, phases, validation_loss"
+    "peak_reserved_bytes, loss, telemetry, phases, validation_loss, loss_bits"
 )
 _EPOCH_FIELDS = (
     "index", "duration_seconds", "samples", "steps", "data_wait_seconds", "peak_allocated_bytes",
-    "peak_reserved_bytes", "loss", "telemetry", "phases", "validation_loss",
+    "peak_reserved_bytes", "loss", "telemetry", "phases", "validation_loss", "loss_bits",
 )  # fmt: skip
 _JSON_EPOCH_FIELDS = ("telemetry", "phases")
 
@@ -569,6 +597,6 @@ def _epoch_from_row(row: tuple[Any, ...]) -> Epoch:
 def _run_from_row(row: tuple[Any, ...]) -> Run:
     values = dict(zip(_RUN_FIELDS, row, strict=True))
     values["config"] = json.loads(values["config"])
-    for name in ("baseline", "system", "compute"):
+    for name in ("baseline", "system", "compute", "determinism"):
         values[name] = json.loads(values[name]) if values[name] else None
     return Run(**values)

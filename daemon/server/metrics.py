@@ -134,6 +134,7 @@ class BenchdCollector(Collector):
         yield from self._slowdown(board)
         if self._health is not None:
             yield from self._verdicts(self._health.verdicts(time.time(), facts.schedule_periods))
+            yield self._fingerprints(self._health)
 
         waiting = gauge_family("benchd_queue_length")
         waiting.add_metric([], self._queue.queue_length())
@@ -176,6 +177,19 @@ class BenchdCollector(Collector):
             BenchdCollector._add_present(ratio, [verdict.device], deciding.ratio)
             BenchdCollector._add_present(since, [verdict.device], deciding.since)
         yield from (states, info, ratio, since)
+
+    @staticmethod
+    def _fingerprints(health: HealthBook) -> Metric:
+        """Each device's latest deterministic fingerprint per config and stack: the fleet's votes."""
+        info = info_family("benchd_determinism_info")
+        for (config, stack), voter in sorted(
+            health.fingerprints(), key=lambda pair: (pair[0], pair[1].device)
+        ):
+            labels = {"workload": voter.workload, "preset": voter.preset, "device": voter.device}
+            info.add_metric(
+                [], {**labels, "config": config, "stack": stack, "fingerprint": voter.fingerprint}
+            )
+        return info
 
     def _series(self, board: Snapshot) -> Iterator[Metric]:
         """How runs end, per workload, preset and device, whatever their config."""

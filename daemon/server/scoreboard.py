@@ -128,11 +128,13 @@ class Scoreboard:
             if run.id in self._recorded:
                 return
             self._recorded.add(run.id)
-            if self.health is not None:
-                self.health.record(run)
             self.outcomes[(run.workload, run.preset, device, run.outcome)] += 1
             if run.started_at is not None and run.finished_at is not None:
                 self.benchmark_seconds[device] += max(0.0, run.finished_at - run.started_at)
+            if run.origin == Origin.SELFTEST:
+                return  # counted, but a diagnostic's figures are no result, baseline or verdict
+            if self.health is not None:
+                self.health.record(run)
             state = self.series[series_key]
             state.last_outcome = run.outcome
             state.last_finished_at = run.finished_at

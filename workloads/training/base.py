@@ -41,6 +41,7 @@ class TrainerSpec:
     precision: str = FP32  # precision.py
     compile: bool = False  # torch.compile the models (compute.py warms them up before the timer)
     channels_last: bool = False  # NHWC weights and images (the convolutional workloads)
+    deterministic: bool = False  # seeded loader streams too (training/determinism.py)
 
     @property
     def reference(self) -> bool:
@@ -204,6 +205,8 @@ class SampledLoader:
         self.steps, self.samples = epoch_size(size, spec.batch_size, spec.fraction, drop_last)
         self.batch_size = spec.batch_size
         generator = torch.Generator().manual_seed(spec.seed)
+        # Deterministic runs seed the workers from a generator of their own, not from the global stream.
+        workers_seed = torch.Generator().manual_seed(spec.seed) if spec.deterministic else None
         sampler: Iterable[int] = (
             RandomSampler(cast(Sized, dataset), num_samples=self.samples, generator=generator)
             if shuffle
@@ -218,6 +221,7 @@ class SampledLoader:
             persistent_workers=spec.workers > 0,
             drop_last=drop_last,
             collate_fn=already_batched if batched_dataset else None,
+            generator=workers_seed,
         )
 
 
