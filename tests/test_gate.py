@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -114,9 +115,16 @@ def _copy_run(db: sqlite3.Connection, run_id: int, times: int, scale: float) -> 
 def test_run_exits_3_on_a_slowdown_against_a_seeded_baseline(data_dir: Path) -> None:
     args = ("run", "vae", "-p", "bs128", "--fraction", "0.02", "--epochs", "2", "--device", "cpu",
             "--no-telemetry", "--data-dir", str(data_dir))  # fmt: skip
-    first = benchd(*args, "--repeat", "2")  # two runs in fresh children, and their spread
+    first = benchd(*args, "--repeat", "2", "--json")  # two runs in fresh children, and their spread
     assert first.returncode == 0, first.stderr
     assert "repeats: vae bs128 (" in first.stderr and " over 2 runs, IQR " in first.stderr
+    runs = json.loads(first.stdout)  # the same figures where machines read them
+    seconds = sorted(run["summary"]["epoch_seconds"] for run in runs)
+    for run in runs:
+        repeats = run["repeats"]
+        assert repeats["runs"] == 2 and repeats["median_seconds"] == pytest.approx(sum(seconds) / 2)
+        assert repeats["iqr_seconds"] == pytest.approx((seconds[1] - seconds[0]) / 2)
+        assert repeats["unstable"] == (repeats["cv"] > 0.05)
     with sqlite3.connect(store_path(data_dir)) as db:
         _copy_run(db, 1, 3, 100.0)  # a baseline a hundred times slower than this machine
     faster = benchd(*args, "--max-slowdown", "10%")

@@ -191,7 +191,7 @@ class _PhaseClock:
 
 
 def _timed_epoch(
-    epoch, trainer, device, peaks, events: EventWriter, fingerprint: _Fingerprint | None
+    epoch, trainer, device, peaks, events: EventWriter, fingerprint: _Fingerprint | None = None
 ) -> None:
     """One epoch as the timing mode defines it, clocked between two device synchronizations."""
     import torch

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -36,6 +36,7 @@ from benchd.cli.gate import EXIT_SLOWER, MaxSlowdownOption, parse_limit, slower_
 if TYPE_CHECKING:
     from benchd.catalog import RunConfig
     from benchd.lifecycle.recording import RunRequest
+    from benchd.results.baseline import Repeats
     from benchd.results.model import Origin, Run
     from benchd.results.store import ResultsStore
 
@@ -213,31 +214,43 @@ def _report(store: ResultsStore, runs: list[Run], json_output: bool, wide: bool,
     from benchd.cli import report
     from benchd.results.model import Outcome
 
+    repeats = repeated(runs)
     if json_output:
-        typer.echo(json.dumps([r.to_json() for r in runs], indent=2))
+        typer.echo(
+            json.dumps([_with_repeats(r.to_json(), repeats.get(_repeat_key(r))) for r in runs], indent=2)
+        )
     else:
         report.print_table(report.runs_table(runs, wide=wide))
-    print_repeats(runs)
+    for (workload, preset, config), found in repeats.items():
+        say(f"repeats: {workload} {preset} ({config}): {found.line()}", err=True)
     if any(r.outcome != Outcome.OK for r in runs):
         raise typer.Exit(EXIT_FAILED_RUN)
     if limit is not None and slower_than_baseline(runs, functools.partial(_history, store), limit):
         raise typer.Exit(EXIT_SLOWER)
 
 
-def print_repeats(runs: list[Run]) -> None:
-    """For a config run several times (--repeat): its median, interquartile range and variation, on stderr."""
+def _repeat_key(run: Run) -> tuple[str, str, str]:
+    return (run.workload, run.preset, run.config_id or "-")
+
+
+def repeated(runs: list[Run]) -> dict[tuple[str, str, str], Repeats]:
+    """Each config run several times (--repeat): the median, interquartile range and variation of its ok
+    runs' representative epochs."""
     from benchd.results.baseline import repeats_of
 
     by_config: dict[tuple[str, str, str], list[float]] = {}
     for run in runs:
         if run.summary is not None and run.outcome == "ok":
-            by_config.setdefault((run.workload, run.preset, run.config_id or "-"), []).append(
-                run.summary.epoch_seconds
-            )
-    for (workload, preset, config), seconds in by_config.items():
-        found = repeats_of(seconds)
-        if found is not None and found.runs > 1:
-            say(f"repeats: {workload} {preset} ({config}): {found.line()}", err=True)
+            by_config.setdefault(_repeat_key(run), []).append(run.summary.epoch_seconds)
+    found = {key: repeats_of(seconds) for key, seconds in by_config.items()}
+    return {key: value for key, value in found.items() if value is not None and value.runs > 1}
+
+
+def _with_repeats(run: dict[str, Any], repeats: Repeats | None) -> dict[str, Any]:
+    """A run's JSON, with its config's spread over the command's repeats (`--repeat`), as stderr says it."""
+    if repeats is None:
+        return run
+    return {**run, "repeats": repeats.to_json()}
 
 
 def _history(store: ResultsStore, run: Run) -> list[float]:

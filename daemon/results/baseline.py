@@ -108,6 +108,10 @@ class Repeats:
     def unstable(self) -> bool:
         return self.runs >= 2 and self.cv > UNSTABLE_CV
 
+    def to_json(self) -> dict[str, float | int | bool]:
+        return {"runs": self.runs, "median_seconds": self.median, "iqr_seconds": self.iqr, "cv": self.cv,
+                "unstable": self.unstable}  # fmt: skip
+
     def line(self) -> str:
         mark = f", unstable (over {UNSTABLE_CV:.0%})" if self.unstable else ""
         return (
