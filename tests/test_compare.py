@@ -210,6 +210,28 @@ def test_one_result_from_prometheus_brings_its_daemons_measure_of_the_noise() ->
     assert steady.cell(row, steady.columns[1]).cv is None  # no runs to judge by: never "within noise"
 
 
+def test_contended_figures_are_shown_marked_only_when_asked() -> None:
+    def run_on(host: str, seconds: float, contended: bool) -> results.Result:
+        column = results.Column(host, "cpu", "Test CPU")
+        labels = {"batch_size": "128"}
+        return results.Result(column, "vae", "bs128", "aaaaaaaaaaaa", labels, 1.0, "ok", seconds, 0.0,
+                              contended=contended)  # fmt: skip
+
+    found = [run_on("a", 10.0, False), run_on("b", 30.0, True)]
+    default = table.build(found, ["a", "b"], baseline="a")
+    (row,) = default.rows
+    assert default.cell(row, default.columns[1]).text == "contended (not comparable)"
+    shown = table.build(found, ["a", "b"], baseline="a", include_contended=True)
+    cell = shown.cell(row, shown.columns[1])
+    assert cell.seconds == 30.0 and cell.contended and cell.text == "30.000 (contended)"
+    assert cell.speedup is None  # never compared
+    assert render.CONTENDED_NOTE in render.notes(shown)
+    (record,) = [r for r in render.records(shown) if r["host"] == "b"]
+    assert record["contended"] is True
+    both = table.build([*found, run_on("b", 11.0, False)], ["a", "b"], baseline="a", include_contended=True)
+    assert both.cell(row, both.columns[1]).seconds == 11.0  # a clean figure wins over a contended one
+
+
 def test_suite_and_config_select_the_runs_compared() -> None:
     m1 = parse_bundle(Path(M1).read_text(), M1)
     found = results.from_bundle(m1)

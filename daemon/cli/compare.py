@@ -133,6 +133,14 @@ BaselineOption = Annotated[
 ]
 SuiteOption = Annotated[str | None, typer.Option(help="Only the runs of this suite's configs (standard-v1).")]
 ConfigOption = Annotated[str | None, typer.Option("--config", help="Only the runs of this config id.")]
+IncludeContendedOption = Annotated[
+    bool,
+    typer.Option(
+        "--include-contended",
+        help="Where a machine has no clean figure, show its contended one (measured beside foreign load), "
+        "marked; never a speed-up.",
+    ),
+]
 ShowOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -152,7 +160,8 @@ def _extras(show: list[str] | None) -> tuple[str, ...]:
 
 
 def build_comparison(bundles: list[Path] | None, prometheus: str | None, baseline: str | None,
-                     suite: str | None, config: str | None) -> Comparison:  # fmt: skip
+                     suite: str | None, config: str | None,
+                     include_contended: bool = False) -> Comparison:  # fmt: skip
     """The table from bundles or from Prometheus; every way it can fail is one line, exit 2."""
     from benchd.comparison import results, table
     from benchd.comparison.prometheus import PrometheusError
@@ -166,7 +175,7 @@ def build_comparison(bundles: list[Path] | None, prometheus: str | None, baselin
     votes: list[fingerprints.Vote] = []
     try:
         if prometheus is not None:
-            found = prometheus_results(prometheus)
+            found = prometheus_results(prometheus, include_contended)
             hosts = sorted({r.column.host for r in found})
         else:
             seen: dict[str, Path] = {}
@@ -180,7 +189,8 @@ def build_comparison(bundles: list[Path] | None, prometheus: str | None, baselin
             # The bundles' order, then any host a bundle's older runs name (a renamed machine).
             hosts = list(dict.fromkeys([*seen, *(r.column.host for r in found)]))
             baseline = _bundle_host(baseline, seen)
-        comparison = table.build(found, hosts, baseline=baseline, suite=suite, config=config)
+        comparison = table.build(found, hosts, baseline=baseline, suite=suite, config=config,
+                                 include_contended=include_contended)  # fmt: skip
         comparison.fingerprints = fingerprints.fleet_notes(
             vote for vote in votes if config is None or vote[0][0] == config
         )
@@ -214,6 +224,7 @@ def compare(
     output_format: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(FORMATS)}.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here, not to stdout.")] = None,
     wide: Annotated[bool, typer.Option("--wide", help="Table: preset and config columns too.")] = False,
+    include_contended: IncludeContendedOption = False,
 ) -> None:
     """The published comparison's table: workload x preset by machine x device, seconds per epoch."""
     from benchd.comparison import render
@@ -221,7 +232,7 @@ def compare(
     if output_format not in FORMATS:
         fail(f"--format: {output_format!r} is not one of {', '.join(FORMATS)}")
     extras = _extras(show)
-    comparison = build_comparison(bundles, prometheus, baseline, suite, config)
+    comparison = build_comparison(bundles, prometheus, baseline, suite, config, include_contended)
     if output_format == "table" and output is None:
         from benchd.cli.report import print_table
 
@@ -261,6 +272,7 @@ def report(
         Path | None, typer.Option(help="Also write each plot as a file in this directory.")
     ] = None,
     plot_format: Annotated[str, typer.Option(help="Plot files: svg or png.")] = "svg",
+    include_contended: IncludeContendedOption = False,
 ) -> None:
     """One self-contained HTML page: the comparison table and its plots (needs the `report` extra)."""
     from benchd.comparison import plots, render
@@ -268,7 +280,7 @@ def report(
     if plot_format not in ("svg", "png"):
         fail(f"--plot-format: {plot_format!r} is not svg or png")
     extras = _extras(show) or ("memory", "power", "energy")
-    comparison = build_comparison(bundles, prometheus, baseline, suite, config)
+    comparison = build_comparison(bundles, prometheus, baseline, suite, config, include_contended)
     try:
         drawn = plots.drawings(comparison)
     except plots.PlottingUnavailableError as exc:

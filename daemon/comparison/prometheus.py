@@ -94,16 +94,21 @@ def _column(columns: dict[tuple[str, str], Column], instance: str, device: str) 
     return columns.get((instance, device)) or Column(instance, device.split(":", maxsplit=1)[0], device)
 
 
-def results(url: str) -> list[Result]:
-    """Every config's last ok figures on every device of every scraped daemon, and failed last runs."""
+def results(url: str, include_contended: bool = False) -> list[Result]:
+    """Every config's last ok figures on every device of every scraped daemon, and failed last runs;
+    with `include_contended`, the last contended figures too (marked contended)."""
     durations = _by_key(url, series("benchd_last_epoch_duration_seconds"))
+    contended = (
+        _by_key(url, series("benchd_last_contended_epoch_duration_seconds")) if include_contended else {}
+    )
     fractions = _by_key(url, series("benchd_epoch_fraction_ratio"))
     extras = {name: _by_key(url, metric) for name, metric in EXTRA_METRICS.items()}
     variations = _by_key(url, series("benchd_runs_variation_ratio"))
     configs = {s["metric"].get("config", ""): s["metric"] for s in instant(url, series("benchd_config_info"))}
     columns = _columns(url)
     found = []
-    for key, seconds in durations.items():
+    measured = [(key, seconds, False) for key, seconds in durations.items()]
+    for key, seconds, beside_load in measured + [(key, seconds, True) for key, seconds in contended.items()]:
         instance, workload, preset, device, config = key
         fraction = fractions.get(key, 1.0)
         if not 0 < fraction <= 1 or seconds < 0:
@@ -116,9 +121,9 @@ def results(url: str) -> list[Result]:
         found.append(Result(
             column=_column(columns, instance, device), workload=workload, preset=preset,
             config_id=config or None, labels=labels, fraction=fraction, outcome="ok",
-            epoch_seconds=seconds, finished_at=0.0,
-            extras={name: values[key] for name, values in extras.items() if key in values},
-            variation=variations.get(key),
+            epoch_seconds=seconds, finished_at=0.0, contended=beside_load,
+            extras={} if beside_load else {name: v[key] for name, v in extras.items() if key in v},
+            variation=None if beside_load else variations.get(key),
         ))  # fmt: skip
     failed = "|".join(str(outcome) for outcome in FAILED_OUTCOMES)
     ended = _by_key(url, series("benchd_last_run_timestamp_seconds"))

@@ -23,6 +23,8 @@ from benchd.comparison.table import Cell, Comparison, Row
 from benchd.text import csv_cell, html_text, markdown_cell, terminal
 
 SCALED_NOTE = "* scaled to a full epoch from a fraction of one"
+CONTENDED_NOTE = ("(contended): measured beside foreign load, where the machine has no clean figure "
+                  "(--include-contended); no speed-up is computed from it")  # fmt: skip
 
 
 def format_bytes(value: float) -> str:
@@ -98,6 +100,10 @@ def notes(comparison: Comparison) -> list[str]:
             f"apart: {workload} {preset} on {apart.column.label}: {apart.cell.text} s with config "
             f"{apart.config_id}, which differs from the row's: {apart.reason}"
         )
+    if any(cell.contended for cell in comparison.cells.values()) or any(
+        a.cell.contended for a in comparison.apart
+    ):
+        lines.append(CONTENDED_NOTE)
     return lines + comparison.fingerprints
 
 
@@ -161,6 +167,7 @@ def _record(row: Row, column: Column, config: str | None, cell: Cell, comparison
         "spread_ratio": cell.spread,
         "speedup": cell.speedup,
         "cv": cell.cv,
+        "contended": cell.contended,
         "unstable": cell.unstable,
         "within_noise": cell.within_noise,
         "baseline": column == comparison.baseline,

@@ -41,6 +41,7 @@ class Cell:
     speedup: float | None = None  # the baseline's seconds over this cell's, same config
     cv: float | None = None  # the runs' coefficient of variation; None for one run
     within_noise: bool = False  # the speed-up is closer to 1 than the two machines' run-to-run variation
+    contended: bool = False  # measured beside foreign load (--include-contended): shown, never compared
 
     @property
     def unstable(self) -> bool:
@@ -50,7 +51,9 @@ class Cell:
     def text(self) -> str:
         if self.seconds is None:
             return self.failure or "-"
-        return f"{self.seconds:,.3f}" + ("*" if self.scaled else "")
+        return (
+            f"{self.seconds:,.3f}" + ("*" if self.scaled else "") + (" (contended)" if self.contended else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class Comparison:
     synthetic: list[Column] = field(default_factory=list)  # columns with a figure measured on generated data
     machines: dict[Column, str] = field(default_factory=dict)  # each column's host and software, described
     fingerprints: list[str] = field(default_factory=list)  # deterministic runs that disagree (bundles only)
+    include_contended: bool = False  # contended figures shown, marked, where a machine has no clean one
 
     def cell(self, row: Row, column: Column) -> Cell | None:
         return self.cells.get((row, column))
@@ -111,10 +115,14 @@ def setup_text(workload: str, labels: dict[str, str]) -> str:
     )
 
 
-def make_cell(results: list[Result]) -> Cell:
-    measured = [
-        r for r in results if r.outcome == Outcome.OK and not r.contended and r.epoch_seconds is not None
-    ]
+def make_cell(results: list[Result], include_contended: bool = False) -> Cell:
+    """A machine's figure for a row: its clean runs'; with `include_contended` and no clean run, its
+    contended runs', marked so."""
+    ok = [r for r in results if r.outcome == Outcome.OK and r.epoch_seconds is not None]
+    measured = [r for r in ok if not r.contended]
+    contended = not measured and include_contended and bool(ok)
+    if contended:
+        measured = ok
     if not measured:
         failed = [r for r in results if r.outcome != Outcome.OK]
         latest = max(failed, key=lambda r: r.finished_at) if failed else None
@@ -129,7 +137,8 @@ def make_cell(results: list[Result]) -> Cell:
     reported = [r.variation for r in measured if r.variation is not None]
     # Several runs here say how they vary; one run from Prometheus carries its daemon's measure of it.
     cv = found.cv if found is not None and found.runs > 1 else (max(reported) if reported else None)
-    return Cell(middle, any(r.fraction < 1 for r in measured), len(seconds), spread, None, extras, cv=cv)
+    return Cell(middle, any(r.fraction < 1 for r in measured), len(seconds), spread, None, extras, cv=cv,
+                contended=contended)  # fmt: skip
 
 
 def _reason(labels: dict[str, str], row_labels: dict[str, str]) -> str:
@@ -190,13 +199,17 @@ def _fill_row(
     for column in comparison.columns:
         chosen = by_config.get(row_config, {}).get(column) if row_config else None
         if chosen or column in unknown:
-            comparison.cells[(row, column)] = make_cell(chosen or unknown[column])
+            comparison.cells[(row, column)] = make_cell(
+                chosen or unknown[column], comparison.include_contended
+            )
     for config_id, by_column in by_config.items():
         if config_id is None or config_id == row_config:
             continue
         reason = _reason(labels[config_id], row_labels)
         for column, chosen in by_column.items():
-            comparison.apart.append(Apart(row, column, config_id, reason, make_cell(chosen)))
+            comparison.apart.append(
+                Apart(row, column, config_id, reason, make_cell(chosen, comparison.include_contended))
+            )
 
 
 def _most_measured(comparison: Comparison) -> Column:
@@ -209,8 +222,9 @@ def _most_measured(comparison: Comparison) -> Column:
 
 
 def build(results: list[Result], hosts: list[str], *, baseline: str | None = None, suite: str | None = None,
-          config: str | None = None) -> Comparison:  # fmt: skip
-    """Pivot results into the table; `suite` or `config` first keep only the runs of those configs."""
+          config: str | None = None, include_contended: bool = False) -> Comparison:  # fmt: skip
+    """Pivot results into the table; `suite` or `config` first keep only the runs of those configs;
+    `include_contended` shows a machine's contended figure, marked, where it has no clean one."""
     results = _selected(results, suite, config)
     columns = _column_order(list({r.column: None for r in results}), hosts)
     base = _pick_baseline(columns, baseline) if baseline is not None else None
@@ -220,7 +234,8 @@ def build(results: list[Result], hosts: list[str], *, baseline: str | None = Non
         grouped[(result.workload, result.preset)][result.config_id][result.column].append(result)
         if result.config_id is not None:
             labels.setdefault(result.config_id, result.labels)
-    comparison = Comparison(columns, sorted(grouped, key=_row_order), {}, {}, {}, [], base)
+    comparison = Comparison(columns, sorted(grouped, key=_row_order), {}, {}, {}, [], base,
+                            include_contended=include_contended)  # fmt: skip
     comparison.synthetic = [c for c in columns if any(r.column == c and r.labels.get("data") == "synthetic"
                                                         for r in results)]  # fmt: skip
     comparison.machines = {column: _describe(column, results) for column in columns}
@@ -247,7 +262,7 @@ def _add_speedups(comparison: Comparison) -> None:
     base = comparison.baseline
     for (row, column), cell in list(comparison.cells.items()):
         reference = comparison.cells.get((row, base)) if base else None
-        if reference and reference.seconds and cell.seconds:
+        if reference and reference.seconds and cell.seconds and not (reference.contended or cell.contended):
             speedup = reference.seconds / cell.seconds
             noise = within_noise(speedup, cell.cv or 0.0, reference.cv or 0.0) and column != base
             comparison.cells[(row, column)] = replace(cell, speedup=speedup, within_noise=noise)
