@@ -3,9 +3,14 @@
 #   docker build -t benchd .                         (CUDA)
 #   docker build -t benchd:cpu --build-arg VARIANT=cpu .
 # macOS cannot reach MPS from a container: use the native install (docs/deploy.md).
+# Base images and package sources are build arguments: point them at a mirror or a local base without
+# editing this file (docs/deploy.md), e.g. --build-arg CPU_BASE=localhost/debian-python:bookworm
+# --build-arg PIP_INDEX_URL=https://pypi.example.internal/simple --build-arg TORCH_INDEX=...
 ARG VARIANT=cuda
+ARG CUDA_BASE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+ARG CPU_BASE=python:3.12-slim-bookworm
 
-FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS base-cuda
+FROM ${CUDA_BASE} AS base-cuda
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cu128
 ENV TORCH_INDEX=${TORCH_INDEX}
 # gcc, g++ and the Python headers: `--compile` builds kernels (Inductor's C++, Triton's launcher) at run time.
@@ -14,7 +19,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv python3-dev gcc g++ \
  && rm -rf /var/lib/apt/lists/*
 
-FROM python:3.12-slim-bookworm AS base-cpu
+FROM ${CPU_BASE} AS base-cpu
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV TORCH_INDEX=${TORCH_INDEX}
 # hadolint ignore=DL3008
@@ -26,6 +31,9 @@ RUN apt-get update \
 # hadolint ignore=DL3006
 FROM base-${VARIANT}
 ARG VARIANT
+# pip reads these from the environment a RUN step sees; unset, it uses its default index.
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
 ARG TORCH_VERSION=2.14.1
 ARG TORCHVISION_VERSION=0.29.1
 # What runs record as their container image (the `system` object); pass the tag you push.
@@ -58,7 +66,9 @@ USER 10001
 VOLUME ["/var/lib/benchd"]
 EXPOSE 9655
 # Off loopback the daemon requires a token: run with -e BENCHD_TOKEN=... (16+ characters).
+# `benchd status` asks this host's daemon on BENCHD_PORT (run with -e BENCHD_PORT=... to move it); a GET,
+# which needs no token.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s \
-  CMD ["benchd", "status", "--url", "http://127.0.0.1:9655"]
+  CMD ["benchd", "status"]
 ENTRYPOINT ["benchd"]
 CMD ["serve"]

@@ -247,3 +247,14 @@ def test_trigger_sends_the_suite_and_the_model_options_as_the_run_request() -> N
     assert json.loads(request["body"]) == {
         "workload": "gpt", "device": "auto", "suite": "standard-v2", "options": {"layers": 2}
     }  # fmt: skip
+
+
+def test_the_default_url_follows_the_daemons_port_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image's health check runs plain `benchd status` beside a daemon moved with BENCHD_PORT."""
+    monkeypatch.delenv("BENCHD_URL", raising=False)
+    monkeypatch.delenv("BENCHD_PORT", raising=False)
+    assert DaemonClient(None).url == "http://127.0.0.1:9655"
+    monkeypatch.setenv("BENCHD_PORT", "9700")
+    assert DaemonClient(None).url == "http://127.0.0.1:9700"
+    monkeypatch.setenv("BENCHD_URL", "http://gpu-1:9655")
+    assert DaemonClient(None).url == "http://gpu-1:9655"

@@ -37,6 +37,16 @@ def test_dockerfile_is_lint_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_dockerfile_takes_its_sources_as_arguments_and_checks_the_port_it_serves() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    froms = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
+    assert all(image.startswith("${") or image.startswith("base-") for image in froms), froms
+    for argument in ("CUDA_BASE", "CPU_BASE", "PIP_INDEX_URL", "TORCH_INDEX"):
+        assert f"ARG {argument}" in dockerfile
+    healthcheck = dockerfile[dockerfile.index("HEALTHCHECK") :].split("\n\n")[0]
+    assert "9655" not in healthcheck and '"benchd", "status"' in healthcheck  # follows BENCHD_PORT
+
+
 def test_dockerfile_build_steps_work_outside_docker(tmp_path: Path) -> None:
     """The dependency layer's requirement list, and the source layer's no-deps install, run here too."""
     dockerfile = (ROOT / "Dockerfile").read_text()

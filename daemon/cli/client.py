@@ -28,6 +28,17 @@ from benchd.settings import DEFAULT_PORT, MAX_TOKEN_FILE_BYTES
 
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 ENV_URL = "BENCHD_URL"
+ENV_PORT = (
+    "BENCHD_PORT"  # the daemon's own port variable: a client beside it (the image's health check) follows it
+)
+
+
+def default_url() -> str:
+    """This host's daemon: on BENCHD_PORT where that is set (the daemon reads it too), else port 9655."""
+    port = os.environ.get(ENV_PORT, "").strip()
+    return f"http://127.0.0.1:{port}" if port.isdigit() else DEFAULT_URL
+
+
 ENV_TOKEN = "BENCHD_TOKEN"
 ENV_TOKEN_FILE = "BENCHD_TOKEN_FILE"
 TIMEOUT_SECONDS = 10.0
@@ -148,7 +159,7 @@ class DaemonClient:
     def __init__(
         self, url: str | None = None, token: str | None = None, *, wait_for_start: bool = False
     ) -> None:
-        self.url = (url or os.environ.get(ENV_URL) or DEFAULT_URL).rstrip("/")
+        self.url = (url or os.environ.get(ENV_URL) or default_url()).rstrip("/")
         self.token = token
         self.wait_for_start = wait_for_start
 

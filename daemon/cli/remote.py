@@ -45,7 +45,9 @@ RunIdArgument = Annotated[int, typer.Argument(help="Run id.", min=1, max=MAX_RUN
 UrlOption = Annotated[
     str | None,
     typer.Option(
-        "--url", help="Daemon URL. Default: BENCHD_URL or http://127.0.0.1:9655.", show_default=False
+        "--url",
+        help="Daemon URL. Default: BENCHD_URL, else http://127.0.0.1 on BENCHD_PORT (9655).",
+        show_default=False,
     ),
 ]
 TokenOption = Annotated[
