@@ -115,7 +115,9 @@ class Started(TypedDict):
     seed: int
     data: dict[str, Any]  # the dataset: name, path, kind, samples, scale, fingerprint
     system: dict[str, Any]  # the child's half of the run's system object: torch, CUDA, the accelerator
-    compute: dict[str, Any]  # FLOPs per step and epoch, compile seconds, the peak FLOP/s (docs/api.md)
+    compute: dict[
+        str, Any
+    ]  # compile seconds (--compile); FLOPs and the peak come with `finished` (docs/api.md)
     determinism: NotRequired[dict[str, Any]]  # deterministic runs: the software stack and its stack_id
 
 
@@ -152,6 +154,9 @@ class EpochEnd(TypedDict):
 class Finished(TypedDict):
     event: Literal["finished"]
     t: float
+    compute: NotRequired[
+        dict[str, Any]
+    ]  # the started event's, with FLOPs and the peak counted after the epochs
     weights_sha256: NotRequired[str]  # deterministic runs: the final weights' hash
     bitflip: NotRequired[
         str

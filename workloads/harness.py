@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from benchd import protocol
 from benchd.protocol import EventWriter, RunSpec
@@ -62,7 +63,7 @@ def _run_in(spec: RunSpec, events: EventWriter, scratch: Path) -> None:
     from benchd.datasets.formats import get_format
     from benchd.workloads import device as devices
     from benchd.workloads.training import TrainerSpec, build_trainer, determinism
-    from benchd.workloads.training.compute import compute_facts
+    from benchd.workloads.training.compute import check_steps, compile_warm_up, compute_facts
 
     workload = get_workload(config.workload)
     if config.deterministic:
@@ -96,9 +97,11 @@ def _run_in(spec: RunSpec, events: EventWriter, scratch: Path) -> None:
             deterministic=config.deterministic,
         )
     )
-    # In a deterministic run an operation without a deterministic kernel fails its first call: here, in
-    # the probe's steps, before anything is timed.
-    compute = compute_facts(trainer, device, info.name, config.compile)
+    compute: dict[str, Any] = {}  # compile time now; FLOPs and the peak once the epochs are timed
+    if config.compile:
+        compute["compile_seconds"] = compile_warm_up(trainer, device)
+    elif config.deterministic:  # an operation without a deterministic kernel fails here, not in epoch 1
+        check_steps(trainer, device)
     driver = devices.driver_version(device)
     started = protocol.Started(
         event="started",
@@ -131,6 +134,7 @@ def _run_in(spec: RunSpec, events: EventWriter, scratch: Path) -> None:
         _timed_epoch(epoch, trainer, device, peaks, events, fingerprint)
         trainer.end_epoch()
     finished = protocol.Finished(event="finished", t=protocol.now())
+    finished["compute"] = {**compute, **compute_facts(trainer, device, info.name)}
     if fingerprint is not None:
         finished["weights_sha256"] = determinism.weights_sha256(trainer)
         if fingerprint.flipped is not None:

@@ -151,8 +151,11 @@ class _Recorder:
                 self.sampler.sample_now()  # the counters' opening values, as close to the start as we can
         elif event["event"] == protocol.EPOCH_END:
             self._epoch_end(event)
-        elif event["event"] == protocol.FINISHED and "weights_sha256" in event:
-            self._fingerprinted(event)
+        elif event["event"] == protocol.FINISHED:
+            if event.get("compute"):
+                self.store.record_compute(self.run_id, event["compute"])
+            if "weights_sha256" in event:
+                self._fingerprinted(event)
         if self.on_event is not None:
             self.on_event(event)
 

@@ -402,10 +402,18 @@ class ResultsStore:
 
     def record_determinism(self, run_id: int, facts: dict[str, Any]) -> None:
         """Add to a deterministic run's record (its fingerprint when it ends, what it was compared with)."""
+        self._merge(run_id, "determinism", facts)
+
+    def record_compute(self, run_id: int, facts: dict[str, Any]) -> None:
+        """Add what the child counted after the timed epochs (FLOPs, the peak) to the run's compute object."""
+        self._merge(run_id, "compute", facts)
+
+    def _merge(self, run_id: int, column: str, facts: dict[str, Any]) -> None:
+        """A JSON object column, updated key by key (column is one of this class's own names)."""
         with self._transaction() as db:
-            (stored,) = db.execute("SELECT determinism FROM runs WHERE id = ?", (run_id,)).fetchone()
+            (stored,) = db.execute(f"SELECT {column} FROM runs WHERE id = ?", (run_id,)).fetchone()
             merged = {**(json.loads(stored) if stored else {}), **facts}
-            db.execute("UPDATE runs SET determinism = ? WHERE id = ?", (json.dumps(merged), run_id))
+            db.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (json.dumps(merged), run_id))
 
     def finish(
         self,

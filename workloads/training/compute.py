@@ -1,10 +1,14 @@
-"""What a run computes, found before its first epoch: FLOPs per step, compilation, the peak to divide by.
+"""What a run computes: compilation before its first epoch; FLOPs per step and the peak after its last.
 
-The FLOP count and the compile warm-up run real training steps on
-`Trainer.probe_batches()` (one batch per shape the epoch will see), then put
-back every weight, optimizer and scaler state and the random generators, so
-the epochs that follow train exactly as they would have without them. The
-run records what these took; none of it is inside an epoch's figure.
+The compile warm-up runs real training steps on `Trainer.probe_batches()`
+(one batch per shape the epoch will see) before the timer starts, so no
+epoch pays for compiling, then puts back every weight, optimizer and scaler
+state and the random generators, so the epochs train exactly as they would
+have without it. FLOPs are counted after the timed epochs: steps run before
+epoch 1 would warm the device (cuDNN's autotuning, lazily loaded kernels)
+for an epoch whose figure, in reference timing, is meant to pay for that as
+the published examples' first epochs did. The run records what these took;
+none of it is inside an epoch's figure.
 """
 
 from __future__ import annotations
@@ -144,16 +148,23 @@ def peak_for(device: torch.device, device_name: str, precision: str) -> Peak | s
     return published_peak(device.type, device_name, precision)
 
 
-def compute_facts(trainer: Trainer, device: torch.device, device_name: str, compiled: bool) -> dict[str, Any]:
-    """The `started` event's `compute` object (docs/api.md): FLOPs, compile seconds, the peak."""
+def check_steps(trainer: Trainer, device: torch.device) -> None:
+    """One step per batch shape, state put back: in a deterministic run an operation without a
+    deterministic kernel raises here, naming itself, before anything is timed."""
+    with restored(trainer, device):
+        for batch, _steps in trainer.probe_batches():
+            trainer.step(batch, 0)
+
+
+def compute_facts(trainer: Trainer, device: torch.device, device_name: str) -> dict[str, Any]:
+    """What the `finished` event adds to the run's `compute` object (docs/api.md): FLOPs and the peak,
+    found after the timed epochs."""
     per_step, per_epoch = count_flops(trainer, device)
     facts: dict[str, Any] = {
         "flops_per_step": per_step,
         "flops_per_epoch": per_epoch,
         "counter": FLOP_COUNTER,
     }
-    if compiled:
-        facts["compile_seconds"] = compile_warm_up(trainer, device)
     peak = peak_for(device, device_name, trainer.precision.mode)
     if isinstance(peak, Peak):
         facts["peak_flops"], facts["peak_source"] = peak.flops, peak.source
