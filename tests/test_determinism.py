@@ -46,16 +46,20 @@ def test_two_runs_agree_and_a_flipped_bit_is_caught_at_its_step(
     assert facts["stack_id"] == clean["determinism"]["stack_id"] and run["config_id"] == clean["config_id"]
     assert run["config"]["deterministic"] is True
     assert "compared_with" not in facts  # a selftest's runs are nothing to compare with
-    again = json.loads(
-        benchd("run", workload, *shape, "--deterministic", "--json", data_dir=data_dir).stdout
-    )[0]
-    assert again["determinism"]["compared_with"] == run["id"]
-    assert again["determinism"]["agrees"] is True and again["determinism"]["first_divergent_step"] is None
-    steps = "".join(epoch["loss_bits"] for epoch in again["epochs"])
-    assert len(steps) == 8 * sum(epoch["steps"] for epoch in again["epochs"])
-    health = benchd("health", "--format", "json", data_dir=data_dir)
-    states = {d["device"]: d["state"] for d in json.loads(health.stdout)["devices"]}
-    assert states.get("cpu") != "corrupt"
+    steps = "".join(epoch["loss_bits"] for epoch in run["epochs"])
+    assert len(steps) == 8 * sum(epoch["steps"] for epoch in run["epochs"])
+
+
+def test_a_later_run_is_compared_with_the_first_and_agreement_is_no_verdict(data_dir: Path) -> None:
+    shape = ["-p", "bs128", "--fraction", "0.25", "--deterministic", "--json"]
+    first, again = (json.loads(benchd("run", "vae", *shape, data_dir=data_dir).stdout)[0] for _ in range(2))
+    facts = again["determinism"]
+    assert facts["compared_with"] == first["id"] and facts["agrees"] is True
+    assert (
+        facts["first_divergent_step"] is None and facts["fingerprint"] == first["determinism"]["fingerprint"]
+    )
+    health = json.loads(benchd("health", "--format", "json", data_dir=data_dir).stdout)
+    assert [d["state"] for d in health["devices"]] == ["unknown"]  # two ok runs: no band yet, not corrupt
 
 
 def test_a_step_beyond_the_run_is_said(data_dir: Path) -> None:

@@ -88,7 +88,8 @@ def weights_sha256(trainer: Trainer) -> str:
         for name, tensor in sorted(module.state_dict().items()):
             value = tensor.detach().to("cpu").contiguous()
             digest.update(f"{name}:{value.dtype}:{tuple(value.shape)}".encode())
-            digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+            # As bytes, whatever the dtype (numpy has no bfloat16); a 0-d buffer (a step count) as 1-d.
+            digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
