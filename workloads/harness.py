@@ -163,6 +163,10 @@ class _Fingerprint:
         self.losses.add(loss)
         self.step += 1
 
+    def read(self) -> str:
+        """The epoch's loss bits, read from the device once its clock has stopped."""
+        return self.losses.hex()
+
 
 class _PhaseClock:
     """Seconds spent in each phase of an epoch that is not the training steps.
@@ -267,7 +271,7 @@ def _timed_epoch(
         loss=mean_loss,
     )
     if fingerprint is not None:
-        ended_event["loss_bits"] = fingerprint.losses.hex()
+        ended_event["loss_bits"] = fingerprint.read()
     events.emit(ended_event)
 
 
