@@ -150,3 +150,47 @@ def test_a_bit_flip_needs_a_deterministic_run() -> None:
         protocol.RunSpec.from_json(json.dumps({**spec, "deterministic": True, "inject_bitflip": -1}))
     parsed = protocol.RunSpec.from_json(json.dumps({**spec, "deterministic": True, "inject_bitflip": 3}))
     assert parsed.inject_bitflip == 3 and json.loads(parsed.to_json())["inject_bitflip"] == 3
+
+
+def test_a_corrupt_device_and_the_fingerprints_are_exported(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from benchd.server.metrics import BenchdCollector, DaemonFacts
+    from benchd.server.scoreboard import Scoreboard
+
+    store = ResultsStore(tmp_path / "benchd.sqlite3")
+    for device in ("cuda:0", "cuda:1", "cuda:2"):
+        _deterministic(store, 1.0, device, "bad" if device == "cuda:1" else "good")
+    health = HealthBook()
+    scoreboard = Scoreboard(health=health)
+    for run in store.finished_runs():
+        scoreboard.record(run)
+    registry = CollectorRegistry(auto_describe=False)
+    queue = type("Idle", (), {"queue_length": lambda self: 0, "active_runs": lambda self: [],
+                              "worker_failure": lambda self: None})()  # fmt: skip
+    registry.register(BenchdCollector(scoreboard, queue, store, DaemonFacts, health=health))
+    value = registry.get_sample_value
+    assert value("benchd_device_health", {"device": "cuda:1", "state": "corrupt"}) == 1.0
+    assert value("benchd_device_health", {"device": "cuda:0", "state": "corrupt"}) == 0.0
+    labels = {"workload": "vae", "preset": "bs128", "config": VAE_CONFIG_ID, "stack": "stack0000000"}
+    assert value("benchd_determinism_info", {**labels, "device": "cuda:1", "fingerprint": "bad"}) == 1.0
+    assert value("benchd_determinism_info", {**labels, "device": "cuda:2", "fingerprint": "good"}) == 1.0
+
+
+def test_compare_notes_bundles_whose_fingerprints_disagree(tmp_path: Path) -> None:
+    from .test_cli import benchd
+
+    bundles = []
+    for host, fingerprint in (("h1", "good"), ("h2", "good"), ("h3", "bad")):
+        store = ResultsStore(tmp_path / host / "benchd.sqlite3")
+        run_id = add_run(store, 1.0, host=host)
+        store.record_determinism(run_id, {"stack_id": "stack0000000", "fingerprint": fingerprint})
+        store.close()
+        bundle = tmp_path / f"{host}.json"
+        assert benchd("export", "-o", str(bundle), data_dir=tmp_path / host).returncode == 0
+        bundles.append(str(bundle))
+    result = benchd("compare", *bundles, "--format", "markdown")
+    assert result.returncode == 0, result.stderr
+    what = f"vae bs128 (config {VAE_CONFIG_ID}, stack stack0000000)"
+    note = f"fingerprints disagree: {what}: h3 cpu is corrupt: run 1 disagrees with 2 of 3 devices"
+    assert note in result.stdout
