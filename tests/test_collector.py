@@ -321,7 +321,8 @@ def test_a_contended_run_is_shown_on_families_of_its_own_and_never_as_a_clean_fi
 
 
 CONFIG_INFO_DDDD = {
-    "batch_size": "20", "channels_last": "false", "compile": "false", "deterministic": "false", "data": "synthetic", "data_scale": "1",
+    "batch_size": "20", "channels_last": "false", "compile": "false", "deterministic": "false",
+    "data": "synthetic", "data_scale": "1",
     "epochs": "2", "fraction": "0.5", "options": "emsize=500,nhid=500,nlayers=2", "precision": "",
     "preset": "b20-e500-l2-h500", "suite": "", "timing": "reference", "workers": "published",
     "workload": "transformer",
