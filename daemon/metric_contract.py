@@ -569,10 +569,10 @@ METRICS: tuple[Metric, ...] = (
         "benchd_device_health_since_timestamp_seconds",
         GAUGE,
         ("device",),
-        "When a degraded or failing verdict began: the first run that confirmed it.",
+        "When a degraded, failing or corrupt verdict began: the first run that confirmed it.",
         VERDICTS,
-        meaning="when the device's degraded or failing verdict began (the first run that confirmed it); "
-        "absent while it is healthy or unknown",
+        meaning="when the device's degraded, failing or corrupt verdict began (the first run that "
+        "confirmed it); absent while it is healthy or unknown",
         example="`time() - benchd_device_health_since_timestamp_seconds > 86400`",
     ),
     Metric(

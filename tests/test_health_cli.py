@@ -147,3 +147,20 @@ def test_bands_add_refuses_what_gives_no_band(tmp_path: Path) -> None:
     assert result.returncode == 2 and "no ok, uncontended run" in result.stderr
     missing = benchd("bands", "add", str(tmp_path / "nope.json"), data_dir=tmp_path / "data")
     assert missing.returncode == 2
+
+
+def test_a_corrupt_device_exits_1_in_every_form(tmp_path: Path) -> None:
+    """Wrong answers drain a node as slow ones do: node-problem-detector and Slurm act on exit 1."""
+    store = ResultsStore(tmp_path / "benchd.sqlite3")
+    first = add_run(store, 1.0)
+    store.record_determinism(first, {"stack_id": "stack0000000", "fingerprint": "a"})
+    later = add_run(store, 1.0)
+    store.record_determinism(later, {"stack_id": "stack0000000", "fingerprint": "b", "compared_with": first,
+                                     "agrees": False, "first_divergent_step": 7})  # fmt: skip
+    store.close()
+    npd = benchd("health", "--format", "npd", data_dir=tmp_path)
+    assert (npd.returncode, npd.stdout) == (1, "cpu corrupt: vae bs128 fingerprint differs at step 7\n")
+    text = benchd("health", data_dir=tmp_path)
+    assert (
+        text.returncode == 1 and "wrong answers: run 2 diverged from its own run 1 from step 7" in text.stdout
+    )

@@ -1,7 +1,7 @@
 """`benchd health` (each device's verdict, as node-problem-detector and Slurm read it) and `benchd bands`.
 
 The exit code is node-problem-detector's custom-plugin convention: 0 OK
-(every device healthy), 1 NonOK (a device degraded or failing), 2 Unknown
+(every device healthy), 1 NonOK (a device degraded, failing or corrupt), 2 Unknown
 (no verdict to give: no runs, no band, no daemon answering, bad input).
 """
 
@@ -51,17 +51,20 @@ def health(
     fleet: Annotated[
         list[Path] | None,
         typer.Option(
-            "--fleet", help="Bundles of other hosts: the fleet band of each device model and config."
+            "--fleet",
+            help="Bundles of other hosts: the fleet band of each device model and config, and their "
+            "deterministic fingerprints (repeat it).",
         ),
     ] = None,
     prometheus: Annotated[
-        str | None, typer.Option("--prometheus", help="The fleet band from this Prometheus instead.")
+        str | None,
+        typer.Option("--prometheus", help="The fleet's bands and fingerprints from this Prometheus instead."),
     ] = None,
     configs: Annotated[bool, typer.Option("--configs", help="Every config's verdict too.")] = False,
 ) -> None:
-    """Each device's verdict: healthy, degraded, failing or unknown, with why. Exit 0 when every device is
-    healthy, 1 when one is degraded or failing, 2 when it cannot tell. Reads the daemon with --url, else the
-    local store (judged with the config's [health] settings)."""
+    """Each device's verdict: healthy, degraded, failing, corrupt or unknown, with why. Exit 0 when every
+    device is healthy, 1 when one is degraded, failing or corrupt, 2 when it cannot tell. Reads the daemon
+    with --url, else the local store (judged with the config's [health] settings)."""
     if url is not None:
         if band or fleet or prometheus:
             _unknown("--band, --fleet and --prometheus judge the local store, not a daemon", output_format)
@@ -74,7 +77,7 @@ def health(
 
 def exit_code(devices: list[dict[str, Any]]) -> int:
     states = {Health(device["state"]) for device in devices}
-    if states & {Health.DEGRADED, Health.FAILING}:
+    if states & {Health.DEGRADED, Health.FAILING, Health.CORRUPT}:
         return EXIT_UNHEALTHY
     return EXIT_HEALTHY if states == {Health.HEALTHY} else EXIT_UNKNOWN
 
