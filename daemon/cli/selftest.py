@@ -12,7 +12,7 @@ another run is compared with.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -31,6 +31,9 @@ from benchd.cli.app import (
     say,
 )
 from benchd.cli.local import foreground_setup, run_in_foreground
+
+if TYPE_CHECKING:
+    from benchd.results.model import Run
 
 
 @app.command()
@@ -93,7 +96,7 @@ def selftest(
     raise typer.Exit(0 if verdict["caught"] else EXIT_FAILED_RUN)
 
 
-def judge(clean: Any, injected: Any, step: int) -> dict[str, Any]:
+def judge(clean: Run, injected: Run, step: int) -> dict[str, Any]:
     """Whether the injected run's fingerprint differs from the clean one's from exactly `step`."""
     from benchd.health.fingerprints import first_divergent_step
 

@@ -57,9 +57,7 @@ class RunRequest:
     timeout: float | None = None
     repeat: int = 0  # which of a schedule's repeated runs of this config this is: only equal ones are twins
     yield_to_tenants: bool = False  # stop (preempted) when a tenant arrives on the device mid-run
-    inject_bitflip: int | None = (
-        None  # `benchd selftest`: the step before which the child flips a weight's bit
-    )
+    inject_bitflip: int | None = None  # `benchd selftest`: flip a weight's bit before this step
 
     def child_spec(self, scratch_dir: Path) -> protocol.RunSpec:
         return protocol.RunSpec(self.config, self.device, self.data_dir, scratch_dir, self.inject_bitflip)
