@@ -57,13 +57,25 @@ PRECISION_CASES = (  # each workload's first preset, the large transformer, GPT-
 )
 QUICK_CASE = ("vae", "bs128", "0.02")
 HEADER = "| run | outcome | epoch s | TFLOP/s | MFU | loss vs fp32 | contended | fingerprint | message |"
-TENANT = (
-    "import sys, time, torch\n"
-    "device = torch.device(sys.argv[1]); end = time.monotonic() + float(sys.argv[2])\n"
-    "x = torch.rand(1024, 1024, device=device)\n"
-    "while time.monotonic() < end:\n"
+TENANT = (  # says "busy" once its first product is done, then keeps the device busy until it is killed
+    "import sys, torch\n"
+    "x = torch.rand(1024, 1024, device=torch.device(sys.argv[1]))\n"
+    "(x @ x).sum().item()\n"
+    "print('busy', flush=True)\n"
+    "while True:\n"
     "    (x @ x).sum().item()\n"
 )
+
+
+def start_tenant(device: str) -> subprocess.Popen[str]:
+    """A second process using the device, returned once it does: a run started after this meets it from its
+    first epoch, however long the tenant took to import torch."""
+    tenant = subprocess.Popen([sys.executable, "-c", TENANT, device], stdout=subprocess.PIPE, text=True)
+    assert tenant.stdout is not None
+    if tenant.stdout.readline().strip() != "busy":
+        tenant.kill()
+        raise RuntimeError(f"the tenant process ended before it used {device} (exit {tenant.wait()})")
+    return tenant
 
 
 class Evidence:
@@ -107,8 +119,7 @@ class Evidence:
             self.run("timing", f"vae bs128 {timing}", "vae", *shape)
 
     def contended(self) -> None:
-        seconds = "60" if not self.quick else "20"
-        tenant = subprocess.Popen([sys.executable, "-c", TENANT, self.device, seconds])
+        tenant = start_tenant(self.device)
         try:
             # A quarter epoch at least: epochs under half a second are not judged for foreign load.
             shape = ["-p", "bs128", "--fraction", "0.25" if self.quick else "1", "--epochs", "2"]
@@ -118,8 +129,8 @@ class Evidence:
             tenant.wait()
 
     def preemption(self) -> None:
-        """From a tenant's start to the run's end as `preempted`: the tenant starts once the run has
-        recorded an epoch, and the latency is read from the stored run."""
+        """From a tenant's first use of the device to the run's end as `preempted`: the tenant starts once
+        the run has recorded an epoch, and the latency is read from the stored run."""
         env = {**os.environ, "BENCHD_DATA_DIR": str(self.data_dir)}
         args = ["run", "vae", "-p", "bs128", "--epochs", "50", "--device", self.device, "--yield-to-tenants"]
         run = subprocess.Popen([sys.executable, "-m", "benchd", *args], env=env, stdout=subprocess.DEVNULL,
@@ -127,8 +138,8 @@ class Evidence:
         tenant = None
         try:
             running = _wait_for(lambda: _running(self.data_dir), 300)
+            tenant = start_tenant(self.device)
             began = time.time()
-            tenant = subprocess.Popen([sys.executable, "-c", TENANT, self.device, "120"])
             ended = _wait_for(lambda: (r := _newest(self.data_dir)) is not None and r.finished_at and r, 120)
             latency = f"yield latency {ended.finished_at - began:.2f} s" if ended.id == running.id else "?"
             self.groups.setdefault("preemption", []).append({"label": latency, **ended.to_json()})
