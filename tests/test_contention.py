@@ -81,7 +81,7 @@ def test_benchd_run_beside_a_busy_process_is_flagged(small_data_dir: Path) -> No
     ]
     try:
         completed = subprocess.run(
-            [sys.executable, "-m", "benchd", "run", "siamese", "-p", "bs64", "--fraction", "0.5", "--epochs",
+            [sys.executable, "-m", "benchd", "run", "siamese", "-p", "bs64", "--fraction", "0.25", "--epochs",
              "2", "--device", "cpu", "--no-telemetry", "--json", "--data-dir", str(small_data_dir)],
             capture_output=True, text=True, check=True, timeout=300,
         )  # fmt: skip

@@ -10,6 +10,7 @@ import pytest
 from benchd import protocol
 from benchd.catalog import request as request_model
 from benchd.catalog.identity import config_id
+from benchd.cli.selftest import judge
 from benchd.health import fingerprints
 from benchd.health.book import HealthBook
 from benchd.health.fingerprints import Fingerprinted, disagreements, first_divergent_step
@@ -194,3 +195,15 @@ def test_compare_notes_bundles_whose_fingerprints_disagree(tmp_path: Path) -> No
     what = f"vae bs128 (config {VAE_CONFIG_ID}, stack stack0000000)"
     note = f"fingerprints disagree: {what}: h3 cpu is corrupt: run 1 disagrees with 2 of 3 devices"
     assert note in result.stdout
+
+
+def test_a_flip_step_beyond_the_runs_is_said_not_missed(tmp_path: Path) -> None:
+    """`benchd selftest --inject-bitflip 99` on runs of fewer steps: no flip happened, and it says so."""
+    store = ResultsStore(tmp_path / "benchd.sqlite3")
+    clean, injected = (store.get_run(_deterministic(store, 1.0, "cpu", "same")) for _ in range(2))
+    assert clean is not None and injected is not None
+    assert judge(clean, injected, 99) == {
+        "caught": False,
+        "first_divergent_step": None,
+        "lines": ["the runs took 48 steps: there was no step 99 to flip a bit before"],
+    }
