@@ -5,7 +5,8 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-test serve run test test-fast lint promtool chromium kubectl slurm
+.PHONY: install install-test serve run test test-fast test-image lint promtool chromium kubectl slurm \
+	container-tools image image-base
 
 # What serving needs (the package and its dependencies); the test tools come with install-test.
 $(BIN)/benchd: pyproject.toml
@@ -47,6 +48,34 @@ slurm:
 	@command -v slurmctld >/dev/null && command -v slurmd >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends slurmctld slurmd >/dev/null; }
 
+# Images: docker where its engine answers, else podman (Debian's, with runc and mmdebstrap: `container-tools`).
+ENGINE ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo podman)
+VARIANT ?= cuda
+IMAGE ?= benchd:$(VARIANT)
+# More --build-arg flags (base images, package indexes, torch versions; docs/deploy.md).
+IMAGE_ARGS ?=
+# The Debian base `image-base` makes where the registry's base images cannot be pulled.
+LOCAL_BASE ?= localhost/benchd-base:bookworm
+DEBIAN_SUITE ?= bookworm
+
+container-tools:
+	@command -v mmdebstrap >/dev/null && { docker info >/dev/null 2>&1 || command -v podman >/dev/null; } || { \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+		--no-install-recommends podman runc mmdebstrap >/dev/null; }
+
+# podman keeps HEALTHCHECK only in Docker's image format.
+image:
+	$(ENGINE) build $(if $(filter podman,$(notdir $(ENGINE))),--format docker) -t $(IMAGE) \
+		--build-arg VARIANT=$(VARIANT) --build-arg IMAGE=$(IMAGE) $(IMAGE_ARGS) .
+	@$(ENGINE) image inspect --format 'image $(IMAGE): {{.Size}} bytes' $(IMAGE)
+
+# Python, a compiler and the CA certificates on Debian, made once: the CPU variant's base
+# (`make image VARIANT=cpu IMAGE_ARGS="--build-arg CPU_BASE=$(LOCAL_BASE)"`).
+image-base: container-tools
+	@$(ENGINE) image inspect $(LOCAL_BASE) >/dev/null 2>&1 || { \
+		mmdebstrap --quiet --variant=apt --include=python3,python3-venv,gcc,g++,ca-certificates \
+			$(DEBIAN_SUITE) - | $(ENGINE) import - $(LOCAL_BASE); }
+
 # mypy sees the `benchd` package as it installs: daemon/ with workloads/ inside, as links.
 TYPECHECK_TREE = $(VENV)/typecheck
 
@@ -57,8 +86,13 @@ lint: install-test
 	ln -s $(CURDIR)/daemon/* $(TYPECHECK_TREE)/benchd/ && ln -s $(CURDIR)/workloads $(TYPECHECK_TREE)/benchd/
 	MYPYPATH=$(TYPECHECK_TREE) $(BIN)/mypy
 
-test: lint promtool chromium kubectl slurm
+test: lint promtool chromium kubectl slurm container-tools
 	$(BIN)/python -m pytest
+
+# The CPU image built on a local Debian base and run as docs/deploy.md says (tests/test_image.py; part of
+# `make test` too).
+test-image: install-test container-tools
+	$(BIN)/python -m pytest -m image
 
 # The inner loop: everything but the tests marked slow (live daemons, Prometheus, whole runs).
 test-fast: install-test
