@@ -50,7 +50,7 @@ def test_siamese_counts_and_shapes() -> None:
     assert parameter_count(model) == 11_432_897
     assert model.tower[0].in_channels == 1
     out = model(torch.rand(3, 1, 28, 28) * 255, torch.rand(3, 1, 28, 28) * 255)
-    assert out.shape == (3,)
+    assert out.shape == (3, 1)  # the trainer squeezes, as the example did
     assert torch.all((out > 0) & (out < 1))
     assert torch.all(model.head[0].bias == 0.01)
 

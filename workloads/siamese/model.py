@@ -32,4 +32,4 @@ class SiameseNetwork(nn.Module):
     def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         # Each image passes through the tower on its own, as two separate batches.
         features = torch.cat((self.embed(first), self.embed(second)), dim=1)
-        return self.sigmoid(self.head(features)).view(-1)
+        return self.sigmoid(self.head(features))  # (batch, 1): the trainer squeezes, as the example did

@@ -53,7 +53,9 @@ class SiameseTrainer(LoaderTrainer):
         first, second = self.spec.images(first), self.spec.images(second)
         self.optimizer.zero_grad()
         with self.precision.autocast():
-            similarity = self.model(first, second)
+            similarity = self.model(first, second).squeeze()
+            if similarity.dim() == 0:  # a last batch of one pair (the example failed there)
+                similarity = similarity.unsqueeze(0)
         value = self.criterion(similarity.float(), targets)
         self.precision.backward(value)
         self.precision.step(self.optimizer)

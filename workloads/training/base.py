@@ -132,13 +132,14 @@ class StepLog:
     Every `.item()` waits for the device, which is part of what the published
     times measured; in device timing the log is disabled and nothing is read.
     Values are read every `read_every` steps, and a line is formatted and
-    written to the run log every `line_every` steps.
+    written to the run log every `line_every` steps; with no template, the
+    reads alone (a script's running total).
     """
 
     def __init__(
         self,
         spec: TrainerSpec,
-        template: str,
+        template: str | None,
         *,
         read_every: int = 1,
         line_every: int = 1,
@@ -156,7 +157,11 @@ class StepLog:
         if not self.enabled or index % self.read_every:
             return {}
         numbers = {name: v.item() if isinstance(v, torch.Tensor) else v for name, v in values.items()}
-        if index % self.line_every == 0 and not (self.skip_first and index == 0):
+        if (
+            self.template is not None
+            and index % self.line_every == 0
+            and not (self.skip_first and index == 0)
+        ):
             print(self.template.format(step=index, **numbers), file=self.stream)
         return numbers
 
@@ -204,13 +209,12 @@ class SampledLoader:
         size = len(cast(Sized, dataset))
         self.steps, self.samples = epoch_size(size, spec.batch_size, spec.fraction, drop_last)
         self.batch_size = spec.batch_size
-        generator = torch.Generator().manual_seed(spec.seed)
         # Deterministic runs seed the workers from a generator of their own, not from the global stream.
         workers_seed = torch.Generator().manual_seed(spec.seed) if spec.deterministic else None
+        # The sampler draws each epoch's order from the global stream (seeded by the harness), as the
+        # scripts' `shuffle=True` did: the same operations, and the same draw for the same seed.
         sampler: Iterable[int] = (
-            RandomSampler(cast(Sized, dataset), num_samples=self.samples, generator=generator)
-            if shuffle
-            else range(self.samples)
+            RandomSampler(cast(Sized, dataset), num_samples=self.samples) if shuffle else range(self.samples)
         )
         self.loader = DataLoader(
             dataset,

@@ -43,11 +43,15 @@ class LoadedMNIST(datasets.MNIST):
 
 
 class ReferencePairs(Dataset):
-    """Pairs drawn per sample with Python's `random`, as the published Siamese example did.
+    """Pairs drawn per sample with Python's `random`, exactly as the published Siamese example did.
 
     A random class, a random image of it, then for an even index another
-    image of that class (never the same one; target 1) and for an odd index
-    an image of a different class (target 0). Images are raw 0-255 floats.
+    image of that class (drawn again until it is not the same one; target 1)
+    and for an odd index an image of a class drawn again until it differs
+    (target 0). The same calls in the same order, so a seed gives the
+    example's pairs, and each image copied then converted to raw 0-255
+    floats as it was (`clone().float()`): the values a run meets decide its
+    CPU time (denormals), and the copies are work the example's epoch did.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -60,20 +64,23 @@ class ReferencePairs(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        first_class = random.randrange(CLASSES)
+        first_class = random.randint(0, CLASSES - 1)
         members = self.by_class[first_class]
-        first = random.randrange(len(members))
+        first = random.randint(0, len(members) - 1)
         if index % 2 == 0:
             partners = members
-            second = random.randrange(len(members) - 1)
-            second += second >= first  # any other image of the class, uniformly
+            second = random.randint(0, len(members) - 1)
+            while second == first:
+                second = random.randint(0, len(members) - 1)
         else:
-            other_class = random.randrange(CLASSES - 1)
-            partners = self.by_class[other_class + (other_class >= first_class)]
-            second = random.randrange(len(partners))
+            other_class = random.randint(0, CLASSES - 1)
+            while other_class == first_class:
+                other_class = random.randint(0, CLASSES - 1)
+            partners = self.by_class[other_class]
+            second = random.randint(0, len(partners) - 1)
         return (
-            self.images[members[first]].float(),
-            self.images[partners[second]].float(),
+            self.images[members[first]].clone().float(),
+            self.images[partners[second]].clone().float(),
             torch.tensor(float(index % 2 == 0)),
         )
 

@@ -39,7 +39,12 @@ class VaeTrainer(LoaderTrainer):
         self.parameters = parameter_count(model)
         self.model = spec.prepared(model)
         # The reference read loss.item() every step and logged every tenth.
-        self.log = StepLog(spec, "Train step {step}: loss {loss:.6f}", line_every=LOG_INTERVAL)
+        # The reference read loss.item() into its running total every step, before the update, and again
+        # for each log line, after it.
+        self.total = StepLog(spec, None)
+        self.log = StepLog(
+            spec, "Train step {step}: loss {loss:.6f}", read_every=LOG_INTERVAL, line_every=LOG_INTERVAL
+        )
         self.model.train()
 
     def step(self, batch, index: int) -> tuple[torch.Tensor, int]:
@@ -50,9 +55,10 @@ class VaeTrainer(LoaderTrainer):
             recon, mu, logvar = self.model(x)
         value = loss(recon.float(), x, mu.float(), logvar.float())
         self.precision.backward(value)
-        self.log.read(index, loss=value)  # where the reference read it: before the update
+        self.total.read(index, loss=value)
         self.precision.step(self.optimizer)
         self.precision.update()
+        self.log.read(index, loss=value)
         return value.detach(), len(x)
 
     def stateful(self) -> list:
