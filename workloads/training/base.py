@@ -209,12 +209,15 @@ class SampledLoader:
         size = len(cast(Sized, dataset))
         self.steps, self.samples = epoch_size(size, spec.batch_size, spec.fraction, drop_last)
         self.batch_size = spec.batch_size
-        # Deterministic runs seed the workers from a generator of their own, not from the global stream.
+        # Deterministic runs seed the workers and the shuffling from generators of their own; otherwise
+        # the sampler draws each epoch's order from the global stream (seeded by the harness), as the
+        # scripts' `shuffle=True` did: their operations, and the same order for the same seed.
         workers_seed = torch.Generator().manual_seed(spec.seed) if spec.deterministic else None
-        # The sampler draws each epoch's order from the global stream (seeded by the harness), as the
-        # scripts' `shuffle=True` did: the same operations, and the same draw for the same seed.
+        order_seed = torch.Generator().manual_seed(spec.seed) if spec.deterministic else None
         sampler: Iterable[int] = (
-            RandomSampler(cast(Sized, dataset), num_samples=self.samples) if shuffle else range(self.samples)
+            RandomSampler(cast(Sized, dataset), num_samples=self.samples, generator=order_seed)
+            if shuffle
+            else range(self.samples)
         )
         self.loader = DataLoader(
             dataset,
