@@ -86,8 +86,9 @@ lint: install-test
 	ln -s $(CURDIR)/daemon/* $(TYPECHECK_TREE)/benchd/ && ln -s $(CURDIR)/workloads $(TYPECHECK_TREE)/benchd/
 	MYPYPATH=$(TYPECHECK_TREE) $(BIN)/mypy
 
+# The slowest tests are listed at the end, to keep the whole run within its time.
 test: lint promtool chromium kubectl slurm container-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 # The CPU image built on a local Debian base and run as docs/deploy.md says (tests/test_image.py; part of
 # `make test` too).
