@@ -152,9 +152,12 @@ def test_a_cpu_under_a_quota_turns_degraded_and_back(
     assert "health of cpu: degraded: vae bs128" in status
 
     quota.limit(None)
-    _run(daemon)
+    recovered = [_run(daemon)["summary"]["epoch_seconds"]]
     assert _verdict(daemon)[0] == 1  # one run within the band is not yet a recovery
-    _run(daemon)
+    recovered.append(_run(daemon)["summary"]["epoch_seconds"])
     code, line = _verdict(daemon)
-    assert code == 0 and line.startswith("cpu healthy: vae bs128"), line
+    if min(recovered) > 1.25 * max(clean):  # without a quota, yet as slow as under one: the VM itself
+        assert code == 1, line  # slowed down (a neighbour, not a tenant benchd can see), and it says so
+        pytest.skip(f"the machine slowed down by itself: full-speed epochs {clean}, then {recovered}")
+    assert code == 0 and line.startswith("cpu healthy: vae bs128"), (clean, recovered, line)
     _exported(daemon, "healthy")
