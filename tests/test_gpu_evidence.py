@@ -29,7 +29,9 @@ def test_the_quick_dry_run_writes_every_group(tmp_path: Path) -> None:
     assert outcomes["vae bs128 tf32"] == "error"  # the CPU has no TF32: said, not dropped
     (tf32,) = [e for e in groups["precision"] if e["label"].endswith("tf32")]
     assert "tf32 runs on NVIDIA GPUs" in tf32["message"]
-    assert groups["contended"][0]["contended"] is True
+    (contended,) = groups["contended"]
+    foreign = [(e["duration_seconds"], (e["telemetry"] or {}).get("foreign")) for e in contended["epochs"]]
+    assert contended["contended"] is True, foreign
     (preempted,) = groups["preemption"]
     assert preempted["outcome"] == "preempted" and preempted["label"].startswith("yield latency ")
     first, second = groups["determinism"]
