@@ -99,7 +99,8 @@ def test_lsun_dataset_transforms_to_normalised_64px(tmp_path: Path, monkeypatch:
     env.close()
     monkeypatch.chdir(tmp_path)
     dataset = LsunImages(tmp_path / "db", image_transform())
-    tensor = dataset[0]
+    tensor, label = dataset[0]
+    assert label == 0  # the one class's index, as torchvision's LSUN gives it
     assert tensor.shape == (3, 64, 64)
     assert tensor[0].mean() > 0.95 and tensor[1].mean() < -0.95
     assert sorted(p.name for p in tmp_path.iterdir()) == ["db"]  # no key cache left in cwd

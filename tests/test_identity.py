@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import types
 
@@ -57,6 +58,22 @@ def test_the_data_and_the_precision_are_part_of_the_identity() -> None:
     assert identity.config_id(_config(), reseeded) != base
     assert identity.config_id({**_config(), "precision": "bf16"}, SYNTHETIC) != base
     assert identity.identity(_config(), SYNTHETIC)["version"] == identity.CONFIG_ID_VERSION
+
+
+def test_a_workloads_revision_changes_its_own_ids_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchd.catalog import WORKLOADS
+
+    vae = WORKLOADS["vae"]
+    assert identity.identity(_config(), SYNTHETIC)["revision"] == vae.revision >= 1
+    before = identity.config_id(_config(), SYNTHETIC)
+    gpt = {**_config(), "workload": "gpt"}
+    unchanged = identity.config_id(gpt, SYNTHETIC)
+    assert "revision" not in identity.identity(gpt, SYNTHETIC)  # revision 0 hashes as before revisions
+    raised = dataclasses.replace(vae, revision=vae.revision + 1)
+    monkeypatch.setattr(identity, "WORKLOADS", {**WORKLOADS, "vae": raised})
+    assert identity.config_id(_config(), SYNTHETIC) != before
+    assert identity.config_id(gpt, SYNTHETIC) == unchanged
+    assert "revision" not in identity.identity({**_config(), "workload": "not-installed"}, SYNTHETIC)
 
 
 def test_the_host_half_of_the_system_object(monkeypatch) -> None:

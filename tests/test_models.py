@@ -77,6 +77,17 @@ def test_transformer_shapes_and_causality() -> None:
     assert torch.allclose(model(changed, mask)[:-1], out[:-1], atol=1e-5)
 
 
+def test_the_examples_mask_is_torchs_causal_mask_and_torch_finds_it_causal() -> None:
+    from benchd.workloads.transformer.trainer import example_mask
+
+    expected = torch.nn.Transformer.generate_square_subsequent_mask(7)
+    assert torch.equal(example_mask(7), expected)
+    model = transformer.TransformerLM(50, 16, 2, 32).eval()
+    tokens = torch.randint(0, 50, (7, 3), generator=torch.Generator().manual_seed(0))
+    # Without the hint torch checks the mask, finds it causal and computes what the hinted call does.
+    assert torch.allclose(model(tokens, example_mask(7), None), model(tokens, expected, True), atol=1e-6)
+
+
 def test_batchify_cuts_columns_and_drops_the_remainder() -> None:
     data = batchify(torch.arange(23), 4)
     assert data.shape == (5, 4)

@@ -5,7 +5,9 @@ them; that is what "like for like" means in comparisons, baselines and
 alerts. Nothing about the machine goes in (device, host, driver, versions):
 those are what a comparison compares. The inputs are listed in docs/cli.md;
 changing them changes CONFIG_ID_VERSION, which is hashed too, so ids of
-different definitions never meet.
+different definitions never meet. A workload whose code changes the work it
+does raises its own `revision`, hashed from 1 on: its ids change, no other
+workload's do.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from benchd.catalog import WORKLOADS
 
 CONFIG_ID_VERSION = 1
 PRECISION = "float32"  # what an fp32 run reports, and every run before precision modes (workloads/training)
@@ -27,16 +31,24 @@ _CONFIG_FIELDS = ("workload", "batch_size", "options", "epochs", "fraction", "wo
 
 
 def identity(config: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
-    """What the id is a hash of: the config's deciding fields, precision and switches, and the data's
-    identity."""
+    """What the id is a hash of: the config's deciding fields, precision and switches, the workload's
+    revision (once raised), and the data's identity."""
+    revision = workload_revision(config.get("workload"))
     return {
         "version": CONFIG_ID_VERSION,
+        **({"revision": revision} if revision else {}),
         **{name: config.get(name) for name in _CONFIG_FIELDS},
         "precision": config.get("precision", PRECISION),
         **{name: True for name in _SWITCHES if config.get(name)},
         "data": data.get("kind"),
         "dataset": data.get("fingerprint"),
     }
+
+
+def workload_revision(name: Any) -> int:
+    """The revision of the workload's code that this benchd runs; 0 for a workload it does not know."""
+    workload = WORKLOADS.get(name) if isinstance(name, str) else None
+    return workload.revision if workload is not None else 0
 
 
 def config_id(config: Mapping[str, Any], data: Mapping[str, Any]) -> str:

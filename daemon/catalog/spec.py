@@ -161,6 +161,9 @@ class Workload:
         "24h"  # the embedded default config's interval; None: scheduled only when configured
     )
     suites: Mapping[str, SuiteEntry] = field(default_factory=dict)  # its entry in each suite that runs it
+    # Raised when a change to the workload's code alters the work its configs describe (what a reference
+    # epoch does): hashed into every config id from 1 on, so figures from before and after never meet.
+    revision: int = 0
 
     @property
     def dataset(self) -> str:

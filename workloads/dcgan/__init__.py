@@ -41,4 +41,6 @@ WORKLOAD = Workload(
     loader=LoaderPolicy(workers=2, macos_workers=0),  # the comparison ran it with 0 workers on macOS
     image_size=64,
     suites={"standard-v1": STANDARD, "standard-v2": STANDARD},
+    # 1: one label tensor refilled, labels collated, D's output squeezed, as the example (2026-11).
+    revision=1,
 )

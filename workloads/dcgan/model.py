@@ -53,7 +53,7 @@ class Discriminator(nn.Module):
         )
 
     def forward(self, images):
-        return self.main(images).view(-1)
+        return self.main(images).view(-1, 1).squeeze(1)  # the example's shape steps, and their backward
 
 
 def init_weights(module: nn.Module) -> None:

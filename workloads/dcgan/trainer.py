@@ -43,7 +43,9 @@ LOG_LINE = (
 
 
 class LsunImages(Dataset):
-    """Images from an LSUN LMDB, decoded and transformed one at a time as in the reference.
+    """Images from an LSUN LMDB, decoded and transformed one at a time as in the reference, each with its
+    class index (0: one class) as torchvision's LSUN gives it, so the loader collates labels as the
+    example's did.
 
     The key list is read once here. Each process that reads (DataLoader
     workers included) uses its own LMDB environment, which `lsun.open_env`
@@ -58,10 +60,10 @@ class LsunImages(Dataset):
     def __len__(self) -> int:
         return len(self.keys)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         with lsun.open_env(self.path).begin(write=False) as txn:
             value = txn.get(self.keys[index])
-        return self.transform(lsun.decode(value, self.path / "data.mdb"))
+        return self.transform(lsun.decode(value, self.path / "data.mdb")), 0
 
 
 def image_transform(*, as_bytes: bool = False) -> transforms.Compose:
@@ -85,7 +87,7 @@ def decode_epoch(spec: TrainerSpec) -> torch.Tensor:
     _steps, samples = epoch_size(len(images), spec.batch_size, spec.fraction)
     chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(spec.seed))[:samples]
     loader = DataLoader(Subset(images, chosen.tolist()), batch_size=256, num_workers=spec.workers)
-    return torch.cat(list(loader))
+    return torch.cat([images for images, _labels in loader])
 
 
 class DcganTrainer(LoaderTrainer):
@@ -98,7 +100,9 @@ class DcganTrainer(LoaderTrainer):
         else:
             # Decoded as a subset already cut to the fraction: the resident set is the whole epoch.
             self.data = DeviceResident(
-                decode_epoch(spec), dataclasses.replace(spec, fraction=1.0), normalized
+                decode_epoch(spec),
+                dataclasses.replace(spec, fraction=1.0),
+                lambda images: (normalized(images),),
             )
         self.device = spec.device
         self.precision = Precision.for_device(spec.precision, spec.device)
@@ -123,33 +127,36 @@ class DcganTrainer(LoaderTrainer):
         """D's mean output, read to the host at once in reference timing (the example's D(x) etc.)."""
         return output.mean().item() if self.log.enabled else None
 
-    def step(self, batch: torch.Tensor, index: int) -> tuple[torch.Tensor, int]:
-        real = self.spec.images(batch.to(self.device, non_blocking=True))
+    def step(self, batch: tuple[torch.Tensor, ...], index: int) -> tuple[torch.Tensor, int]:
+        """The example's step: one label tensor, refilled for the fake pass and again for G's."""
+        real = self.spec.images(batch[0].to(self.device, non_blocking=True))
         size = real.size(0)
-        real_labels = torch.full((size,), REAL, device=self.device)
-        fake_labels = torch.full((size,), FAKE, device=self.device)
+        label = torch.full((size,), REAL, device=self.device)
 
         precision = self.precision
         self.discriminator.zero_grad()
         with precision.autocast():
             output = self.discriminator(real).float()
-        loss_real = self.criterion(output, real_labels)
+        loss_real = self.criterion(output, label)
         precision.backward(loss_real)
         d_x = self._mean(output)
         noise = self.spec.images(torch.randn(size, LATENT, 1, 1, device=self.device))
         with precision.autocast():
             fake = self.generator(noise)
+        label.fill_(FAKE)
+        with precision.autocast():
             output = self.discriminator(fake.detach()).float()
-        loss_fake = self.criterion(output, fake_labels)
+        loss_fake = self.criterion(output, label)
         precision.backward(loss_fake)
         d_g_z1 = self._mean(output)
         loss_d = loss_real + loss_fake
         precision.step(self.opt_d)
 
         self.generator.zero_grad()
+        label.fill_(REAL)
         with precision.autocast():
             output = self.discriminator(fake).float()
-        loss_g = self.criterion(output, real_labels)
+        loss_g = self.criterion(output, label)
         precision.backward(loss_g)
         d_g_z2 = self._mean(output)
         precision.step(self.opt_g)
@@ -180,8 +187,8 @@ class DcganTrainer(LoaderTrainer):
     def stateful(self) -> list:
         return [self.generator, self.discriminator, self.opt_d, self.opt_g, *self.precision.stateful()]
 
-    def example_batch(self, size: int) -> torch.Tensor:
-        return uniform(size, 3, IMAGE_SIZE, IMAGE_SIZE).mul_(2.0).sub_(1.0)  # normalized to [-1, 1]
+    def example_batch(self, size: int) -> tuple[torch.Tensor]:
+        return (uniform(size, 3, IMAGE_SIZE, IMAGE_SIZE).mul_(2.0).sub_(1.0),)  # normalized to [-1, 1]
 
     def probe_side_passes(self) -> None:
         """The image grid's pass of G over the fixed noise (outside autocast, as side_work runs it)."""

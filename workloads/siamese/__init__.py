@@ -43,4 +43,6 @@ WORKLOAD = Workload(
     trainer="benchd.workloads.siamese.trainer:SiameseTrainer",
     loader=LoaderPolicy(cuda_workers=1, pin_memory_on_cuda=True),
     suites={"standard-v1": STANDARD, "standard-v2": STANDARD},
+    # 1: pairs drawn, copied and squeezed as the example does (2026-11).
+    revision=1,
 )

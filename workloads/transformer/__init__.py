@@ -53,4 +53,6 @@ WORKLOAD = Workload(
     ),
     samples_per_item=BPTT,
     suites={"standard-v1": STANDARD, "standard-v2": STANDARD},
+    # 1: reference epochs build and check the causal mask and update through .data as the example (2026-11).
+    revision=1,
 )

@@ -48,7 +48,11 @@ class TransformerLM(nn.Module):
         nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
         nn.init.zeros_(self.decoder.bias)
 
-    def forward(self, tokens: torch.Tensor, causal_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, causal_mask: torch.Tensor, is_causal: bool | None = True
+    ) -> torch.Tensor:
+        """`is_causal=None` lets torch check the mask on every pass (a host read), as the example's call
+        without the hint does; the kernels are the same once it finds the mask causal."""
         x = self.positions(self.embedding(tokens) * math.sqrt(self.emsize))
-        x = self.encoder(x, mask=causal_mask, is_causal=True)
+        x = self.encoder(x, mask=causal_mask, is_causal=is_causal)
         return torch.log_softmax(self.decoder(x), dim=-1)

@@ -3,8 +3,12 @@
 Reference timing is the example's own epoch: `train()` with a `loss.item()`
 every step and a parameter-by-parameter SGD update, then `evaluate()` over
 the validation stream at batch 10, and after it (untimed) the learning rate
-divided by 4 when validation did not improve. Device timing runs the
-training steps alone with torch's SGD and a constant learning rate.
+divided by 4 when validation did not improve. Its causal mask is built as the example built it (a
+float mask from a boolean triangle), kept for one length at a time, and handed
+to the encoder without the causal hint, so torch checks it on every pass as
+it does the example's. Device timing runs the training steps alone with
+torch's SGD, a constant learning rate, and masks built once per length and
+declared causal.
 """
 
 from __future__ import annotations
@@ -23,6 +27,13 @@ CLIP = 0.25
 EVAL_BATCH_SIZE = 10
 LOG_INTERVAL = 200
 ANNEAL = 4.0
+
+
+def example_mask(length: int) -> torch.Tensor:
+    """0 on and below the diagonal, -inf above, made on the host from a boolean lower triangle the way the
+    May-2022 example made it; reference timing pays these operations where the example did."""
+    lower = (torch.triu(torch.ones(length, length)) == 1).transpose(0, 1)
+    return lower.float().masked_fill(lower == 0, float("-inf")).masked_fill(lower == 1, 0.0)
 
 
 def batchify(tokens: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -85,18 +96,23 @@ class TransformerTrainer(Trainer):
         self.optimizer = None if manual else torch.optim.SGD(model.parameters(), lr=self.lr)
         self.parameters = parameter_count(model)
         self.model = spec.prepared(model)
-        self.masks: dict[int, torch.Tensor] = {}
+        self.masks: dict[int, torch.Tensor] = {}  # device timing: one per length
+        self.reference_mask: torch.Tensor | None = None  # reference timing: the last length's only
         self.log = StepLog(spec, "step {step}: loss {loss:5.2f}", line_every=LOG_INTERVAL, skip_first=True)
         self.model.train()
 
     def _mask(self, length: int) -> torch.Tensor:
+        if self.reference:
+            if self.reference_mask is None or self.reference_mask.size(0) != length:
+                self.reference_mask = example_mask(length).to(self.device)
+            return self.reference_mask
         if length not in self.masks:
             self.masks[length] = nn.Transformer.generate_square_subsequent_mask(length, device=self.device)
         return self.masks[length]
 
     def _loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         with self.precision.autocast():
-            output = self.model(inputs, self._mask(inputs.size(0)))
+            output = self.model(inputs, self._mask(inputs.size(0)), None if self.reference else True)
         return self.criterion(output.view(-1, self.vocab).float(), targets)
 
     def batches(self):
@@ -114,11 +130,10 @@ class TransformerTrainer(Trainer):
         if self.optimizer is not None:
             self.precision.step(self.optimizer)
             self.precision.update()
-        else:
-            with torch.no_grad():
-                for parameter in self.model.parameters():
-                    if parameter.grad is not None:
-                        parameter.add_(parameter.grad, alpha=-self.lr)
+        else:  # through `.data`, outside autograd, as the example's update
+            for parameter in self.model.parameters():
+                if parameter.grad is not None:
+                    parameter.data.add_(parameter.grad, alpha=-self.lr)
         self.log.read(index, loss=value)
         return value.detach(), targets.numel()
 

@@ -26,5 +26,7 @@ WORKLOAD = Workload(
     trainer="benchd.workloads.vae.trainer:VaeTrainer",
     loader=LoaderPolicy(cuda_workers=1, pin_memory_on_cuda=True),
     suites={"standard-v1": STANDARD, "standard-v2": STANDARD},
+    # 1: reference epochs read the loss each step and again at each log line, as the example (2026-11).
+    revision=1,
     schedule="6h",
 )
