@@ -26,6 +26,8 @@ HOST_READ = "aten._local_scalar_dense.default"
 # division and read after. It is subtracted from benchd's counts; everything else must match exactly.
 BOOKKEEPING_PER_STEP = {"aten.add_.Tensor": 1, "aten.detach.default": 1}
 BOOKKEEPING_PER_EPOCH = {"aten.zeros.default": 1, "aten.div.Tensor": 1, HOST_READ: 1}
+# A workload's own share of it: DCGAN's epoch loss is D's and G's summed, one addition a step.
+WORKLOAD_BOOKKEEPING_PER_STEP = {"dcgan": {"aten.add.Tensor": 1}}
 
 
 def counter() -> Any:
@@ -69,7 +71,7 @@ def counted_first_call(function: Callable[..., Any], into: Counter[str]) -> Call
 
 
 def benchd_counts(
-    workload: str, preset: str, batch_size: int, fraction: float, data_dir: Path
+    workload: str, preset: str, batch_size: int, fraction: float, data_dir: Path, workers: int | None = None
 ) -> dict[str, Any]:
     """benchd's first reference-timed epoch on the CPU, in this process: its operations and steps."""
     from benchd import catalog, protocol
@@ -78,7 +80,7 @@ def benchd_counts(
     counts: Counter[str] = Counter()
     declared = catalog.get_workload(workload)
     config = catalog.build_config(declared, declared.preset(preset), batch_size=batch_size, fraction=fraction,
-                                  epochs=1, timing="reference")  # fmt: skip
+                                  workers=workers, epochs=1, timing="reference")  # fmt: skip
     read_fd, write_fd = os.pipe()
     events: list[dict[str, Any]] = []
     reader = threading.Thread(target=_read_events, args=(read_fd, events))
@@ -95,13 +97,12 @@ def benchd_counts(
     if status != 0:
         raise RuntimeError(f"benchd's {workload} run failed: {events[-1] if events else 'no events'}")
     (steps,) = [e["steps"] for e in events if e["event"] == "epoch_end"]
-    return {"counts": without_bookkeeping(counts, steps), "steps": steps}
+    return {"counts": without_bookkeeping(counts, steps, workload), "steps": steps}
 
 
-def without_bookkeeping(counts: Counter[str], steps: int) -> dict[str, int]:
-    own = Counter({name: n * steps for name, n in BOOKKEEPING_PER_STEP.items()}) + Counter(
-        BOOKKEEPING_PER_EPOCH
-    )
+def without_bookkeeping(counts: Counter[str], steps: int, workload: str) -> dict[str, int]:
+    per_step = Counter(BOOKKEEPING_PER_STEP) + Counter(WORKLOAD_BOOKKEEPING_PER_STEP.get(workload, {}))
+    own = Counter({name: n * steps for name, n in per_step.items()}) + Counter(BOOKKEEPING_PER_EPOCH)
     short = {name: n for name, n in own.items() if counts[name] < n}
     if short:
         raise RuntimeError(f"benchd's epoch did fewer operations than its own bookkeeping: {short}")
