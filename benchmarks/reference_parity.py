@@ -123,7 +123,12 @@ def in_example_process(
         )  # fmt: skip
     if completed.returncode != 0:
         raise RuntimeError(f"the {case.workload} example failed: {completed.stderr.strip()[-2000:]}")
-    line = next(x for x in completed.stdout.splitlines() if x.startswith("BENCHD-PARITY "))
+    return _answer(completed.stdout)
+
+
+def _answer(stdout: str) -> Any:
+    """The JSON a helper process printed on its `BENCHD-PARITY` line (the examples print lines of theirs)."""
+    line = next(x for x in stdout.splitlines() if x.startswith("BENCHD-PARITY "))
     return json.loads(line.split(" ", 1)[1])
 
 
@@ -153,8 +158,7 @@ def benchd_op_counts(data_dir: Path, case: Case, fraction: float, workers: int |
         [sys.executable, "-c", code, str(Path(__file__).parent), request],
         capture_output=True, text=True, check=True, env={**os.environ, **ONE_THREAD},
     )  # fmt: skip
-    line = next(x for x in completed.stdout.splitlines() if x.startswith("BENCHD-PARITY "))
-    return json.loads(line.split(" ", 1)[1])
+    return _answer(completed.stdout)
 
 
 # Where the two sides are compared: each case with its fraction, the Siamese sample limit, its dataset.

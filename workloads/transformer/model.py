@@ -39,10 +39,12 @@ class TransformerLM(nn.Module):
     def __init__(self, vocab: int, emsize: int, nlayers: int, nhid: int) -> None:
         super().__init__()
         self.emsize = emsize
-        self.embedding = nn.Embedding(vocab, emsize)
+        # Built in the example's order, so a seed draws the example's weights (and its parameters are
+        # listed, clipped and updated in its order).
         self.positions = PositionalEncoding(emsize, DROPOUT)
         layer = nn.TransformerEncoderLayer(emsize, HEADS, nhid, DROPOUT, activation="relu")
         self.encoder = nn.TransformerEncoder(layer, nlayers, enable_nested_tensor=False)
+        self.embedding = nn.Embedding(vocab, emsize)
         self.decoder = nn.Linear(emsize, vocab)
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
