@@ -76,6 +76,21 @@ def test_a_workloads_revision_changes_its_own_ids_only(monkeypatch: pytest.Monke
     assert "revision" not in identity.identity({**_config(), "workload": "not-installed"}, SYNTHETIC)
 
 
+def test_a_shipped_band_keeps_the_id_of_the_revision_it_was_measured_at() -> None:
+    from benchd.health.bands import shipped
+
+    (band,) = [
+        b for b in shipped()
+        if (b.device_name, b.workload, b.preset, b.timing) == ("NVIDIA H200", "vae", "bs128", "reference")
+    ]  # fmt: skip
+    (config,) = request_model.parse(
+        {"workload": "vae", "presets": "bs128", "epochs": 3, "timing": "reference"}
+    ).configs()
+    data = {"kind": "synthetic", "fingerprint": "mnist/synthetic/v1/scale=1/seed=0"}
+    assert band.config == identity.config_id(config.to_json(), data, 0)  # measured at revision 0
+    assert band.config != identity.config_id(config.to_json(), data)  # today's VAE work is another
+
+
 def test_the_host_half_of_the_system_object(monkeypatch) -> None:
     monkeypatch.setenv("NODE_NAME", "node-7")
     monkeypatch.delenv("BENCHD_HOSTNAME", raising=False)

@@ -30,10 +30,13 @@ _SWITCHES = ("compile", "channels_last", "deterministic")
 _CONFIG_FIELDS = ("workload", "batch_size", "options", "epochs", "fraction", "workers", "seed", "timing")
 
 
-def identity(config: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+def identity(
+    config: Mapping[str, Any], data: Mapping[str, Any], revision: int | None = None
+) -> dict[str, Any]:
     """What the id is a hash of: the config's deciding fields, precision and switches, the workload's
-    revision (once raised), and the data's identity."""
-    revision = workload_revision(config.get("workload"))
+    revision (once raised; the installed code's unless a figure measured on another is named), and the
+    data's identity."""
+    revision = workload_revision(config.get("workload")) if revision is None else revision
     return {
         "version": CONFIG_ID_VERSION,
         **({"revision": revision} if revision else {}),
@@ -51,7 +54,7 @@ def workload_revision(name: Any) -> int:
     return workload.revision if workload is not None else 0
 
 
-def config_id(config: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+def config_id(config: Mapping[str, Any], data: Mapping[str, Any], revision: int | None = None) -> str:
     """12 hex characters of the SHA-256 of the identity as canonical JSON."""
-    canonical = json.dumps(identity(config, data), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(identity(config, data, revision), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]

@@ -74,8 +74,9 @@ class ReferenceBand:
 
 def shipped() -> list[ReferenceBand]:
     """The bands benchd ships (reference_bands.json: one run each, so no spread), each with its config id
-    as this benchd's catalog computes it from the request that ran it: never an id of an older definition
-    of the work."""
+    as this benchd's catalog computes it from the request that ran it and the workload revision it was
+    measured at: a figure of an older revision keeps that revision's id, so no run of today's work is
+    judged against it until it is measured again."""
     from benchd.catalog.identity import config_id
     from benchd.catalog.request import parse
 
@@ -83,7 +84,8 @@ def shipped() -> list[ReferenceBand]:
     for entry in json.loads(resources.files(__package__).joinpath(SHIPPED_FILE).read_text())["bands"]:
         configs = {c.preset: c for c in parse(dict(entry["request"])).configs()}
         config = configs[entry["preset"]]
-        identity = config_id(config.to_json(), {"kind": "synthetic", "fingerprint": entry["data"]})
+        data = {"kind": "synthetic", "fingerprint": entry["data"]}
+        identity = config_id(config.to_json(), data, entry["revision"])
         found.append(ReferenceBand(
             entry["device_type"], entry["device_name"], identity, config.workload, config.preset,
             config.timing, entry["median_seconds"], 0.0, 1, entry["machine"], entry["software"],
