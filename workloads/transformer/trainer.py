@@ -3,10 +3,10 @@
 Reference timing is the example's own epoch: `train()` with a `loss.item()`
 every step and a parameter-by-parameter SGD update, then `evaluate()` over
 the validation stream at batch 10, and after it (untimed) the learning rate
-divided by 4 when validation did not improve. Its causal mask is built as the example built it (a
-float mask from a boolean triangle), kept for one length at a time, and handed
-to the encoder without the causal hint, so torch checks it on every pass as
-it does the example's. Device timing runs the training steps alone with
+divided by 4 when validation did not improve. Its causal mask is built as
+the example built it (a float mask from a boolean triangle), kept for one
+length at a time, and handed to the encoder without the causal hint, so
+torch checks it on every pass as it does the example's. Device timing runs the training steps alone with
 torch's SGD, a constant learning rate, and masks built once per length and
 declared causal.
 """

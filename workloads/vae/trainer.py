@@ -38,7 +38,6 @@ class VaeTrainer(LoaderTrainer):
         self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         self.parameters = parameter_count(model)
         self.model = spec.prepared(model)
-        # The reference read loss.item() every step and logged every tenth.
         # The reference read loss.item() into its running total every step, before the update, and again
         # for each log line, after it.
         self.total = StepLog(spec, None)
