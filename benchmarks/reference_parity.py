@@ -162,7 +162,7 @@ def benchd_op_counts(data_dir: Path, case: Case, fraction: float, workers: int |
 
 
 # Where the two sides are compared: each case with its fraction, the Siamese sample limit, its dataset.
-Planned = tuple[Case, float, "int | None", Path]
+Planned = tuple[Case, float, int | None, Path]
 
 
 def compare_op_counts(examples: Path, data_dir: Path, planned: list[Planned]) -> int:
